@@ -1,0 +1,127 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ClassifyRequest(_message.Message):
+    __slots__ = ("text", "top_k")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    top_k: int
+    def __init__(self, text: _Optional[str] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class Alternative(_message.Message):
+    __slots__ = ("intent", "score", "example")
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_FIELD_NUMBER: _ClassVar[int]
+    intent: str
+    score: float
+    example: str
+    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., example: _Optional[str] = ...) -> None: ...
+
+class Timings(_message.Message):
+    __slots__ = ("preprocess_ms", "encode_ms", "score_ms", "total_ms", "queue_ms")
+    PREPROCESS_MS_FIELD_NUMBER: _ClassVar[int]
+    ENCODE_MS_FIELD_NUMBER: _ClassVar[int]
+    SCORE_MS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_MS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_MS_FIELD_NUMBER: _ClassVar[int]
+    preprocess_ms: float
+    encode_ms: float
+    score_ms: float
+    total_ms: float
+    queue_ms: float
+    def __init__(self, preprocess_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., score_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ...) -> None: ...
+
+class ClassifyResponse(_message.Message):
+    __slots__ = ("intent", "score", "threshold", "alternatives", "revision", "timings")
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    intent: str
+    score: float
+    threshold: float
+    alternatives: _containers.RepeatedCompositeFieldContainer[Alternative]
+    revision: str
+    timings: Timings
+    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Alternative, _Mapping]]] = ..., revision: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+
+class ClassifyBatchRequest(_message.Message):
+    __slots__ = ("texts", "top_k")
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    texts: _containers.RepeatedScalarFieldContainer[str]
+    top_k: int
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ...) -> None: ...
+
+class ClassifyBatchResponse(_message.Message):
+    __slots__ = ("results", "revision", "timings")
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ClassifyResponse]
+    revision: str
+    timings: Timings
+    def __init__(self, results: _Optional[_Iterable[_Union[ClassifyResponse, _Mapping]]] = ..., revision: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+
+class ListIntentsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IntentSummary(_message.Message):
+    __slots__ = ("name", "description", "example_count", "threshold")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    example_count: int
+    threshold: float
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., example_count: _Optional[int] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ListIntentsResponse(_message.Message):
+    __slots__ = ("intents", "revision")
+    INTENTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    intents: _containers.RepeatedCompositeFieldContainer[IntentSummary]
+    revision: str
+    def __init__(self, intents: _Optional[_Iterable[_Union[IntentSummary, _Mapping]]] = ..., revision: _Optional[str] = ...) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InfoResponse(_message.Message):
+    __slots__ = ("model_id", "dimension", "intent_count", "example_count", "revision", "default_threshold", "scoring", "version", "max_text_chars", "max_batch_size", "max_top_k")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    INTENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOP_K_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    dimension: int
+    intent_count: int
+    example_count: int
+    revision: str
+    default_threshold: float
+    scoring: str
+    version: str
+    max_text_chars: int
+    max_batch_size: int
+    max_top_k: int
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., intent_count: _Optional[int] = ..., example_count: _Optional[int] = ..., revision: _Optional[str] = ..., default_threshold: _Optional[float] = ..., scoring: _Optional[str] = ..., version: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_top_k: _Optional[int] = ...) -> None: ...

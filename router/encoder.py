@@ -1,0 +1,204 @@
+"""Sentence vectors: Hugging Face tokenizers + onnxruntime, weighted mean pooling, L2 norm.
+
+The one place that builds the ONNX session (CPU provider, full graph optimisation,
+configurable threads) and feeds the graph only the inputs it declares. Pooling is the
+mean of the last hidden states over the attention mask, optionally weighted per token
+(negation handling, see preprocess.py), then L2-normalised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+from router.errors import ModelError
+from router.modelstore import (
+    DEFAULT_MAX_TOKENS,
+    MODEL_FILE,
+    TOKENIZER_FILE,
+    load_manifest,
+    missing_files,
+)
+
+__all__ = ["Encoder", "Span", "Vectors"]
+
+log = logging.getLogger(__name__)
+
+Vectors = npt.NDArray[np.float32]
+
+#: A character span of the input and the pooling weight of the tokens inside it.
+Span = tuple[int, int, float]
+
+#: Batches are cut so that longest-length x count stays under this many tokens.
+_TOKEN_BUDGET = 32 * 64
+_MAX_BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    ids: npt.NDArray[np.int64]
+    mask: npt.NDArray[np.int64]
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Encoder:
+    """Turns texts into unit-length float32 vectors. Thread-safe (onnxruntime sessions are)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        threads: int | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise ModelError(f"{model_dir}: model directory does not exist")
+        missing = missing_files(model_dir)
+        if missing:
+            raise ModelError(
+                f"{model_dir}: missing {', '.join(missing)} "
+                "(a model directory needs model.onnx and tokenizer.json; "
+                "run `intent-router model pull` to create one)"
+            )
+        manifest = load_manifest(model_dir)
+        self.model_id = manifest.model_id if manifest else f"custom:{model_dir.name}"
+        self.max_tokens = max_tokens or (manifest.max_tokens if manifest else DEFAULT_MAX_TOKENS)
+        self.threads = threads or default_threads()
+
+        try:
+            self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise ModelError(f"{model_dir / TOKENIZER_FILE}: not a tokenizers file: {exc}") from exc
+        self._tokenizer.enable_truncation(max_length=self.max_tokens)
+        self._tokenizer.no_padding()  # batches are padded here, to their own longest input
+        self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ModelError(
+                f"{model_dir / MODEL_FILE}: onnxruntime cannot load it: {exc}"
+            ) from exc
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        for required in ("input_ids", "attention_mask"):
+            if required not in self._inputs:
+                raise ModelError(
+                    f"{model_dir / MODEL_FILE}: graph has no input {required!r} "
+                    f"(it declares {sorted(self._inputs)})"
+                )
+        output = self._session.get_outputs()[0]
+        self._output = output.name
+        if len(output.shape) != 3:
+            raise ModelError(
+                f"{model_dir / MODEL_FILE}: first output {output.name!r} has shape "
+                f"{output.shape}; token vectors [batch, seq, dim] are needed for pooling"
+            )
+        try:
+            probe = self._run(self._pad([self._tokenizer.encode("probe")]))
+        except Exception as exc:  # a tokenizer that does not fit the graph fails here
+            raise ModelError(f"{model_dir}: the tokenizer does not fit the model ({exc})") from exc
+        self.dimension = int(probe.shape[-1])
+        if manifest and manifest.dimension != self.dimension:
+            raise ModelError(
+                f"{model_dir}: manifest says dimension {manifest.dimension}, "
+                f"the model gives {self.dimension}"
+            )
+
+    def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
+        return self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+
+    def encode(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[Span]] | None = None,
+    ) -> Vectors:
+        """Unit vectors for ``texts``, in order; ``spans`` reweight tokens for pooling."""
+        if not texts:
+            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
+        encodings = self.tokenize(texts)
+        return self.encode_tokens(encodings, spans)
+
+    def encode_tokens(
+        self,
+        encodings: Sequence[Encoding],
+        spans: Sequence[Sequence[Span]] | None = None,
+    ) -> Vectors:
+        out = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        start = 0
+        while start < len(order):
+            end = start + 1
+            while end < len(order) and end - start < _MAX_BATCH:
+                longest = len(encodings[order[end]].ids)
+                if longest * (end - start + 1) > _TOKEN_BUDGET:
+                    break
+                end += 1
+            chunk = order[start:end]
+            batch = self._pad([encodings[i] for i in chunk])
+            hidden = self._run(batch)
+            weights = batch.mask.astype(np.float32)
+            if spans is not None:
+                for row, i in enumerate(chunk):
+                    _apply_spans(weights[row], encodings[i], spans[i])
+            out[chunk] = _pool(hidden, weights)
+            start = end
+        return out
+
+    def _pad(self, encodings: Sequence[Encoding]) -> _Batch:
+        longest = max(len(e.ids) for e in encodings)
+        ids = np.full((len(encodings), longest), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), longest), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        return _Batch(ids=ids, mask=mask)
+
+    def _run(self, batch: _Batch) -> npt.NDArray[np.float32]:
+        feeds: dict[str, npt.NDArray[np.int64]] = {
+            "input_ids": batch.ids,
+            "attention_mask": batch.mask,
+        }
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(batch.ids)
+        (hidden,) = self._session.run([self._output], feeds)
+        return np.asarray(hidden, dtype=np.float32)
+
+
+def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequence[Span]) -> None:
+    """Multiply the weight of every real token whose characters fall in a span."""
+    if not spans:
+        return
+    for t, (begin, end) in enumerate(enc.offsets):
+        if weights[t] == 0 or begin == end:  # padding and special tokens keep their weight
+            continue
+        for s_begin, s_end, factor in spans:
+            if begin < s_end and end > s_begin:
+                weights[t] *= factor
+                break
+
+
+def _pool(hidden: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> Vectors:
+    summed: Vectors = np.einsum("bsd,bs->bd", hidden, weights)
+    pooled = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    unit: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit

@@ -1,0 +1,67 @@
+"""One exception tree for the whole package.
+
+    RouterError                 base; carries the CLI exit code
+    +-- IntentsError            an intents file or directory is unusable (exit 2)
+    |                           holds one or more Problem(file, line, column, field, message)
+    +-- ModelError              the model directory is missing or unusable (exit 3)
+    +-- InputError              a request is invalid (text empty/too long, top_k, batch size)
+
+Errors are values with context, never bare strings: callers map them to exit codes
+(cli.py) or gRPC status codes (service.py) in one place each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["InputError", "IntentsError", "ModelError", "Problem", "RouterError"]
+
+
+class RouterError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    exit_code: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong in an intents file, located as precisely as the parser allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class IntentsError(RouterError):
+    """The intents could not be loaded; ``problems`` lists every finding."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ModelError(RouterError):
+    """The model directory is missing, incomplete or does not fit."""
+
+    exit_code = 3
+
+
+class InputError(RouterError):
+    """A request is invalid; ``field`` names the offending request field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")

@@ -1,0 +1,190 @@
+"""The exemplar index: an immutable matrix of unit vectors, intent scores, the decision.
+
+Pure numpy: no grpc, no onnxruntime, no I/O. An index is built once from an IntentSet
+and the exemplar vectors and never mutated (its arrays are read-only); a reload builds
+a new one.
+
+Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
+
+* ``nearest``: cosine to the intent's closest exemplar;
+* ``topk_mean``: mean cosine of the intent's k closest exemplars (k = 3 by default;
+  an intent with fewer exemplars averages what it has);
+* ``centroid``: cosine to the normalised mean of the intent's exemplars.
+
+The best-scoring intent wins unless its score is below its threshold (the intent's
+own, else the intents' default, else the index default), in which case the answer is
+``unknown`` and the best candidate and its score are still reported.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from router.intents import UNKNOWN, IntentSet
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "Alternative",
+    "Index",
+    "IndexSettings",
+    "Prediction",
+    "Scoring",
+]
+
+Matrix = npt.NDArray[np.float32]
+
+#: Used when neither the intent nor the intents file sets a threshold. Tuned on the
+#: bundled validation split (intents/eval/val.jsonl) with `intent-router tune`.
+DEFAULT_THRESHOLD = 0.5
+
+
+class Scoring(enum.StrEnum):
+    NEAREST = "nearest"
+    TOPK_MEAN = "topk_mean"
+    CENTROID = "centroid"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    scoring: Scoring = Scoring.TOPK_MEAN
+    k: int = 3
+    default_threshold: float = DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class Alternative:
+    intent: str
+    score: float
+    example: str  # the intent's exemplar closest to the query
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    intent: str  # UNKNOWN when the best score is below its threshold
+    score: float  # the best candidate's score, whatever the decision
+    threshold: float  # the threshold applied to the best candidate
+    alternatives: tuple[Alternative, ...]  # best first; the best candidate included
+
+    @property
+    def candidate(self) -> str:
+        return self.alternatives[0].intent
+
+
+class Index:
+    """Immutable exemplar matrix plus the scoring and decision rule."""
+
+    def __init__(self, intents: IntentSet, vectors: Matrix, settings: IndexSettings) -> None:
+        n_examples = intents.example_count
+        if vectors.shape[0] != n_examples:
+            raise ValueError(f"{vectors.shape[0]} vectors for {n_examples} examples")
+        self.intents = intents
+        self.settings = settings
+        self.names = tuple(i.name for i in intents.intents)
+        self.examples = tuple(e for i in intents.intents for e in i.examples)
+        counts = np.array([len(i.examples) for i in intents.intents], dtype=np.int64)
+        self._offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self._counts = counts
+        # Row of each exemplar's intent and its slot within the intent's group.
+        self._rows = np.repeat(np.arange(len(counts)), counts)
+        self._cols = np.arange(n_examples) - np.repeat(self._offsets, counts)
+        self._width = int(counts.max())
+
+        matrix = _normalise(np.asarray(vectors, dtype=np.float32))
+        matrix.setflags(write=False)
+        self.matrix = matrix
+        centroids = np.add.reduceat(matrix, self._offsets, axis=0) / counts[:, None]
+        centroids = _normalise(centroids.astype(np.float32))
+        centroids.setflags(write=False)
+        self._centroids = centroids
+
+        fallback = (
+            intents.default_threshold
+            if intents.default_threshold is not None
+            else settings.default_threshold
+        )
+        thresholds = np.array(
+            [fallback if i.threshold is None else i.threshold for i in intents.intents],
+            dtype=np.float32,
+        )
+        thresholds.setflags(write=False)
+        self.thresholds = thresholds
+        self.default_threshold = float(fallback)
+
+    @property
+    def revision(self) -> str:
+        return self.intents.revision
+
+    def scores(self, queries: Matrix) -> tuple[Matrix, Matrix]:
+        """Per-intent scores (m, n_intents) and the per-exemplar cosines (m, n_examples)."""
+        sims = queries @ self.matrix.T
+        scoring = self.settings.scoring
+        if scoring is Scoring.CENTROID:
+            return queries @ self._centroids.T, sims
+        grouped = np.full((queries.shape[0], len(self.names), self._width), -np.inf, np.float32)
+        grouped[:, self._rows, self._cols] = sims
+        if scoring is Scoring.NEAREST:
+            return grouped.max(axis=2), sims
+        k = min(self.settings.k, self._width)
+        top = -np.partition(-grouped, k - 1, axis=2)[:, :, :k]
+        # Intents with fewer than k exemplars average over what they have.
+        valid = np.isfinite(top)
+        summed = np.where(valid, top, 0.0).sum(axis=2)
+        return (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32), sims
+
+    def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
+        scores, sims = self.scores(queries)
+        top_k = max(1, min(top_k, len(self.names)))
+        return [self._decide(scores[row], sims[row], top_k) for row in range(scores.shape[0])]
+
+    def _decide(self, scores: Matrix, sims: Matrix, top_k: int) -> Prediction:
+        if top_k < len(scores):
+            best = np.argpartition(-scores, top_k - 1)[:top_k]
+            best = best[np.argsort(-scores[best], kind="stable")]
+        else:
+            best = np.argsort(-scores, kind="stable")
+        alternatives = tuple(
+            Alternative(
+                intent=self.names[i],
+                score=float(scores[i]),
+                example=self._closest_example(int(i), sims),
+            )
+            for i in best
+        )
+        winner = int(best[0])
+        score = float(scores[winner])
+        threshold = float(self.thresholds[winner])
+        return Prediction(
+            intent=self.names[winner] if score >= threshold else UNKNOWN,
+            score=score,
+            threshold=threshold,
+            alternatives=alternatives,
+        )
+
+    def _closest_example(self, intent: int, sims: Matrix) -> str:
+        start = int(self._offsets[intent])
+        stop = start + int(self._counts[intent])
+        return self.examples[start + int(np.argmax(sims[start:stop]))]
+
+    def threshold_of(self, name: str) -> float:
+        return float(self.thresholds[self.names.index(name)])
+
+
+def build_index(
+    intents: IntentSet, vectors: Matrix, settings: IndexSettings | None = None
+) -> Index:
+    return Index(intents, vectors, settings or IndexSettings())
+
+
+def _normalise(matrix: Matrix) -> Matrix:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    out: Matrix = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
+
+
+def example_texts(intents: IntentSet) -> Sequence[str]:
+    return [e for i in intents.intents for e in i.examples]

