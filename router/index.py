@@ -40,7 +40,7 @@ Matrix = npt.NDArray[np.float32]
 
 #: Used when neither the intent nor the intents file sets a threshold. Tuned on the
 #: bundled validation split (intents/eval/val.jsonl) with `intent-router tune`.
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.4
 
 
 class Scoring(enum.StrEnum):
@@ -97,8 +97,9 @@ class Index:
         matrix = _normalise(np.asarray(vectors, dtype=np.float32))
         matrix.setflags(write=False)
         self.matrix = matrix
-        centroids = np.add.reduceat(matrix, self._offsets, axis=0) / counts[:, None]
-        centroids = _normalise(centroids.astype(np.float32))
+        centroids = _normalise(
+            (np.add.reduceat(matrix, self._offsets, axis=0) / counts[:, None]).astype(np.float32)
+        )
         centroids.setflags(write=False)
         self._centroids = centroids
 
@@ -134,7 +135,8 @@ class Index:
         # Intents with fewer than k exemplars average over what they have.
         valid = np.isfinite(top)
         summed = np.where(valid, top, 0.0).sum(axis=2)
-        return (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32), sims
+        mean: Matrix = (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32)
+        return mean, sims
 
     def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
         scores, sims = self.scores(queries)

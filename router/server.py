@@ -1,0 +1,120 @@
+"""The gRPC server: IntentRouter, health, reflection, start-up order, graceful stop.
+
+Start-up: the port is bound and health answers NOT_SERVING at once (so Kubernetes
+startup probes see a live process), the model and index are built off the event loop,
+then health turns SERVING. On stop, health goes NOT_SERVING first, then in-flight
+requests get ``grace`` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+
+from router.api.v1 import router_pb2 as pb
+from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.encoder import Encoder
+from router.engine import Engine
+from router.index import IndexSettings
+from router.intents import IntentSet
+from router.service import IntentRouterService, Limits
+
+__all__ = ["RouterServer", "ServerConfig", "run"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IntentRouter"].full_name
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    intents: IntentSet
+    model_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 50051
+    threads: int | None = None
+    workers: int = 2
+    limits: Limits = field(default_factory=Limits)
+    settings: IndexSettings = field(default_factory=IndexSettings)
+    grace_seconds: float = 5.0
+
+
+class RouterServer:
+    """Owns the grpc.aio server, the health servicer and the engine."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.port = 0
+        self.engine: Engine | None = None
+        self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="encode")
+        self._health = health_aio.HealthServicer()
+        self._server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.keepalive_time_ms", 60_000),
+                ("grpc.max_connection_age_ms", 30 * 60_000),
+                ("grpc.max_connection_age_grace_ms", 30_000),
+            ]
+        )
+
+    async def start(self) -> int:
+        """Load the model, bind, answer NOT_SERVING, build the index, then SERVING."""
+        loop = asyncio.get_running_loop()
+        encoder = await loop.run_in_executor(
+            self._executor,
+            lambda: Encoder(self.config.model_dir, threads=self.config.threads),
+        )
+        self.engine = Engine(encoder, self.config.settings)
+        pb_grpc.add_IntentRouterServicer_to_server(
+            IntentRouterService(self.engine, self.config.limits, self._executor), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server
+        )
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        address = f"{self.config.host}:{self.config.port}"
+        self.port = self._server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"cannot bind {address}")
+        await self._server.start()
+        log.info(
+            "listening on %s:%d (NOT_SERVING until the index is built)", self.config.host, self.port
+        )
+        await loop.run_in_executor(self._executor, self.engine.load, self.config.intents)
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving revision %s", self.engine.snapshot.revision)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self.config.grace_seconds if grace is None else grace)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def wait(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def run(config: ServerConfig) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    server = RouterServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    print(f"intent-router listening on {config.host}:{server.port}", flush=True)
+    await stop.wait()
+    log.info("stopping (grace %.1f s)", config.grace_seconds)
+    await server.stop()

@@ -1,0 +1,201 @@
+"""The IntentRouter gRPC service: proto <-> domain, validation, one error->status table.
+
+Handlers validate the request, hand the work to the engine on a worker thread (the
+model is CPU-bound and releases the GIL) and translate the result. Errors become gRPC
+status codes in ``_status_of`` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, NoReturn
+
+import grpc
+
+from router import __version__
+from router.api.v1 import router_pb2 as pb
+from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.engine import Engine, Result, Snapshot, Timings
+from router.errors import InputError, RouterError
+from router.index import Prediction
+
+__all__ = ["IntentRouterService", "Limits"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_text_chars: int = 20_000
+    max_batch_size: int = 512
+    max_top_k: int = 20
+    default_top_k: int = 3
+
+
+class NotReadyError(RouterError):
+    """No index has been built yet."""
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The one table from domain errors to gRPC status codes."""
+    if isinstance(exc, InputError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, NotReadyError):
+        return grpc.StatusCode.UNAVAILABLE, str(exc)
+    log.exception("internal error", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, "internal error"
+
+
+class IntentRouterService(pb_grpc.IntentRouterServicer):
+    def __init__(self, engine: Engine, limits: Limits, executor: ThreadPoolExecutor) -> None:
+        self.engine = engine
+        self.limits = limits
+        self.executor = executor
+
+    async def Classify(  # noqa: N802 - gRPC method name
+        self, request: pb.ClassifyRequest, context: Context
+    ) -> pb.ClassifyResponse:
+        try:
+            top_k = self._top_k(request.top_k)
+            self._check_text(request.text, "text")
+            result = await self._classify([request.text], top_k)
+        except RouterError as exc:
+            await _abort(context, exc)
+        return _response(result.predictions[0], result.revision, result.timings)
+
+    async def ClassifyBatch(  # noqa: N802
+        self, request: pb.ClassifyBatchRequest, context: Context
+    ) -> pb.ClassifyBatchResponse:
+        try:
+            top_k = self._top_k(request.top_k)
+            texts = list(request.texts)
+            if not texts:
+                raise InputError("texts", "must hold at least one text")
+            if len(texts) > self.limits.max_batch_size:
+                raise InputError(
+                    "texts", f"{len(texts)} texts exceed the limit of {self.limits.max_batch_size}"
+                )
+            for i, text in enumerate(texts):
+                self._check_text(text, f"texts[{i}]")
+            result = await self._classify(texts, top_k)
+        except RouterError as exc:
+            await _abort(context, exc)
+        empty = Timings()
+        return pb.ClassifyBatchResponse(
+            results=[_response(p, result.revision, empty) for p in result.predictions],
+            revision=result.revision,
+            timings=_timings(result.timings),
+        )
+
+    async def ListIntents(  # noqa: N802
+        self, request: pb.ListIntentsRequest, context: Context
+    ) -> pb.ListIntentsResponse:
+        try:
+            snapshot = self._snapshot()
+        except RouterError as exc:
+            await _abort(context, exc)
+        index = snapshot.index
+        return pb.ListIntentsResponse(
+            intents=[
+                pb.IntentSummary(
+                    name=intent.name,
+                    description=intent.description,
+                    example_count=len(intent.examples),
+                    threshold=index.threshold_of(intent.name),
+                )
+                for intent in snapshot.intents.intents
+            ],
+            revision=snapshot.revision,
+        )
+
+    async def Info(  # noqa: N802
+        self, request: pb.InfoRequest, context: Context
+    ) -> pb.InfoResponse:
+        try:
+            snapshot = self._snapshot()
+        except RouterError as exc:
+            await _abort(context, exc)
+        encoder = self.engine.encoder
+        return pb.InfoResponse(
+            model_id=encoder.model_id,
+            dimension=encoder.dimension,
+            intent_count=len(snapshot.intents.intents),
+            example_count=snapshot.intents.example_count,
+            revision=snapshot.revision,
+            default_threshold=snapshot.index.default_threshold,
+            scoring=str(snapshot.index.settings.scoring),
+            version=__version__,
+            max_text_chars=self.limits.max_text_chars,
+            max_batch_size=self.limits.max_batch_size,
+            max_top_k=self.limits.max_top_k,
+        )
+
+    def _snapshot(self) -> Snapshot:
+        if not self.engine.ready:
+            raise NotReadyError("the intent index is still being built")
+        return self.engine.snapshot
+
+    async def _classify(self, texts: Sequence[str], top_k: int) -> Result:
+        if not self.engine.ready:
+            raise NotReadyError("the intent index is still being built")
+        submitted = time.perf_counter()
+
+        def run() -> Result:
+            queued_ms = (time.perf_counter() - submitted) * 1e3
+            result = self.engine.classify(texts, top_k)
+            return replace(result, timings=replace(result.timings, queue_ms=queued_ms))
+
+        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
+
+    def _top_k(self, top_k: int) -> int:
+        if top_k == 0:
+            return self.limits.default_top_k
+        if not 1 <= top_k <= self.limits.max_top_k:
+            raise InputError("top_k", f"must be in [0, {self.limits.max_top_k}], got {top_k}")
+        return top_k
+
+    def _check_text(self, text: str, field: str) -> None:
+        if not text.strip():
+            raise InputError(field, "must not be empty or blank")
+        if len(text) > self.limits.max_text_chars:
+            raise InputError(
+                field,
+                f"{len(text)} characters exceed the limit of {self.limits.max_text_chars}",
+            )
+
+
+async def _abort(context: Context, exc: BaseException) -> NoReturn:
+    code, message = _status_of(exc)
+    await context.abort(code, message)
+    raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def _timings(t: Timings) -> pb.Timings:
+    return pb.Timings(
+        preprocess_ms=t.preprocess_ms,
+        encode_ms=t.encode_ms,
+        score_ms=t.score_ms,
+        total_ms=t.total_ms,
+        queue_ms=t.queue_ms,
+    )
+
+
+def _response(prediction: Prediction, revision: str, timings: Timings) -> pb.ClassifyResponse:
+    return pb.ClassifyResponse(
+        intent=prediction.intent,
+        score=prediction.score,
+        threshold=prediction.threshold,
+        alternatives=[
+            pb.Alternative(intent=a.intent, score=a.score, example=a.example)
+            for a in prediction.alternatives
+        ],
+        revision=revision,
+        timings=_timings(timings),
+    )

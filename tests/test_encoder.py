@@ -1,0 +1,70 @@
+"""The encoder against the reference implementation's vectors, and its model checks."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.encoder import Encoder
+from router.errors import ModelError
+
+
+def test_every_golden_vector_matches(encoder: Encoder, golden: dict) -> None:
+    items = golden["items"]
+    texts = [item["text"] for item in items]
+    vectors = encoder.encode(texts)
+    reference = np.array([item["embedding"] for item in items], dtype=np.float64)
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    cosines = (vectors * reference).sum(axis=1)
+    worst = int(np.argmin(cosines))
+    assert cosines.min() >= 0.9999, f"{texts[worst][:40]!r}: cosine {cosines[worst]:.6f}"
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_tokenizer_truncates_at_256_and_matches_reference_ids(
+    encoder: Encoder, golden: dict
+) -> None:
+    for item in golden["items"]:
+        (enc,) = encoder.tokenize([item["text"]])
+        assert len(enc.ids) == item["n_tokens"], item["text"][:40]
+        assert enc.ids[:16] == item["input_ids_head"], item["text"][:40]
+
+
+def test_a_vector_does_not_depend_on_its_batch(encoder: Encoder) -> None:
+    alone = encoder.encode(["where is my parcel"])[0]
+    long = "please help " * 60
+    mixed = encoder.encode([long, "where is my parcel", "hi"])[1]
+    assert float(alone @ mixed) > 0.99999
+
+
+def test_empty_input_list_gives_empty_matrix(encoder: Encoder) -> None:
+    assert encoder.encode([]).shape == (0, encoder.dimension)
+
+
+def test_missing_tokenizer_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(model_dir / "model.onnx", tmp_path / "model.onnx")
+    with pytest.raises(ModelError, match=r"missing tokenizer\.json"):
+        Encoder(tmp_path)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        Encoder(tmp_path / "nope")
+
+
+def test_garbage_model_file_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(model_dir / "tokenizer.json", tmp_path / "tokenizer.json")
+    (tmp_path / "model.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(ModelError, match="onnxruntime cannot load it"):
+        Encoder(tmp_path)
+
+
+def test_custom_export_without_manifest_is_served(model_dir: Path, tmp_path: Path) -> None:
+    for name in ("model.onnx", "tokenizer.json"):
+        shutil.copy(model_dir / name, tmp_path / name)
+    custom = Encoder(tmp_path)
+    assert custom.model_id == f"custom:{tmp_path.name}"
+    assert custom.dimension == 384

@@ -1,0 +1,209 @@
+"""Intents YAML: the schema, exactly, with file:line:column errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from router.errors import IntentsError
+from router.intents import load_intents
+
+GOOD = """\
+version: 1
+defaults:
+  threshold: 0.5
+intents:
+  - name: request_refund
+    description: Customer wants money back
+    threshold: 0.55
+    examples:
+      - I want a refund
+      - How do I get my money back?
+  - name: track_delivery
+    examples: [where is my parcel]
+"""
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(IntentsError) as info:
+        load_intents(path)
+    return [str(p) for p in info.value.problems]
+
+
+def test_good_file_loads(write) -> None:
+    intents = load_intents(write("a.yaml", GOOD))
+    assert [i.name for i in intents.intents] == ["request_refund", "track_delivery"]
+    assert intents.default_threshold == 0.5
+    assert intents.intents[0].threshold == 0.55
+    assert intents.intents[1].threshold is None
+    assert intents.intents[0].examples == ("I want a refund", "How do I get my money back?")
+    assert intents.intents[0].description == "Customer wants money back"
+    assert len(intents.revision) == 12
+
+
+def test_revision_follows_content_not_layout(write) -> None:
+    a = load_intents(write("a.yaml", GOOD))
+    b = load_intents(write("b.yaml", "# a comment\n" + GOOD))
+    c = load_intents(write("c.yaml", GOOD.replace("money back?", "money back")))
+    assert a.revision == b.revision
+    assert a.revision != c.revision
+
+
+def test_zero_threshold_is_a_threshold_not_missing(write) -> None:
+    intents = load_intents(write("a.yaml", GOOD.replace("threshold: 0.55", "threshold: 0")))
+    assert intents.intents[0].threshold == 0.0
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            (
+                "    examples:\n      - I want a refund\n      - How do I get my money back?\n",
+                "    examples: []\n",
+            ),
+            "a.yaml:8:15: intents[0].examples: must not be empty",
+        ),
+        (
+            ("      - I want a refund\n", "      - '   '\n"),
+            "a.yaml:9:9: intents[0].examples[0]: must not be blank",
+        ),
+        (
+            ("    description:", "    colour: red\n    description:"),
+            "a.yaml:6:5: intents[0].colour: unknown key",
+        ),
+        (
+            ("threshold: 0.55", "threshold: 1.5"),
+            "a.yaml:7:16: intents[0].threshold: must be in [-1, 1]",
+        ),
+        (
+            ("threshold: 0.55", "threshold: high"),
+            "a.yaml:7:16: intents[0].threshold: must be a number",
+        ),
+        (
+            ("threshold: 0.5\n", "threshold: .nan\n"),
+            "a.yaml:3:14: defaults.threshold: must be in [-1, 1]",
+        ),
+        (
+            ("name: request_refund", "name: Request-Refund"),
+            "a.yaml:5:11: intents[0].name: 'Request-Refund' must match",
+        ),
+        (
+            ("name: request_refund", "name: unknown"),
+            "a.yaml:5:11: intents[0].name: 'unknown' is reserved",
+        ),
+        (("version: 1", "version: 2"), "a.yaml:1:10: version: unsupported"),
+        (("version: 1\n", ""), "a.yaml:1:1: version: required"),
+        (
+            ("name: track_delivery", "name: request_refund"),
+            "a.yaml:11:11: name: duplicate intent 'request_refund' (first defined at",
+        ),
+        (
+            ("      - I want a refund\n", "      - [nested]\n"),
+            "a.yaml:9:9: intents[0].examples[0]: must be a string, not a list",
+        ),
+        (
+            ("      - I want a refund\n", "      - 42\n"),
+            "a.yaml:9:9: intents[0].examples[0]: must be a string, not a int",
+        ),
+        (
+            (
+                "  - name: track_delivery\n    examples: [where is my parcel]\n",
+                "  - name: track_delivery\n",
+            ),
+            "a.yaml:11:5: intents[1].examples: required",
+        ),
+        (("intents:", "intents: 3\nextra:"), "a.yaml:5:1: extra: unknown key"),
+        (
+            ("defaults:\n  threshold: 0.5\n", "defaults:\n  threshold: 0.5\n  threshold: 0.6\n"),
+            "a.yaml:4:3: defaults.threshold: duplicate key",
+        ),
+    ],
+)
+def test_each_schema_problem_is_located(write, edit: tuple[str, str], expected: str) -> None:
+    old, new = edit
+    assert old in GOOD
+    path = write("a.yaml", GOOD.replace(old, new, 1))
+    found = problems_of(path)
+    assert any(p.startswith(str(path.parent / expected)) for p in found), found
+
+
+def test_malformed_yaml_names_line(write) -> None:
+    path = write("a.yaml", GOOD.replace("      - I want a refund\n", "      - I want: [a refund\n"))
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:"), problem
+    assert "malformed YAML" in problem
+    line = int(problem.split(":")[1])
+    assert 9 <= line <= 12
+
+
+def test_empty_file_and_non_mapping(write) -> None:
+    assert problems_of(write("a.yaml", "")) == [f"{write('a.yaml', '')}: file is empty"]
+    assert "must be a mapping" in problems_of(write("b.yaml", "- a\n- b\n"))[0]
+
+
+def test_every_problem_is_reported_at_once(write) -> None:
+    text = GOOD.replace("threshold: 0.55", "threshold: 7").replace(
+        "name: track_delivery", "name: X"
+    )
+    assert len(problems_of(write("a.yaml", text))) == 2
+
+
+def test_directory_merges_yaml_and_yml_and_skips_others(tmp_path: Path, write) -> None:
+    write("d/a.yaml", GOOD)
+    write(
+        "d/b.yml", "version: 1\nintents:\n  - name: human_agent\n    examples: [a person please]\n"
+    )
+    write("d/notes.txt", "not yaml")
+    write("d/.hidden.yaml", "garbage: [")
+    write("d/sub/c.yaml", "garbage: [")
+    intents = load_intents(tmp_path / "d")
+    assert [i.name for i in intents.intents] == ["request_refund", "track_delivery", "human_agent"]
+    assert len(intents.files) == 2
+
+
+def test_duplicate_across_files_names_both_places(tmp_path: Path, write) -> None:
+    a = write("d/a.yaml", GOOD)
+    b = write("d/b.yaml", "version: 1\nintents:\n  - name: track_delivery\n    examples: [x]\n")
+    (problem,) = problems_of(tmp_path / "d")
+    assert problem.startswith(f"{b}:3:11: name: duplicate intent 'track_delivery'")
+    assert f"{a}:11:11" in problem
+
+
+def test_conflicting_defaults_across_files(tmp_path: Path, write) -> None:
+    write("d/a.yaml", GOOD)
+    write(
+        "d/b.yaml",
+        "version: 1\ndefaults: {threshold: 0.4}\nintents:\n  - name: x\n    examples: [x]\n",
+    )
+    (problem,) = problems_of(tmp_path / "d")
+    assert "defaults.threshold: conflicts with 0.5" in problem
+
+
+def test_empty_directory_and_missing_path(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert "no *.yaml or *.yml files" in problems_of(tmp_path / "empty")[0]
+    assert "no such file or directory" in problems_of(tmp_path / "missing")[0]
+
+
+def test_bundled_intents_are_a_real_set() -> None:
+    intents = load_intents(Path(__file__).resolve().parent.parent / "intents")
+    assert len(intents.intents) >= 20
+    assert all(len(i.examples) >= 8 for i in intents.intents)
+    names = {i.name for i in intents.intents}
+    for needed in (
+        "request_refund",
+        "cancel_order",
+        "track_delivery",
+        "change_delivery_address",
+        "exchange_item",
+        "payment_failed",
+        "login_problem",
+        "broken_device",
+        "human_agent",
+        "request_invoice",
+        "cancel_subscription",
+        "product_stock",
+    ):
+        assert needed in names
