@@ -8,6 +8,7 @@ mean of the last hidden states over the attention mask, optionally weighted per 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from router.modelstore import (
     TOKENIZER_FILE,
     load_manifest,
     missing_files,
+    sha256_of,
 )
 
 __all__ = ["Encoder", "Span", "Vectors"]
@@ -76,6 +78,16 @@ class Encoder:
         self.model_id = manifest.model_id if manifest else f"custom:{model_dir.name}"
         self.max_tokens = max_tokens or (manifest.max_tokens if manifest else DEFAULT_MAX_TOKENS)
         self.threads = threads or default_threads()
+        files = (
+            manifest.files
+            if manifest and manifest.files
+            else {name: sha256_of(model_dir / name) for name in (MODEL_FILE, TOKENIZER_FILE)}
+        )
+        #: Identifies what this encoder computes: the model and tokenizer files and the
+        #: truncation length. Vectors cached under another fingerprint are never used.
+        self.fingerprint = json.dumps(
+            {"files": files, "max_tokens": self.max_tokens}, sort_keys=True
+        )
 
         try:
             self._tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER_FILE))

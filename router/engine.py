@@ -18,6 +18,7 @@ import numpy as np
 from router.encoder import Encoder, Vectors
 from router.index import Index, IndexSettings, Prediction
 from router.intents import IntentSet
+from router.vectorcache import VectorCache
 
 __all__ = ["Engine", "Result", "Snapshot", "Timings"]
 
@@ -55,9 +56,15 @@ class Result:
 
 
 class Engine:
-    def __init__(self, encoder: Encoder, settings: IndexSettings | None = None) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        settings: IndexSettings | None = None,
+        cache: VectorCache | None = None,
+    ) -> None:
         self.encoder = encoder
         self.settings = settings or IndexSettings()
+        self.cache = cache or VectorCache(encoder.fingerprint, encoder.dimension)
         self._snapshot: Snapshot | None = None
 
     @property
@@ -75,7 +82,7 @@ class Engine:
         """Embed every example and build an index; the current snapshot is untouched."""
         start = time.perf_counter()
         texts = [e for intent in intents.intents for e in intent.examples]
-        vectors = self.encoder.encode(texts)
+        vectors = self.cache.embed(texts, self.encoder.encode)
         index = Index(intents, vectors, self.settings)
         elapsed = time.perf_counter() - start
         log.info(
@@ -90,6 +97,7 @@ class Engine:
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` the one that answers from now on (a single reference store)."""
         self._snapshot = snapshot
+        self.cache.retain([e for i in snapshot.intents.intents for e in i.examples])
 
     def load(self, intents: IntentSet) -> Snapshot:
         snapshot = self.build(intents)

@@ -26,7 +26,9 @@ from router.encoder import Encoder
 from router.engine import Engine
 from router.index import IndexSettings
 from router.intents import IntentSet
+from router.reload import Reloader
 from router.service import IntentRouterService, Limits
+from router.vectorcache import VectorCache
 
 __all__ = ["RouterServer", "ServerConfig", "run"]
 
@@ -46,6 +48,11 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     settings: IndexSettings = field(default_factory=IndexSettings)
     grace_seconds: float = 5.0
+    #: Where reloads read the intents from; None serves ``intents`` as they are.
+    intents_path: Path | None = None
+    watch: bool = True
+    #: Where exemplar vectors persist between runs; None keeps them in memory only.
+    cache_dir: Path | None = None
 
 
 class RouterServer:
@@ -55,6 +62,7 @@ class RouterServer:
         self.config = config
         self.port = 0
         self.engine: Engine | None = None
+        self.reloader: Reloader | None = None
         self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="encode")
         self._health = health_aio.HealthServicer()
         self._server = grpc.aio.server(
@@ -73,9 +81,13 @@ class RouterServer:
             self._executor,
             lambda: Encoder(self.config.model_dir, threads=self.config.threads),
         )
-        self.engine = Engine(encoder, self.config.settings)
+        cache = VectorCache(encoder.fingerprint, encoder.dimension, self.config.cache_dir)
+        self.engine = Engine(encoder, self.config.settings, cache)
+        if self.config.intents_path is not None:
+            self.reloader = Reloader(self.engine, self.config.intents_path)
         pb_grpc.add_IntentRouterServicer_to_server(
-            IntentRouterService(self.engine, self.config.limits, self._executor), self._server
+            IntentRouterService(self.engine, self.config.limits, self._executor, self.reloader),
+            self._server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
@@ -91,7 +103,11 @@ class RouterServer:
         log.info(
             "listening on %s:%d (NOT_SERVING until the index is built)", self.config.host, self.port
         )
-        await loop.run_in_executor(self._executor, self.engine.load, self.config.intents)
+        snapshot = await loop.run_in_executor(self._executor, self.engine.load, self.config.intents)
+        if self.reloader is not None:
+            self.reloader.record_start(snapshot)
+            if self.config.watch:
+                self.reloader.start_watching()
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving revision %s", self.engine.snapshot.revision)
@@ -99,6 +115,8 @@ class RouterServer:
 
     async def stop(self, grace: float | None = None) -> None:
         await self._health.enter_graceful_shutdown()
+        if self.reloader is not None:
+            await self.reloader.close()
         await self._server.stop(self.config.grace_seconds if grace is None else grace)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -114,6 +132,17 @@ async def run(config: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    reloads: set[asyncio.Task[object]] = set()
+
+    def on_sighup() -> None:
+        if server.reloader is None:
+            log.warning("SIGHUP ignored: no intents path to reload from")
+            return
+        task: asyncio.Task[object] = asyncio.create_task(server.reloader.reload("sighup"))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
     print(f"intent-router listening on {config.host}:{server.port}", flush=True)
     await stop.wait()
     log.info("stopping (grace %.1f s)", config.grace_seconds)

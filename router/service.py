@@ -23,6 +23,7 @@ from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.engine import Engine, Result, Snapshot, Timings
 from router.errors import InputError, RouterError
 from router.index import Prediction
+from router.reload import Reloader, ReloadStatus
 
 __all__ = ["IntentRouterService", "Limits"]
 
@@ -54,10 +55,17 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 class IntentRouterService(pb_grpc.IntentRouterServicer):
-    def __init__(self, engine: Engine, limits: Limits, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        limits: Limits,
+        executor: ThreadPoolExecutor,
+        reloader: Reloader | None = None,
+    ) -> None:
         self.engine = engine
         self.limits = limits
         self.executor = executor
+        self.reloader = reloader
 
     async def Classify(  # noqa: N802 - gRPC method name
         self, request: pb.ClassifyRequest, context: Context
@@ -135,7 +143,18 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             max_text_chars=self.limits.max_text_chars,
             max_batch_size=self.limits.max_batch_size,
             max_top_k=self.limits.max_top_k,
+            last_reload=_reload(self.reloader.status) if self.reloader else None,
         )
+
+    async def Reload(  # noqa: N802
+        self, request: pb.ReloadRequest, context: Context
+    ) -> pb.ReloadResponse:
+        if self.reloader is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "this server has no intents path to reload"
+            )
+            raise AssertionError("unreachable")  # pragma: no cover
+        return _reload(await self.reloader.reload("rpc"))
 
     def _snapshot(self) -> Snapshot:
         if not self.engine.ready:
@@ -175,6 +194,18 @@ async def _abort(context: Context, exc: BaseException) -> NoReturn:
     code, message = _status_of(exc)
     await context.abort(code, message)
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
+
+
+def _reload(status: ReloadStatus) -> pb.ReloadResponse:
+    return pb.ReloadResponse(
+        ok=status.ok,
+        revision=status.revision,
+        changed=status.changed,
+        errors=list(status.errors),
+        trigger=status.trigger,
+        finished_at_unix=status.at,
+        duration_ms=status.seconds * 1e3,
+    )
 
 
 def _timings(t: Timings) -> pb.Timings:

@@ -101,7 +101,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model_id", "dimension", "intent_count", "example_count", "revision", "default_threshold", "scoring", "version", "max_text_chars", "max_batch_size", "max_top_k")
+    __slots__ = ("model_id", "dimension", "intent_count", "example_count", "revision", "default_threshold", "scoring", "version", "max_text_chars", "max_batch_size", "max_top_k", "last_reload")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     INTENT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class InfoResponse(_message.Message):
     MAX_TEXT_CHARS_FIELD_NUMBER: _ClassVar[int]
     MAX_BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOP_K_FIELD_NUMBER: _ClassVar[int]
+    LAST_RELOAD_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dimension: int
     intent_count: int
@@ -124,4 +125,27 @@ class InfoResponse(_message.Message):
     max_text_chars: int
     max_batch_size: int
     max_top_k: int
-    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., intent_count: _Optional[int] = ..., example_count: _Optional[int] = ..., revision: _Optional[str] = ..., default_threshold: _Optional[float] = ..., scoring: _Optional[str] = ..., version: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_top_k: _Optional[int] = ...) -> None: ...
+    last_reload: ReloadResponse
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., intent_count: _Optional[int] = ..., example_count: _Optional[int] = ..., revision: _Optional[str] = ..., default_threshold: _Optional[float] = ..., scoring: _Optional[str] = ..., version: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_top_k: _Optional[int] = ..., last_reload: _Optional[_Union[ReloadResponse, _Mapping]] = ...) -> None: ...
+
+class ReloadRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ReloadResponse(_message.Message):
+    __slots__ = ("ok", "revision", "changed", "errors", "trigger", "finished_at_unix", "duration_ms")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    revision: str
+    changed: bool
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    trigger: str
+    finished_at_unix: float
+    duration_ms: float
+    def __init__(self, ok: _Optional[bool] = ..., revision: _Optional[str] = ..., changed: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., trigger: _Optional[str] = ..., finished_at_unix: _Optional[float] = ..., duration_ms: _Optional[float] = ...) -> None: ...

@@ -54,6 +54,11 @@ class IntentRouterStub:
                 request_serializer=router_dot_api_dot_v1_dot_router__pb2.InfoRequest.SerializeToString,
                 response_deserializer=router_dot_api_dot_v1_dot_router__pb2.InfoResponse.FromString,
                 _registered_method=True)
+        self.Reload = channel.unary_unary(
+                '/router.api.v1.IntentRouter/Reload',
+                request_serializer=router_dot_api_dot_v1_dot_router__pb2.ReloadRequest.SerializeToString,
+                response_deserializer=router_dot_api_dot_v1_dot_router__pb2.ReloadResponse.FromString,
+                _registered_method=True)
 
 
 class IntentRouterServicer:
@@ -87,6 +92,14 @@ class IntentRouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reload(self, request, context):
+        """Re-read the intents now. Answers with the revision serving afterwards, or with the
+        validation errors (the previous revision keeps serving).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntentRouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +122,11 @@ def add_IntentRouterServicer_to_server(servicer, server):
                     servicer.Info,
                     request_deserializer=router_dot_api_dot_v1_dot_router__pb2.InfoRequest.FromString,
                     response_serializer=router_dot_api_dot_v1_dot_router__pb2.InfoResponse.SerializeToString,
+            ),
+            'Reload': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reload,
+                    request_deserializer=router_dot_api_dot_v1_dot_router__pb2.ReloadRequest.FromString,
+                    response_serializer=router_dot_api_dot_v1_dot_router__pb2.ReloadResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +237,33 @@ class IntentRouter:
             '/router.api.v1.IntentRouter/Info',
             router_dot_api_dot_v1_dot_router__pb2.InfoRequest.SerializeToString,
             router_dot_api_dot_v1_dot_router__pb2.InfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.api.v1.IntentRouter/Reload',
+            router_dot_api_dot_v1_dot_router__pb2.ReloadRequest.SerializeToString,
+            router_dot_api_dot_v1_dot_router__pb2.ReloadResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,10 @@ class IntentRouterStub:
     """The loaded intents with their example counts and thresholds."""
     Info: _grpc.UnaryUnaryMultiCallable[_router_pb2.InfoRequest, _router_pb2.InfoResponse]
     """Model, counts, revision and settings of the running service."""
+    Reload: _grpc.UnaryUnaryMultiCallable[_router_pb2.ReloadRequest, _router_pb2.ReloadResponse]
+    """Re-read the intents now. Answers with the revision serving afterwards, or with the
+    validation errors (the previous revision keeps serving).
+    """
 
 @_typing.type_check_only
 class IntentRouterAsyncStub(IntentRouterStub):
@@ -56,6 +60,10 @@ class IntentRouterAsyncStub(IntentRouterStub):
     """The loaded intents with their example counts and thresholds."""
     Info: _aio.UnaryUnaryMultiCallable[_router_pb2.InfoRequest, _router_pb2.InfoResponse]  # type: ignore[assignment]
     """Model, counts, revision and settings of the running service."""
+    Reload: _aio.UnaryUnaryMultiCallable[_router_pb2.ReloadRequest, _router_pb2.ReloadResponse]  # type: ignore[assignment]
+    """Re-read the intents now. Answers with the revision serving afterwards, or with the
+    validation errors (the previous revision keeps serving).
+    """
 
 class IntentRouterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -89,5 +97,15 @@ class IntentRouterServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_router_pb2.InfoResponse, _abc.Awaitable[_router_pb2.InfoResponse]]:
         """Model, counts, revision and settings of the running service."""
+
+    @_abc_1.abstractmethod
+    def Reload(
+        self,
+        request: _router_pb2.ReloadRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ReloadResponse, _abc.Awaitable[_router_pb2.ReloadResponse]]:
+        """Re-read the intents now. Answers with the revision serving afterwards, or with the
+        validation errors (the previous revision keeps serving).
+        """
 
 def add_IntentRouterServicer_to_server(servicer: IntentRouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,143 @@
+"""Exemplar vectors cached by (model, preprocessing settings, text), in memory and on disk.
+
+A reload re-embeds only the examples it has not seen; a restart reads the vectors of
+the last run from disk. The cache's namespace is a hash of the model fingerprint and
+the preprocessing settings, so vectors made by another model or other settings are
+never used. The file is checked (magic, sizes, checksum) and a bad one is ignored and
+replaced, never trusted.
+
+File layout (``<dir>/<namespace>.vec``), little-endian:
+
+    magic  b"IRVC1\\n"   | u32 dim | u32 count | 32-byte sha256 of the rest
+    then count x (u32 utf-8 length, text bytes) and count x dim float32
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["VectorCache"]
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"IRVC1\n"
+_HEADER = struct.Struct("<II32s")
+
+Vectors = npt.NDArray[np.float32]
+
+
+class VectorCache:
+    """Thread-safe map text -> vector for one namespace, optionally persisted."""
+
+    def __init__(self, namespace: str, dimension: int, directory: Path | None = None) -> None:
+        self.namespace = hashlib.sha256(namespace.encode("utf-8")).hexdigest()[:16]
+        self.dimension = dimension
+        self.path = directory / f"{self.namespace}.vec" if directory is not None else None
+        self._vectors: dict[str, Vectors] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+        if self.path is not None:
+            self._load(self.path)
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+    def embed(self, texts: Sequence[str], encode: Callable[[Sequence[str]], Vectors]) -> Vectors:
+        """Vectors for ``texts``, encoding only those not cached; saves when something was new."""
+        with self._lock:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            fresh = encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._vectors[text] = vector
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        with self._lock:
+            for row, text in enumerate(texts):
+                out[row] = self._vectors[text]
+            self.hits += len(texts) - len(missing)
+            self.misses += len(missing)
+        if missing and self.path is not None:
+            self.save()
+        return out
+
+    def retain(self, texts: Sequence[str]) -> None:
+        """Forget every vector whose text is not in ``texts`` (keeps the file bounded)."""
+        keep = set(texts)
+        with self._lock:
+            self._vectors = {t: v for t, v in self._vectors.items() if t in keep}
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            items = list(self._vectors.items())
+        body = bytearray()
+        for text, _ in items:
+            raw = text.encode("utf-8")
+            body += struct.pack("<I", len(raw)) + raw
+        matrix = (
+            np.stack([v for _, v in items]).astype("<f4")
+            if items
+            else np.zeros((0, self.dimension), "<f4")
+        )
+        body += matrix.tobytes()
+        digest = hashlib.sha256(body).digest()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".vec-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_MAGIC + _HEADER.pack(self.dimension, len(items), digest) + body)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("could not write the vector cache %s: %s", self.path, exc)
+            Path(tmp).unlink(missing_ok=True)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            log.warning("vector cache %s unreadable (%s); rebuilding", path, exc)
+            return
+        try:
+            self._vectors = _parse(data, self.dimension)
+            log.info("vector cache: %d vectors from %s", len(self._vectors), path)
+        except (ValueError, struct.error) as exc:
+            log.warning("vector cache %s is corrupt (%s); ignoring it and rebuilding", path, exc)
+            self._vectors = {}
+
+
+def _parse(data: bytes, dimension: int) -> dict[str, Vectors]:
+    if not data.startswith(_MAGIC) or len(data) < len(_MAGIC) + _HEADER.size:
+        raise ValueError("not a vector cache file")
+    dim, count, digest = _HEADER.unpack_from(data, len(_MAGIC))
+    body = data[len(_MAGIC) + _HEADER.size :]
+    if hashlib.sha256(body).digest() != digest:
+        raise ValueError("checksum mismatch")
+    if dim != dimension:
+        raise ValueError(f"dimension {dim}, expected {dimension}")
+    texts: list[str] = []
+    offset = 0
+    for _ in range(count):
+        (length,) = struct.unpack_from("<I", body, offset)
+        offset += 4
+        texts.append(body[offset : offset + length].decode("utf-8"))
+        offset += length
+    matrix = np.frombuffer(body, dtype="<f4", offset=offset)
+    if matrix.size != count * dim:
+        raise ValueError("truncated vectors")
+    matrix = matrix.reshape(count, dim).astype(np.float32)
+    return dict(zip(texts, matrix, strict=True))
