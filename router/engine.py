@@ -64,7 +64,9 @@ class Engine:
     ) -> None:
         self.encoder = encoder
         self.settings = settings or IndexSettings()
-        self.cache = cache or VectorCache(encoder.fingerprint, encoder.dimension)
+        self.cache = (
+            cache if cache is not None else VectorCache(encoder.fingerprint, encoder.dimension)
+        )
         self._snapshot: Snapshot | None = None
 
     @property

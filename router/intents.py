@@ -36,6 +36,8 @@ SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
 _TOP_KEYS = frozenset({"version", "defaults", "intents"})
 _DEFAULT_KEYS = frozenset({"threshold"})
+#: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INTENT_KEYS = frozenset({"name", "description", "threshold", "examples"})
 
 
@@ -238,7 +240,7 @@ def _parse_file(
         check.error(None, "", f"cannot read: {exc}")
         return None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -1,0 +1,95 @@
+"""The exemplar vector cache: only new texts are embedded; bad files are never trusted."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from router.vectorcache import VectorCache
+
+
+class CountingEncoder:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.seen.extend(texts)
+        rng = [np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(8) for t in texts]
+        return np.array(rng, dtype=np.float32)
+
+
+def test_embeds_only_what_is_new(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    cache = VectorCache("model-a", 8, tmp_path)
+    first = cache.embed(["a", "b", "a"], enc)
+    assert enc.seen == ["a", "b"]
+    assert np.array_equal(first[0], first[2])
+    again = cache.embed(["b", "c"], enc)
+    assert enc.seen == ["a", "b", "c"]
+    assert np.array_equal(again[0], first[1])
+
+
+def test_restart_reads_vectors_from_disk(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    before = VectorCache("model-a", 8, tmp_path).embed(["héllo", "世界", "x"], enc)
+    enc.seen.clear()
+    after = VectorCache("model-a", 8, tmp_path).embed(["héllo", "世界", "x"], enc)
+    assert enc.seen == []
+    assert np.array_equal(before, after)
+
+
+def test_other_model_or_settings_never_share_vectors(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    VectorCache("model-a", 8, tmp_path).embed(["a"], enc)
+    VectorCache("model-b", 8, tmp_path).embed(["a"], enc)
+    assert enc.seen == ["a", "a"]
+
+
+def test_corrupt_or_truncated_file_is_rebuilt(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    cache = VectorCache("model-a", 8, tmp_path)
+    cache.embed(["a", "b"], enc)
+    assert cache.path is not None
+    data = cache.path.read_bytes()
+    for broken in (data[:-5], data[:-40] + b"\x00" * 40, b"garbage", b""):
+        cache.path.write_bytes(broken)
+        enc.seen.clear()
+        fresh = VectorCache("model-a", 8, tmp_path)
+        assert len(fresh) == 0
+        fresh.embed(["a"], enc)
+        assert enc.seen == ["a"]
+    # and what it wrote back is good again
+    enc.seen.clear()
+    VectorCache("model-a", 8, tmp_path).embed(["a"], enc)
+    assert enc.seen == []
+
+
+def test_retain_drops_texts_no_longer_used(tmp_path: Path) -> None:
+    cache = VectorCache("model-a", 8, None)
+    cache.embed(["a", "b", "c"], CountingEncoder())
+    cache.retain(["b"])
+    assert len(cache) == 1
+
+
+def test_engine_reembeds_only_changed_examples(encoder, bundled) -> None:
+    from dataclasses import replace
+
+    from router.engine import Engine
+
+    engine = Engine(encoder)
+    engine.load(bundled)
+    misses = engine.cache.misses
+    first = bundled.intents[0]
+    edited = replace(first, examples=(*first.examples, "a brand new example sentence"))
+    engine.load(replace(bundled, intents=(edited, *bundled.intents[1:]), revision="edited"))
+    assert engine.cache.misses == misses + 1
+
+
+def test_engine_uses_the_cache_it_is_given_even_when_empty(encoder, tmp_path: Path) -> None:
+    from router.engine import Engine
+
+    cache = VectorCache(encoder.fingerprint, encoder.dimension, tmp_path)
+    assert len(cache) == 0
+    assert Engine(encoder, cache=cache).cache is cache
