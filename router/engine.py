@@ -18,6 +18,7 @@ import numpy as np
 from router.encoder import Encoder, Vectors
 from router.index import Index, IndexSettings, Prediction
 from router.intents import IntentSet
+from router.preprocess import Analysis, NegationSettings, analyse, pooling_spans
 from router.vectorcache import VectorCache
 
 __all__ = ["Engine", "Result", "Snapshot", "Timings"]
@@ -51,6 +52,7 @@ class Timings:
 @dataclass(frozen=True, slots=True)
 class Result:
     predictions: list[Prediction]
+    analyses: list[Analysis]  # what preprocessing found in each text
     revision: str
     timings: Timings
 
@@ -61,12 +63,15 @@ class Engine:
         encoder: Encoder,
         settings: IndexSettings | None = None,
         cache: VectorCache | None = None,
+        negation: NegationSettings | None = None,
     ) -> None:
         self.encoder = encoder
         self.settings = settings or IndexSettings()
         self.cache = (
             cache if cache is not None else VectorCache(encoder.fingerprint, encoder.dimension)
         )
+        #: Overrides the intents' own negation settings (eval compares on and off).
+        self.negation = negation
         self._snapshot: Snapshot | None = None
 
     @property
@@ -80,11 +85,19 @@ class Engine:
     def ready(self) -> bool:
         return self._snapshot is not None
 
+    def negation_of(self, intents: IntentSet) -> NegationSettings:
+        return self.negation if self.negation is not None else intents.negation
+
     def build(self, intents: IntentSet) -> Snapshot:
         """Embed every example and build an index; the current snapshot is untouched."""
         start = time.perf_counter()
         texts = [e for intent in intents.intents for e in intent.examples]
-        vectors = self.cache.embed(texts, self.encoder.encode)
+        negation = self.negation_of(intents)
+        vectors = self.cache.embed(
+            texts,
+            lambda batch: self._encode(self._analyse(batch, negation), negation),
+            negation.key(),
+        )
         index = Index(intents, vectors, self.settings)
         elapsed = time.perf_counter() - start
         log.info(
@@ -99,28 +112,67 @@ class Engine:
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` the one that answers from now on (a single reference store)."""
         self._snapshot = snapshot
-        self.cache.retain([e for i in snapshot.intents.intents for e in i.examples])
+        self.cache.retain(
+            [e for i in snapshot.intents.intents for e in i.examples],
+            self.negation_of(snapshot.intents).key(),
+        )
 
     def load(self, intents: IntentSet) -> Snapshot:
         snapshot = self.build(intents)
         self.swap(snapshot)
         return snapshot
 
-    def embed(self, texts: Sequence[str]) -> Vectors:
-        return self.encoder.encode(texts)
+    @staticmethod
+    def _analyse(texts: Sequence[str], negation: NegationSettings) -> list[Analysis]:
+        if not negation.enabled:
+            return [Analysis(t) for t in texts]
+        return [analyse(t, negation.lexicon) for t in texts]
+
+    def _encode(
+        self,
+        analyses: Sequence[Analysis],
+        negation: NegationSettings,
+        extra: Sequence[str] = (),
+    ) -> Vectors:
+        """Vectors pooled with negation weights, then plain vectors of ``extra`` texts."""
+        spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
+        return self.encoder.encode([*(a.text for a in analyses), *extra], spans)
 
     def classify(self, texts: Sequence[str], top_k: int = 3) -> Result:
         snapshot = self.snapshot  # read once: one revision answers the whole call
+        if not texts:
+            return Result([], [], snapshot.revision, Timings())
+        negation = self.negation_of(snapshot.intents)
+        index = snapshot.index
         start = time.perf_counter()
-        vectors = self.encoder.encode(texts) if texts else np.zeros((0, 1), np.float32)
+        analyses = self._analyse(texts, negation)
+        owners = [
+            (row, s.text(a.text).strip()) for row, a in enumerate(analyses) for s in a.refusals
+        ]
+        owners = [(row, text) for row, text in owners if text]
+        analysed = time.perf_counter()
+        vectors = self._encode(analyses, negation, [text for _, text in owners])
         encoded = time.perf_counter()
-        predictions = snapshot.index.classify(vectors, top_k) if texts else []
+        scores, sims = index.scores(vectors[: len(texts)])
+        refused: list[set[int]] = [set() for _ in texts]
+        if owners:
+            span_scores, _ = index.scores(vectors[len(texts) :])
+            for (row, _), named in zip(owners, span_scores, strict=True):
+                # The refused span names an intent more strongly than the rest of the
+                # utterance does: the customer does not want that intent.
+                target = int(np.argmax(named))
+                if named[target] > scores[row, target]:
+                    refused[row].add(target)
+        wants_nothing = [a.wants_nothing(negation.lexicon) for a in analyses]
+        predictions = index.decide(scores, sims, top_k, refused, wants_nothing)
         done = time.perf_counter()
         return Result(
             predictions=predictions,
+            analyses=analyses,
             revision=snapshot.revision,
             timings=Timings(
-                encode_ms=(encoded - start) * 1e3,
+                preprocess_ms=(analysed - start) * 1e3,
+                encode_ms=(encoded - analysed) * 1e3,
                 score_ms=(done - encoded) * 1e3,
                 total_ms=(done - start) * 1e3,
             ),

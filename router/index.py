@@ -19,7 +19,7 @@ own, else the intents' default, else the index default), in which case the answe
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "Index",
     "IndexSettings",
     "Prediction",
+    "Reason",
     "Scoring",
 ]
 
@@ -63,12 +64,22 @@ class Alternative:
     example: str  # the intent's exemplar closest to the query
 
 
+class Reason(enum.StrEnum):
+    """Why the answer is what it is."""
+
+    MATCHED = "matched"  # the best candidate reached its threshold
+    BELOW_THRESHOLD = "below_threshold"
+    NOTHING_WANTED = "nothing_wanted"  # the utterance only refuses things
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     intent: str  # UNKNOWN when the best score is below its threshold
     score: float  # the best candidate's score, whatever the decision
     threshold: float  # the threshold applied to the best candidate
     alternatives: tuple[Alternative, ...]  # best first; the best candidate included
+    reason: Reason = Reason.MATCHED
+    refused: tuple[str, ...] = ()  # intents the customer refused; never candidates
 
     @property
     def candidate(self) -> str:
@@ -140,10 +151,40 @@ class Index:
 
     def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
         scores, sims = self.scores(queries)
-        top_k = max(1, min(top_k, len(self.names)))
-        return [self._decide(scores[row], sims[row], top_k) for row in range(scores.shape[0])]
+        return self.decide(scores, sims, top_k)
 
-    def _decide(self, scores: Matrix, sims: Matrix, top_k: int) -> Prediction:
+    def decide(
+        self,
+        scores: Matrix,
+        sims: Matrix,
+        top_k: int,
+        refused: Sequence[Collection[int]] | None = None,
+        wants_nothing: Sequence[bool] | None = None,
+    ) -> list[Prediction]:
+        """Predictions from ``scores``; refused intents are never candidates."""
+        return [
+            self._decide(
+                scores[row],
+                sims[row],
+                top_k,
+                refused[row] if refused else (),
+                bool(wants_nothing[row]) if wants_nothing else False,
+            )
+            for row in range(scores.shape[0])
+        ]
+
+    def _decide(
+        self,
+        scores: Matrix,
+        sims: Matrix,
+        top_k: int,
+        refused: Collection[int],
+        wants_nothing: bool,
+    ) -> Prediction:
+        if refused and len(refused) < len(scores):
+            scores = scores.copy()
+            scores[list(refused)] = -np.inf
+        top_k = max(1, min(top_k, len(scores) - len(refused) if refused else len(scores)))
         if top_k < len(scores):
             best = np.argpartition(-scores, top_k - 1)[:top_k]
             best = best[np.argsort(-scores[best], kind="stable")]
@@ -160,11 +201,19 @@ class Index:
         winner = int(best[0])
         score = float(scores[winner])
         threshold = float(self.thresholds[winner])
+        if wants_nothing:
+            reason = Reason.NOTHING_WANTED
+        elif score < threshold:
+            reason = Reason.BELOW_THRESHOLD
+        else:
+            reason = Reason.MATCHED
         return Prediction(
-            intent=self.names[winner] if score >= threshold else UNKNOWN,
+            intent=self.names[winner] if reason is Reason.MATCHED else UNKNOWN,
             score=score,
             threshold=threshold,
             alternatives=alternatives,
+            reason=reason,
+            refused=tuple(self.names[i] for i in sorted(refused)),
         )
 
     def _closest_example(self, intent: int, sims: Matrix) -> str:

@@ -7,6 +7,9 @@ of the node it is about; every problem in every file is reported at once.
     version: 1
     defaults:              # optional
       threshold: 0.5       # optional; score in [-1, 1]
+    negation:              # optional; extends the built-in lexicons (preprocess.py)
+      enabled: true        # false switches negation handling off for this deployment
+      cues: [nope]         # also contrast, refusal, filler
     intents:
       - name: request_refund          # [a-z0-9_]+, unique across files; "unknown" reserved
         description: ...              # optional
@@ -21,20 +24,22 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from router.errors import IntentsError, Problem
+from router.preprocess import Lexicon, NegationSettings
 
 __all__ = ["UNKNOWN", "Intent", "IntentSet", "load_intents"]
 
 UNKNOWN = "unknown"
 SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
-_TOP_KEYS = frozenset({"version", "defaults", "intents"})
+_TOP_KEYS = frozenset({"version", "defaults", "negation", "intents"})
+_NEGATION_KEYS = frozenset({"enabled", "cues", "contrast", "refusal", "filler"})
 _DEFAULT_KEYS = frozenset({"threshold"})
 #: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -58,6 +63,7 @@ class IntentSet:
     default_threshold: float | None
     files: tuple[str, ...]
     revision: str
+    negation: NegationSettings = field(default_factory=NegationSettings)
 
     def by_name(self, name: str) -> Intent | None:
         return next((i for i in self.intents if i.name == name), None)
@@ -87,11 +93,25 @@ def load_intents(path: Path | str) -> IntentSet:
     intents: list[Intent] = []
     seen: dict[str, str] = {}
     default: tuple[float, str] | None = None
+    lexicon = NegationSettings().lexicon
+    enabled: tuple[bool, str] | None = None
     for file in files:
         parsed = _parse_file(file, problems)
         if parsed is None:
             continue
-        file_default, file_intents = parsed
+        file_default, file_intents = parsed.default, parsed.intents
+        if parsed.negation is not None:
+            lexicon = lexicon.extended(parsed.negation.lexicon)
+            if parsed.negation.enabled is not None:
+                if enabled is not None and enabled[0] != parsed.negation.enabled:
+                    problems.append(
+                        Problem(
+                            *_split(parsed.negation.at),
+                            "negation.enabled",
+                            f"conflicts with {enabled[0]} set at {enabled[1]}",
+                        )
+                    )
+                enabled = (parsed.negation.enabled, parsed.negation.at)
         if file_default is not None:
             if default is not None and default[0] != file_default[0]:
                 problems.append(
@@ -120,17 +140,22 @@ def load_intents(path: Path | str) -> IntentSet:
     if not intents:
         raise IntentsError([Problem(str(path), None, None, "intents", "no intents defined")])
     default_threshold = default[0] if default else None
+    negation = NegationSettings(enabled=enabled[0] if enabled else True, lexicon=lexicon)
     return IntentSet(
         intents=tuple(intents),
         default_threshold=default_threshold,
         files=tuple(str(f) for f in files),
-        revision=_revision(intents, default_threshold),
+        revision=_revision(intents, default_threshold, negation),
+        negation=negation,
     )
 
 
-def _revision(intents: list[Intent], default_threshold: float | None) -> str:
+def _revision(
+    intents: list[Intent], default_threshold: float | None, negation: NegationSettings
+) -> str:
     canonical = json.dumps(
         {
+            "negation": negation.key(),
             "default_threshold": default_threshold,
             "intents": [[i.name, i.threshold, list(i.examples)] for i in intents],
         },
@@ -230,9 +255,21 @@ def _kind(node: Node) -> str:
     return {"str": "a string", "null": "empty", "bool": "a boolean"}.get(tag, f"a {tag}")
 
 
-def _parse_file(
-    file: Path, problems: list[Problem]
-) -> tuple[tuple[float, str] | None, list[tuple[Intent, str]]] | None:
+@dataclass(frozen=True, slots=True)
+class _Negation:
+    enabled: bool | None
+    lexicon: Lexicon
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    default: tuple[float, str] | None
+    negation: _Negation | None
+    intents: list[tuple[Intent, str]]
+
+
+def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
     check = _Checker(file, problems)
     try:
         text = file.read_text(encoding="utf-8")
@@ -263,6 +300,7 @@ def _parse_file(
         check.error(top["version"], "version", f"unsupported; expected {SUPPORTED_VERSION}")
 
     default: tuple[float, str] | None = None
+    negation = _parse_negation(check, top["negation"]) if "negation" in top else None
     if "defaults" in top:
         defaults = check.mapping(top["defaults"], "defaults", _DEFAULT_KEYS)
         if defaults and "threshold" in defaults:
@@ -273,18 +311,42 @@ def _parse_file(
     intents: list[tuple[Intent, str]] = []
     if "intents" not in top:
         check.error(root, "intents", "required: a list of intents")
-        return default, intents
+        return _File(default, negation, intents)
     seq = top["intents"]
     if not isinstance(seq, SequenceNode):
         check.error(seq, "intents", f"must be a list, not {_kind(seq)}")
-        return default, intents
+        return _File(default, negation, intents)
     if not seq.value:
         check.error(seq, "intents", "must not be empty")
     for index, item in enumerate(seq.value):
         parsed = _parse_intent(check, item, f"intents[{index}]")
         if parsed is not None:
             intents.append(parsed)
-    return default, intents
+    return _File(default, negation, intents)
+
+
+def _parse_negation(check: _Checker, node: Node) -> _Negation | None:
+    fields = check.mapping(node, "negation", _NEGATION_KEYS)
+    if fields is None:
+        return None
+    enabled: bool | None = None
+    if "enabled" in fields:
+        value = _scalar(fields["enabled"])
+        if isinstance(value, bool):
+            enabled = value
+        else:
+            check.error(fields["enabled"], "negation.enabled", "must be true or false")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("cues", "contrast", "refusal", "filler"):
+        if key not in fields:
+            continue
+        seq = fields[key]
+        if not isinstance(seq, SequenceNode):
+            check.error(seq, f"negation.{key}", f"must be a list of strings, not {_kind(seq)}")
+            continue
+        words = [check.string(item, f"negation.{key}[{i}]") for i, item in enumerate(seq.value)]
+        lists[key] = tuple(w.strip().lower() for w in words if w is not None)
+    return _Negation(enabled, Lexicon(**lists), check.at(node))
 
 
 def _parse_intent(check: _Checker, node: Node, field: str) -> tuple[Intent, str] | None:

@@ -1,5 +1,7 @@
 """Exemplar vectors cached by (model, preprocessing settings, text), in memory and on disk.
 
+Keys are ``variant + NUL + text``, the variant naming the preprocessing settings.
+
 A reload re-embeds only the examples it has not seen; a restart reads the vectors of
 the last run from disk. The cache's namespace is a hash of the model fingerprint and
 the preprocessing settings, so vectors made by another model or other settings are
@@ -53,28 +55,38 @@ class VectorCache:
     def __len__(self) -> int:
         return len(self._vectors)
 
-    def embed(self, texts: Sequence[str], encode: Callable[[Sequence[str]], Vectors]) -> Vectors:
-        """Vectors for ``texts``, encoding only those not cached; saves when something was new."""
+    def embed(
+        self,
+        texts: Sequence[str],
+        encode: Callable[[Sequence[str]], Vectors],
+        variant: str = "",
+    ) -> Vectors:
+        """Vectors for ``texts``, encoding only those not cached; saves when something was new.
+
+        ``variant`` names how ``encode`` treats a text (the preprocessing settings): the
+        same text under another variant is another entry.
+        """
+        keys = [f"{variant}\x00{t}" for t in texts]
         with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+            missing = [k for k in dict.fromkeys(keys) if k not in self._vectors]
         if missing:
-            fresh = encode(missing)
+            fresh = encode([k.split("\x00", 1)[1] for k in missing])
             with self._lock:
-                for text, vector in zip(missing, fresh, strict=True):
-                    self._vectors[text] = vector
+                for key, vector in zip(missing, fresh, strict=True):
+                    self._vectors[key] = vector
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
-            for row, text in enumerate(texts):
-                out[row] = self._vectors[text]
+            for row, key in enumerate(keys):
+                out[row] = self._vectors[key]
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
         if missing and self.path is not None:
             self.save()
         return out
 
-    def retain(self, texts: Sequence[str]) -> None:
-        """Forget every vector whose text is not in ``texts`` (keeps the file bounded)."""
-        keep = set(texts)
+    def retain(self, texts: Sequence[str], variant: str = "") -> None:
+        """Forget every vector but those of ``texts`` under ``variant`` (bounds the file)."""
+        keep = {f"{variant}\x00{t}" for t in texts}
         with self._lock:
             self._vectors = {t: v for t, v in self._vectors.items() if t in keep}
 

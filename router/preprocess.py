@@ -1,0 +1,284 @@
+"""Negation cues and their scope, in English and Chinese: pure functions, no model, no I/O.
+
+Sentence embeddings all but ignore negation ("I don't want a refund" sits next to "I
+want a refund"). This module finds, for an utterance:
+
+* cues: not, no, never, n't, without, no longer, ...; 不, 没, 没有, 别, 不要, 不是, 无法, 未, ...
+* the scope of each cue: from the cue to the end of its clause, where a clause ends at
+  punctuation or at a contrastive turn (but, just, only, instead, rather; 但, 只是, 而是, 就);
+* whether the negation is a *refusal* (the customer says what they do NOT want: "don't
+  want a refund", "not cancelling", "no need to", "please don't delete") or belongs to
+  the state being reported ("my phone won't turn on", "I haven't received my order").
+
+Only refusals change routing (see engine.py): their scope is down-weighted in pooling
+and the intent the refused span names is penalised. A reported state keeps its words,
+so intents whose examples carry negation themselves still match.
+
+Lexicons are data (``Lexicon``), extendable per deployment from the intents YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Analysis",
+    "Lexicon",
+    "NegatedSpan",
+    "NegationSettings",
+    "analyse",
+    "default_lexicon",
+    "pooling_spans",
+]
+
+# English -------------------------------------------------------------------------------
+_EN_CUES = (
+    "not", "no", "never", "n't", "without", "nor", "neither", "none", "nothing",
+    "no longer", "cannot", "instead of", "rather than",
+)  # fmt: skip
+_EN_CONTRAST = (
+    "but", "just", "only", "instead", "rather", "however", "though", "although",
+    "actually", "what i need", "what i want", "i'd rather", "i would rather", "i want",
+    "i need", "i'd like", "i would like", "all i want", "please",
+)  # fmt: skip
+#: Words right after a cue (or an imperative cue) that make the negation a refusal.
+_EN_REFUSAL = (
+    "want", "wanna", "need", "wish", "asking", "after", "looking", "trying",
+    "interested", "planning", "going", "gonna", "about", "mean", "meant", "cancelling",
+    "canceling", "returning", "requesting", "calling", "writing", "contacting", "complaining",
+)  # fmt: skip
+#: Words that carry no request of their own: what is left of "please don't cancel it,
+#: thanks" once the refusal is taken out.
+_EN_FILLER = (
+    "i", "me", "my", "we", "our", "you", "it", "its", "i'm", "im", "i've", "i'd", "please",
+    "thanks", "thank", "ok", "okay", "so", "really", "the", "a", "an", "to", "do", "does",
+    "just", "am", "is", "are", "was", "be", "no", "yes", "that", "this", "and", "or",
+    "anything", "something", "at", "all", "for", "of", "on", "with", "now", "again",
+    "anymore", "any", "more", "mind", "hi", "hello", "hey", "sorry", "though", "actually",
+)  # fmt: skip
+_ZH_FILLER = ("我", "你", "的", "了", "吧", "呢", "啊", "请", "谢", "谢谢", "好", "这", "个", "们")
+# Chinese -------------------------------------------------------------------------------
+_ZH_CUES = ("没有", "不要", "不是", "不想", "不用", "无法", "不", "没", "别", "未", "无")
+_ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
+_ZH_REFUSAL = ("要", "想", "是", "用", "需要", "打算")
+#: Clause boundaries, Latin and CJK.
+_PUNCT = ",.;:!?()，。；：！？、\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """Word lists, lower case: negation cues, contrastive turns, refusal words, fillers."""
+
+    cues: tuple[str, ...] = ()
+    contrast: tuple[str, ...] = ()
+    refusal: tuple[str, ...] = ()
+    filler: tuple[str, ...] = ()
+
+    def extended(self, other: Lexicon) -> Lexicon:
+        def merge(a: Iterable[str], b: Iterable[str]) -> tuple[str, ...]:
+            return tuple(dict.fromkeys([*a, *(x.lower() for x in b)]))
+
+        return Lexicon(
+            merge(self.cues, other.cues),
+            merge(self.contrast, other.contrast),
+            merge(self.refusal, other.refusal),
+            merge(self.filler, other.filler),
+        )
+
+
+def default_lexicon() -> Lexicon:
+    return Lexicon(
+        cues=_EN_CUES + _ZH_CUES,
+        contrast=_EN_CONTRAST + _ZH_CONTRAST,
+        refusal=_EN_REFUSAL + _ZH_REFUSAL,
+        filler=_EN_FILLER + _ZH_FILLER,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NegationSettings:
+    """How negation changes routing; part of the vector cache's key.
+
+    ``scope_weight`` is the pooling weight of the tokens a refusal covers (cue and
+    scope; 1.0 would leave them as they are). Measured in ARCHITECTURE.md.
+    """
+
+    enabled: bool = True
+    scope_weight: float = 0.0
+    lexicon: Lexicon = field(default_factory=default_lexicon)
+
+    def key(self) -> str:
+        if not self.enabled:
+            return "negation:off"
+        lex = self.lexicon
+        return repr(("negation:v1", self.scope_weight, lex.cues, lex.contrast, lex.refusal))
+
+
+@dataclass(frozen=True, slots=True)
+class NegatedSpan:
+    cue: tuple[int, int]  # character offsets of the cue
+    scope: tuple[int, int]  # character offsets of what it negates (to the clause's end)
+    refusal: bool  # the customer refuses this, rather than reporting a state
+
+    @property
+    def start(self) -> int:
+        return min(self.cue[0], self.scope[0])
+
+    def text(self, utterance: str) -> str:
+        return utterance[self.scope[0] : self.scope[1]]
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    text: str
+    spans: tuple[NegatedSpan, ...] = field(default_factory=tuple)
+
+    @property
+    def refusals(self) -> tuple[NegatedSpan, ...]:
+        return tuple(s for s in self.spans if s.refusal)
+
+    def affirmative_words(self, lexicon: Lexicon) -> list[str]:
+        """The words outside every refusal that are not fillers: what the customer wants."""
+        kept = list(self.text.lower())
+        for span in self.refusals:
+            for i in range(span.start, span.scope[1]):
+                kept[i] = " "
+        fillers = set(lexicon.filler)
+        return [w for w in _WORD.findall("".join(kept)) if w not in fillers and w != "n't"]
+
+    def wants_nothing(self, lexicon: Lexicon) -> bool:
+        """Refuses something and asks for nothing else ("I don't want a refund")."""
+        return bool(self.refusals) and not self.affirmative_words(lexicon)
+
+
+def pooling_spans(analysis: Analysis, settings: NegationSettings) -> list[tuple[int, int, float]]:
+    """Character spans and pooling weights: each refusal's cue and scope get scope_weight."""
+    if not settings.enabled or settings.scope_weight == 1.0:
+        return []
+    return [(s.start, s.scope[1], settings.scope_weight) for s in analysis.refusals]
+
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?|n't|[\u4e00-\u9fff]", re.IGNORECASE)
+
+
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
+def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
+    """Find negation cues, their scopes and whether each is a refusal."""
+    lex = lexicon or default_lexicon()
+    lower = text.lower().replace("\u2019", "'")  # same length: offsets stay valid
+    cues = _find_cues(lower, lex)
+    spans: list[NegatedSpan] = []
+    for start, end in cues:
+        if spans and start < spans[-1].scope[1]:
+            continue  # already inside an earlier cue's scope
+        scope_end = _clause_end(lower, end, lex)
+        while scope_end > end and lower[scope_end - 1].isspace():
+            scope_end -= 1
+        if scope_end <= end:
+            scope_start = end
+        else:
+            scope_start = end + (len(lower[end:scope_end]) - len(lower[end:scope_end].lstrip()))
+        if _is_interjection(lower, start, end):
+            continue
+        refusal = _is_refusal(lower, start, end, scope_end, lex)
+        spans.append(NegatedSpan((start, end), (scope_start, scope_end), refusal))
+    return Analysis(text, tuple(spans))
+
+
+def _find_cues(lower: str, lex: Lexicon) -> list[tuple[int, int]]:
+    found: list[tuple[int, int]] = []
+    latin = sorted((c for c in lex.cues if not _is_cjk(c[0])), key=len, reverse=True)
+    cjk = sorted((c for c in lex.cues if _is_cjk(c[0])), key=len, reverse=True)
+    for cue in latin:
+        pattern = r"n't\b" if cue == "n't" else r"\b" + re.escape(cue) + r"\b"
+        for m in re.finditer(pattern, lower):
+            found.append((m.start(), m.end()))
+    i = 0
+    while i < len(lower):
+        for cue in cjk:
+            if lower.startswith(cue, i):
+                found.append((i, i + len(cue)))
+                i += len(cue) - 1
+                break
+        i += 1
+    found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    merged: list[tuple[int, int]] = []
+    for s in found:
+        if merged and s[0] < merged[-1][1]:
+            continue
+        merged.append(s)
+    return merged
+
+
+def _clause_end(lower: str, start: int, lex: Lexicon) -> int:
+    """The end of the clause that starts at ``start``: punctuation or a contrastive turn."""
+    end = len(lower)
+    for i in range(start, len(lower)):
+        if lower[i] in _PUNCT:
+            end = i
+            break
+    segment = lower[start:end]
+    for turn in lex.contrast:
+        if _is_cjk(turn[0]):
+            pos = segment.find(turn)
+        else:
+            m = re.search(r"\b" + re.escape(turn) + r"\b", segment)
+            pos = m.start() if m else -1
+        if pos > 0:  # a turn right at the cue does not end the scope
+            end = min(end, start + pos)
+    return end
+
+
+_PRONOUNS = ("i", "we", "you", "it", "thanks", "thank", "that", "sorry", "please", "worries")
+_PRONOUN_COPULAS = ("it's", "that's", "its", "thats", "i'm", "im")
+_DENIED = ("a", "an", "the", "about", "really", "problem", "issue", "complaint", "my")
+
+
+def _is_interjection(lower: str, start: int, end: int) -> bool:
+    """ "No, I ..." / "no thanks": a bare no answers something; it negates nothing after it."""
+    if lower[start:end] != "no":
+        return False
+    rest = lower[end:].lstrip()
+    if not rest or rest[0] in _PUNCT:
+        return True
+    words = _WORD.findall(rest)
+    return bool(words) and words[0] in _PRONOUNS
+
+
+def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) -> bool:
+    cue = lower[start:end]
+    if _is_cjk(cue[0]):
+        if cue in ("不要", "不想", "不是", "不用", "别"):
+            return True
+        nxt = lower[end : end + 2]
+        return any(nxt.startswith(w) for w in lex.refusal if _is_cjk(w[0]))
+    if cue in ("instead of", "rather than"):
+        return True
+    words = _WORD.findall(lower[end:scope_end])[:3]
+    if words and words[0] in lex.refusal:
+        return True
+    if cue == "no" and words and words[0] in ("need", "thanks", "problem", "issue"):
+        return True
+    if cue == "never" and words and words[0] == "mind":
+        return True
+    before = _WORD.findall(lower[:start])
+    clause_start = max((lower.rfind(p, 0, start) for p in _PUNCT), default=-1) + 1
+    lead = _WORD.findall(lower[clause_start:start])
+    # A denied category: "not a complaint", "it's not about a refund", "that isn't the problem"
+    if words and words[0] in _DENIED:
+        if cue == "not" and not lead:
+            return True
+        if before[-1:] and before[-1] in _PRONOUN_COPULAS:
+            return True
+        if before[-2:] and before[-2] in ("it", "that", "this") and before[-1] in ("is", "was"):
+            return True
+    if cue == "not" and not lead and words and words[0].endswith("ing"):
+        return True  # "not cancelling, ..."
+    if cue == "n't" and before and before[-1] in ("do", "please do") and len(lead) <= 2:
+        return not lead or lead[0] in ("do", "please")
+    return False

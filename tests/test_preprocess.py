@@ -1,0 +1,84 @@
+"""Negation cues, scopes and refusals: pure functions, checked on hand-picked sentences."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.preprocess import Lexicon, NegationSettings, analyse, default_lexicon, pooling_spans
+
+
+def refused(text: str) -> list[str]:
+    a = analyse(text)
+    return [s.text(text) for s in a.refusals]
+
+
+def states(text: str) -> list[str]:
+    a = analyse(text)
+    return [s.text(text) for s in a.spans if not s.refusal]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I don't want a refund, I want a bigger size", ["want a refund"]),
+        ("don't cancel my subscription, just pause it", ["cancel my subscription"]),
+        ("not cancelling, I just need to change the address", ["cancelling"]),
+        ("I'm not after a refund but I'd like a swap", ["after a refund"]),
+        ("No need to cancel anything, thanks", ["need to cancel anything"]),
+        ("please don't delete my account", ["delete my account"]),
+        ("It's not about a refund, actually I was charged twice", ["about a refund"]),
+        ("I do not want a refund instead send a new one", ["want a refund"]),
+        ("I don’t want a refund", ["want a refund"]),  # typographic apostrophe
+        ("我不要退款，我想换大一号", ["退款"]),
+        ("别取消我的订阅，暂停一个月就行", ["取消我的订阅"]),
+    ],
+)
+def test_refusals_and_their_scope(text: str, expected: list[str]) -> None:
+    assert refused(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my phone won't turn on",
+        "I haven't received my order",
+        "the payment didn't go through",
+        "I can't log in",
+        "I'm not receiving the login code",
+        "The fridge isn't cooling at all",
+        "I never got my parcel",
+        "我的手机开不了机",
+    ],
+)
+def test_negation_that_belongs_to_the_intent_is_not_a_refusal(text: str) -> None:
+    a = analyse(text)
+    assert not a.refusals
+    if not any("\u4e00" <= c <= "\u9fff" for c in text):
+        assert a.spans, "the cue is still found"
+
+
+def test_bare_no_is_an_answer_not_a_cue() -> None:
+    assert refused("No, I don't want to speak to an agent") == ["want to speak to an agent"]
+    assert analyse("no thanks").spans == ()
+
+
+def test_wants_nothing_only_when_nothing_is_left() -> None:
+    lex = default_lexicon()
+    assert analyse("I don't want a refund").wants_nothing(lex)
+    assert analyse("please don't cancel it, thanks").wants_nothing(lex)
+    assert not analyse("I don't want a refund, I want a bigger size").wants_nothing(lex)
+    assert not analyse("where is my parcel").wants_nothing(lex)  # nothing refused
+
+
+def test_lexicon_extends_per_deployment() -> None:
+    assert not analyse("nope to the refund").spans
+    lex = default_lexicon().extended(Lexicon(cues=("nope",), refusal=("to",)))
+    assert [s.refusal for s in analyse("nope to the refund", lex).spans] == [True]
+
+
+def test_pooling_spans_cover_cue_and_scope() -> None:
+    text = "I don't want a refund, I want a bigger size"
+    (span,) = pooling_spans(analyse(text), NegationSettings(scope_weight=0.25))
+    assert text[span[0] : span[1]] == "n't want a refund"
+    assert span[2] == 0.25
+    assert pooling_spans(analyse(text), NegationSettings(enabled=False)) == []
