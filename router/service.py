@@ -23,6 +23,7 @@ from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.engine import Engine, Result, Snapshot, Timings
 from router.errors import InputError, RouterError
 from router.index import Prediction
+from router.preprocess import Analysis, NegatedSpan
 from router.reload import Reloader, ReloadStatus
 
 __all__ = ["IntentRouterService", "Limits"]
@@ -76,7 +77,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             result = await self._classify([request.text], top_k)
         except RouterError as exc:
             await _abort(context, exc)
-        return _response(result.predictions[0], result.revision, result.timings)
+        return _response(result.predictions[0], result.analyses[0], result.revision, result.timings)
 
     async def ClassifyBatch(  # noqa: N802
         self, request: pb.ClassifyBatchRequest, context: Context
@@ -97,7 +98,10 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             await _abort(context, exc)
         empty = Timings()
         return pb.ClassifyBatchResponse(
-            results=[_response(p, result.revision, empty) for p in result.predictions],
+            results=[
+                _response(p, a, result.revision, empty)
+                for p, a in zip(result.predictions, result.analyses, strict=True)
+            ],
             revision=result.revision,
             timings=_timings(result.timings),
         )
@@ -218,8 +222,25 @@ def _timings(t: Timings) -> pb.Timings:
     )
 
 
-def _response(prediction: Prediction, revision: str, timings: Timings) -> pb.ClassifyResponse:
+def _negation(text: str, span: NegatedSpan) -> pb.Negation:
+    return pb.Negation(
+        cue=text[span.cue[0] : span.cue[1]],
+        scope=span.text(text),
+        cue_start=span.cue[0],
+        cue_end=span.cue[1],
+        scope_start=span.scope[0],
+        scope_end=span.scope[1],
+        refusal=span.refusal,
+    )
+
+
+def _response(
+    prediction: Prediction, analysis: Analysis, revision: str, timings: Timings
+) -> pb.ClassifyResponse:
     return pb.ClassifyResponse(
+        reason=str(prediction.reason),
+        negations=[_negation(analysis.text, s) for s in analysis.spans],
+        refused_intents=list(prediction.refused),
         intent=prediction.intent,
         score=prediction.score,
         threshold=prediction.threshold,

@@ -156,3 +156,30 @@ async def test_health_is_not_serving_until_the_index_is_built(model_dir, bundled
     finally:
         await srv.stop(grace=0)
     assert health_pb2.HealthCheckResponse.NOT_SERVING in seen
+
+
+async def test_negation_is_explained_in_the_response(stub) -> None:
+    text = "I don't want a refund, I want a bigger size"
+    reply = await stub.Classify(pb.ClassifyRequest(text=text))
+    assert reply.intent == "exchange_item"
+    (negation,) = reply.negations
+    assert negation.refusal
+    assert negation.cue == "n't"
+    assert negation.scope == "want a refund" == text[negation.scope_start : negation.scope_end]
+    assert "request_refund" in reply.refused_intents
+    assert all(a.intent != "request_refund" for a in reply.alternatives)
+
+
+async def test_refusing_only_is_unknown_with_a_reason(stub) -> None:
+    reply = await stub.Classify(pb.ClassifyRequest(text="I don't want a refund"))
+    assert reply.intent == "unknown"
+    assert reply.reason == "nothing_wanted"
+    below = await stub.Classify(pb.ClassifyRequest(text="tell me a joke"))
+    assert below.reason == "below_threshold"
+
+
+async def test_negation_inside_the_intent_is_kept(stub) -> None:
+    reply = await stub.Classify(pb.ClassifyRequest(text="my phone won't turn on"))
+    assert reply.intent == "broken_device"
+    assert [n.refusal for n in reply.negations] == [False]
+    assert not reply.refused_intents

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arouter/api/v1/router.proto\x12\rrouter.api.v1\".\n\x0f\x43lassifyRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"=\n\x0b\x41lternative\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07\x65xample\x18\x03 \x01(\t\"i\n\x07Timings\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x11\n\tencode_ms\x18\x02 \x01(\x01\x12\x10\n\x08score_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\"\xb1\x01\n\x10\x43lassifyResponse\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x30\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x1a.router.api.v1.Alternative\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\'\n\x07timings\x18\x06 \x01(\x0b\x32\x16.router.api.v1.Timings\"4\n\x14\x43lassifyBatchRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"\x84\x01\n\x15\x43lassifyBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.router.api.v1.ClassifyResponse\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\'\n\x07timings\x18\x03 \x01(\x0b\x32\x16.router.api.v1.Timings\"\x14\n\x12ListIntentsRequest\"\\\n\rIntentSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x15\n\rexample_count\x18\x03 \x01(\x05\x12\x11\n\tthreshold\x18\x04 \x01(\x02\"V\n\x13ListIntentsResponse\x12-\n\x07intents\x18\x01 \x03(\x0b\x32\x1c.router.api.v1.IntentSummary\x12\x10\n\x08revision\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\xa6\x02\n\x0cInfoResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x14\n\x0cintent_count\x18\x03 \x01(\x05\x12\x15\n\rexample_count\x18\x04 \x01(\x05\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\x19\n\x11\x64\x65\x66\x61ult_threshold\x18\x06 \x01(\x02\x12\x0f\n\x07scoring\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x16\n\x0emax_text_chars\x18\t \x01(\x05\x12\x16\n\x0emax_batch_size\x18\n \x01(\x05\x12\x11\n\tmax_top_k\x18\x0b \x01(\x05\x12\x32\n\x0blast_reload\x18\x0c \x01(\x0b\x32\x1d.router.api.v1.ReloadResponse\"\x0f\n\rReloadRequest\"\x8f\x01\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x18\n\x10\x66inished_at_unix\x18\x06 \x01(\x01\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\x32\x95\x03\n\x0cIntentRouter\x12K\n\x08\x43lassify\x12\x1e.router.api.v1.ClassifyRequest\x1a\x1f.router.api.v1.ClassifyResponse\x12Z\n\rClassifyBatch\x12#.router.api.v1.ClassifyBatchRequest\x1a$.router.api.v1.ClassifyBatchResponse\x12T\n\x0bListIntents\x12!.router.api.v1.ListIntentsRequest\x1a\".router.api.v1.ListIntentsResponse\x12?\n\x04Info\x12\x1a.router.api.v1.InfoRequest\x1a\x1b.router.api.v1.InfoResponse\x12\x45\n\x06Reload\x12\x1c.router.api.v1.ReloadRequest\x1a\x1d.router.api.v1.ReloadResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arouter/api/v1/router.proto\x12\rrouter.api.v1\".\n\x0f\x43lassifyRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"=\n\x0b\x41lternative\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07\x65xample\x18\x03 \x01(\t\"i\n\x07Timings\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x11\n\tencode_ms\x18\x02 \x01(\x01\x12\x10\n\x08score_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\"\x86\x02\n\x10\x43lassifyResponse\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x30\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x1a.router.api.v1.Alternative\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\'\n\x07timings\x18\x06 \x01(\x0b\x32\x16.router.api.v1.Timings\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12*\n\tnegations\x18\x08 \x03(\x0b\x32\x17.router.api.v1.Negation\x12\x17\n\x0frefused_intents\x18\t \x03(\t\"\x83\x01\n\x08Negation\x12\x0b\n\x03\x63ue\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\tcue_start\x18\x03 \x01(\x05\x12\x0f\n\x07\x63ue_end\x18\x04 \x01(\x05\x12\x13\n\x0bscope_start\x18\x05 \x01(\x05\x12\x11\n\tscope_end\x18\x06 \x01(\x05\x12\x0f\n\x07refusal\x18\x07 \x01(\x08\"4\n\x14\x43lassifyBatchRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\"\x84\x01\n\x15\x43lassifyBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.router.api.v1.ClassifyResponse\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\'\n\x07timings\x18\x03 \x01(\x0b\x32\x16.router.api.v1.Timings\"\x14\n\x12ListIntentsRequest\"\\\n\rIntentSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x15\n\rexample_count\x18\x03 \x01(\x05\x12\x11\n\tthreshold\x18\x04 \x01(\x02\"V\n\x13ListIntentsResponse\x12-\n\x07intents\x18\x01 \x03(\x0b\x32\x1c.router.api.v1.IntentSummary\x12\x10\n\x08revision\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\xa6\x02\n\x0cInfoResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x14\n\x0cintent_count\x18\x03 \x01(\x05\x12\x15\n\rexample_count\x18\x04 \x01(\x05\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\x19\n\x11\x64\x65\x66\x61ult_threshold\x18\x06 \x01(\x02\x12\x0f\n\x07scoring\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x16\n\x0emax_text_chars\x18\t \x01(\x05\x12\x16\n\x0emax_batch_size\x18\n \x01(\x05\x12\x11\n\tmax_top_k\x18\x0b \x01(\x05\x12\x32\n\x0blast_reload\x18\x0c \x01(\x0b\x32\x1d.router.api.v1.ReloadResponse\"\x0f\n\rReloadRequest\"\x8f\x01\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x18\n\x10\x66inished_at_unix\x18\x06 \x01(\x01\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\x32\x95\x03\n\x0cIntentRouter\x12K\n\x08\x43lassify\x12\x1e.router.api.v1.ClassifyRequest\x1a\x1f.router.api.v1.ClassifyResponse\x12Z\n\rClassifyBatch\x12#.router.api.v1.ClassifyBatchRequest\x1a$.router.api.v1.ClassifyBatchResponse\x12T\n\x0bListIntents\x12!.router.api.v1.ListIntentsRequest\x1a\".router.api.v1.ListIntentsResponse\x12?\n\x04Info\x12\x1a.router.api.v1.InfoRequest\x1a\x1b.router.api.v1.InfoResponse\x12\x45\n\x06Reload\x12\x1c.router.api.v1.ReloadRequest\x1a\x1d.router.api.v1.ReloadResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,25 +38,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TIMINGS']._serialized_start=156
   _globals['_TIMINGS']._serialized_end=261
   _globals['_CLASSIFYRESPONSE']._serialized_start=264
-  _globals['_CLASSIFYRESPONSE']._serialized_end=441
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=443
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=495
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=498
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=630
-  _globals['_LISTINTENTSREQUEST']._serialized_start=632
-  _globals['_LISTINTENTSREQUEST']._serialized_end=652
-  _globals['_INTENTSUMMARY']._serialized_start=654
-  _globals['_INTENTSUMMARY']._serialized_end=746
-  _globals['_LISTINTENTSRESPONSE']._serialized_start=748
-  _globals['_LISTINTENTSRESPONSE']._serialized_end=834
-  _globals['_INFOREQUEST']._serialized_start=836
-  _globals['_INFOREQUEST']._serialized_end=849
-  _globals['_INFORESPONSE']._serialized_start=852
-  _globals['_INFORESPONSE']._serialized_end=1146
-  _globals['_RELOADREQUEST']._serialized_start=1148
-  _globals['_RELOADREQUEST']._serialized_end=1163
-  _globals['_RELOADRESPONSE']._serialized_start=1166
-  _globals['_RELOADRESPONSE']._serialized_end=1309
-  _globals['_INTENTROUTER']._serialized_start=1312
-  _globals['_INTENTROUTER']._serialized_end=1717
+  _globals['_CLASSIFYRESPONSE']._serialized_end=526
+  _globals['_NEGATION']._serialized_start=529
+  _globals['_NEGATION']._serialized_end=660
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=662
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=714
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=717
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=849
+  _globals['_LISTINTENTSREQUEST']._serialized_start=851
+  _globals['_LISTINTENTSREQUEST']._serialized_end=871
+  _globals['_INTENTSUMMARY']._serialized_start=873
+  _globals['_INTENTSUMMARY']._serialized_end=965
+  _globals['_LISTINTENTSRESPONSE']._serialized_start=967
+  _globals['_LISTINTENTSRESPONSE']._serialized_end=1053
+  _globals['_INFOREQUEST']._serialized_start=1055
+  _globals['_INFOREQUEST']._serialized_end=1068
+  _globals['_INFORESPONSE']._serialized_start=1071
+  _globals['_INFORESPONSE']._serialized_end=1365
+  _globals['_RELOADREQUEST']._serialized_start=1367
+  _globals['_RELOADREQUEST']._serialized_end=1382
+  _globals['_RELOADRESPONSE']._serialized_start=1385
+  _globals['_RELOADRESPONSE']._serialized_end=1528
+  _globals['_INTENTROUTER']._serialized_start=1531
+  _globals['_INTENTROUTER']._serialized_end=1936
 # @@protoc_insertion_point(module_scope)

@@ -39,20 +39,44 @@ class Timings(_message.Message):
     def __init__(self, preprocess_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., score_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("intent", "score", "threshold", "alternatives", "revision", "timings")
+    __slots__ = ("intent", "score", "threshold", "alternatives", "revision", "timings", "reason", "negations", "refused_intents")
     INTENT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     ALTERNATIVES_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NEGATIONS_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_INTENTS_FIELD_NUMBER: _ClassVar[int]
     intent: str
     score: float
     threshold: float
     alternatives: _containers.RepeatedCompositeFieldContainer[Alternative]
     revision: str
     timings: Timings
-    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Alternative, _Mapping]]] = ..., revision: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ...) -> None: ...
+    reason: str
+    negations: _containers.RepeatedCompositeFieldContainer[Negation]
+    refused_intents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Alternative, _Mapping]]] = ..., revision: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., reason: _Optional[str] = ..., negations: _Optional[_Iterable[_Union[Negation, _Mapping]]] = ..., refused_intents: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Negation(_message.Message):
+    __slots__ = ("cue", "scope", "cue_start", "cue_end", "scope_start", "scope_end", "refusal")
+    CUE_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    CUE_START_FIELD_NUMBER: _ClassVar[int]
+    CUE_END_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_START_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_END_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    cue: str
+    scope: str
+    cue_start: int
+    cue_end: int
+    scope_start: int
+    scope_end: int
+    refusal: bool
+    def __init__(self, cue: _Optional[str] = ..., scope: _Optional[str] = ..., cue_start: _Optional[int] = ..., cue_end: _Optional[int] = ..., scope_start: _Optional[int] = ..., scope_end: _Optional[int] = ..., refusal: _Optional[bool] = ...) -> None: ...
 
 class ClassifyBatchRequest(_message.Message):
     __slots__ = ("texts", "top_k")
