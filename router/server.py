@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.batching import Batcher, BatchSettings
 from router.encoder import Encoder
 from router.engine import Engine
 from router.index import IndexSettings
@@ -44,7 +45,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     threads: int | None = None
-    workers: int = 2
+    batching: BatchSettings = field(default_factory=BatchSettings)
     limits: Limits = field(default_factory=Limits)
     settings: IndexSettings = field(default_factory=IndexSettings)
     grace_seconds: float = 5.0
@@ -63,7 +64,9 @@ class RouterServer:
         self.port = 0
         self.engine: Engine | None = None
         self.reloader: Reloader | None = None
-        self._executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="encode")
+        self.batcher: Batcher | None = None
+        # One thread runs the model: batches go one at a time, each using every core.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._health = health_aio.HealthServicer()
         self._server = grpc.aio.server(
             options=[
@@ -85,8 +88,10 @@ class RouterServer:
         self.engine = Engine(encoder, self.config.settings, cache)
         if self.config.intents_path is not None:
             self.reloader = Reloader(self.engine, self.config.intents_path)
+        self.batcher = Batcher(self.engine, self._executor, self.config.batching)
+        self.batcher.start()
         pb_grpc.add_IntentRouterServicer_to_server(
-            IntentRouterService(self.engine, self.config.limits, self._executor, self.reloader),
+            IntentRouterService(self.engine, self.config.limits, self.batcher, self.reloader),
             self._server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -117,6 +122,8 @@ class RouterServer:
         await self._health.enter_graceful_shutdown()
         if self.reloader is not None:
             await self.reloader.close()
+        if self.batcher is not None:
+            await self.batcher.close()
         await self._server.stop(self.config.grace_seconds if grace is None else grace)
         self._executor.shutdown(wait=False, cancel_futures=True)
 

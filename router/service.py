@@ -7,12 +7,8 @@ status codes in ``_status_of`` and nowhere else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -20,7 +16,8 @@ import grpc
 from router import __version__
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.engine import Engine, Result, Snapshot, Timings
+from router.batching import Batcher, CallerGoneError, OverloadedError
+from router.engine import Engine, Snapshot, Timings
 from router.errors import InputError, RouterError
 from router.index import Prediction
 from router.preprocess import Analysis, NegatedSpan
@@ -51,6 +48,10 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, NotReadyError):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, OverloadedError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
+    if isinstance(exc, CallerGoneError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)
     log.exception("internal error", exc_info=exc)
     return grpc.StatusCode.INTERNAL, "internal error"
 
@@ -60,12 +61,12 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         self,
         engine: Engine,
         limits: Limits,
-        executor: ThreadPoolExecutor,
+        batcher: Batcher,
         reloader: Reloader | None = None,
     ) -> None:
         self.engine = engine
         self.limits = limits
-        self.executor = executor
+        self.batcher = batcher
         self.reloader = reloader
 
     async def Classify(  # noqa: N802 - gRPC method name
@@ -74,7 +75,8 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         try:
             top_k = self._top_k(request.top_k)
             self._check_text(request.text, "text")
-            result = await self._classify([request.text], top_k)
+            self._check_ready()
+            result = await self.batcher.classify([request.text], top_k, context.time_remaining())
         except RouterError as exc:
             await _abort(context, exc)
         return _response(result.predictions[0], result.analyses[0], result.revision, result.timings)
@@ -93,17 +95,17 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                 )
             for i, text in enumerate(texts):
                 self._check_text(text, f"texts[{i}]")
-            result = await self._classify(texts, top_k)
+            self._check_ready()
+            answers, timings = await self.batcher.classify_many(
+                texts, top_k, context.time_remaining()
+            )
         except RouterError as exc:
             await _abort(context, exc)
         empty = Timings()
         return pb.ClassifyBatchResponse(
-            results=[
-                _response(p, a, result.revision, empty)
-                for p, a in zip(result.predictions, result.analyses, strict=True)
-            ],
-            revision=result.revision,
-            timings=_timings(result.timings),
+            results=[_response(a.prediction, a.analysis, a.revision, empty) for a in answers],
+            revision=answers[-1].revision,
+            timings=_timings(timings),
         )
 
     async def ListIntents(  # noqa: N802
@@ -161,21 +163,12 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         return _reload(await self.reloader.reload("rpc"))
 
     def _snapshot(self) -> Snapshot:
-        if not self.engine.ready:
-            raise NotReadyError("the intent index is still being built")
+        self._check_ready()
         return self.engine.snapshot
 
-    async def _classify(self, texts: Sequence[str], top_k: int) -> Result:
+    def _check_ready(self) -> None:
         if not self.engine.ready:
             raise NotReadyError("the intent index is still being built")
-        submitted = time.perf_counter()
-
-        def run() -> Result:
-            queued_ms = (time.perf_counter() - submitted) * 1e3
-            result = self.engine.classify(texts, top_k)
-            return replace(result, timings=replace(result.timings, queue_ms=queued_ms))
-
-        return await asyncio.get_running_loop().run_in_executor(self.executor, run)
 
     def _top_k(self, top_k: int) -> int:
         if top_k == 0:
