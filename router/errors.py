@@ -5,6 +5,9 @@
     |                           holds one or more Problem(file, line, column, field, message)
     +-- ModelError              the model directory is missing or unusable (exit 3)
     +-- InputError              a request is invalid (text empty/too long, top_k, batch size)
+    +-- DataError               a labelled data file (eval/tune) is unusable (exit 2)
+    |                           holds one or more Problem(file, line, column, field, message)
+    +-- TuningError             no threshold meets the tuning objective on the data (exit 2)
 
 Errors are values with context, never bare strings: callers map them to exit codes
 (cli.py) or gRPC status codes (service.py) in one place each.
@@ -14,7 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["InputError", "IntentsError", "ModelError", "Problem", "RouterError"]
+__all__ = [
+    "DataError",
+    "InputError",
+    "IntentsError",
+    "ModelError",
+    "Problem",
+    "RouterError",
+    "TuningError",
+]
 
 
 class RouterError(Exception):
@@ -65,3 +76,22 @@ class InputError(RouterError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class DataError(RouterError):
+    """A labelled data file could not be used; ``problems`` lists the findings."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem], *, limit: int = 20) -> None:
+        self.problems = tuple(problems)
+        lines = [str(p) for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"... and {len(self.problems) - limit} more")
+        super().__init__("\n".join(lines))
+
+
+class TuningError(RouterError):
+    """No threshold meets the tuning objective on the given data."""
+
+    exit_code = 2

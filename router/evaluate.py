@@ -1,0 +1,601 @@
+"""Evaluation on labelled data: reading it, metrics on predictions, the threshold sweep.
+
+Pure: no grpc, no onnxruntime. The predictions come from ``Engine.classify`` (see
+``predict``), the same call the gRPC service makes, so the scores and thresholds
+measured here are the ones the server answers with; nothing here re-scores.
+
+Data: one JSON object a line, ``{"text": ..., "intent": ...}``; ``"unknown"`` marks an
+out-of-scope row; other keys are ignored; blank lines are skipped.
+
+Definitions (``unknown`` is a label like any other unless said otherwise):
+
+* ``accuracy``: predicted == gold, over every row;
+* ``in_scope_accuracy``: predicted == gold over rows whose gold is an intent;
+* ``in_scope_top1``: the best candidate == gold over those rows, whatever the threshold;
+* ``in_scope_precision``: of the answers naming an intent, the share that are right;
+* ``unknown_recall`` / ``unknown_precision`` / ``unknown_f1``: for the label ``unknown``;
+* ``macro_f1``: mean F1 over the labels (intents and ``unknown``) that occur as gold or
+  as a prediction; a label that occurs in neither has no F1 and is left out.
+
+A metric whose denominator is zero is ``None`` (``null`` in JSON), never 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+from tqdm import tqdm
+
+from router.errors import DataError, Problem
+from router.index import Prediction
+from router.intents import UNKNOWN
+
+__all__ = [
+    "ConfusedPair",
+    "Evaluation",
+    "LabelStats",
+    "Metrics",
+    "Outcome",
+    "Row",
+    "SweepPoint",
+    "evaluate",
+    "grid_decimals",
+    "load_labelled",
+    "metrics_at",
+    "predict",
+    "round_threshold",
+    "sweep",
+    "threshold_grid",
+]
+
+#: Progress is shown for at least this many rows, and only on a terminal.
+PROGRESS_MIN_ROWS = 200
+TOP_CONFUSED = 10
+
+Labels = Sequence[str] | npt.NDArray[np.str_]
+Scores = Sequence[float] | npt.NDArray[np.floating]
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    text: str
+    intent: str  # gold label: an intent name or UNKNOWN
+    line: int  # 1-based line in the data file
+
+
+def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> list[Row]:
+    """Read a JSONL file of labelled rows; raise DataError naming ``file:line`` for each
+    malformed line and, when ``labels`` (the loaded intent names) is given, for each
+    label that is neither one of them nor ``unknown``."""
+    path = Path(path)
+    where = str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError([Problem(where, None, None, "", f"cannot read: {exc}")]) from exc
+    rows: list[Row] = []
+    problems: list[Problem] = []
+    for number, chunk in enumerate(raw.split(b"\n"), start=1):
+        try:
+            line = chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(where, number, None, "", f"not UTF-8: {exc.reason}"))
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(where, number, exc.colno, "", f"malformed JSON: {exc.msg}"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(Problem(where, number, None, "", "must be a JSON object"))
+            continue
+        text = record.get("text")
+        intent = record.get("intent")
+        ok = True
+        if not isinstance(text, str) or not text.strip():
+            problems.append(Problem(where, number, None, "text", "required: a non-blank string"))
+            ok = False
+        if not isinstance(intent, str) or not intent:
+            problems.append(Problem(where, number, None, "intent", "required: a string"))
+            ok = False
+        elif labels is not None and intent != UNKNOWN and intent not in labels:
+            problems.append(
+                Problem(
+                    where,
+                    number,
+                    None,
+                    "intent",
+                    f"{intent!r} is neither a loaded intent nor {UNKNOWN!r}",
+                )
+            )
+            ok = False
+        if ok:
+            assert isinstance(text, str) and isinstance(intent, str)
+            rows.append(Row(text=text, intent=intent, line=number))
+    if problems:
+        raise DataError(problems)
+    if not rows:
+        raise DataError([Problem(where, None, None, "", "no rows")])
+    return rows
+
+
+# ----------------------------------------------------------------------- predicting
+
+
+class _Answer(Protocol):
+    @property
+    def predictions(self) -> list[Prediction]: ...
+
+    @property
+    def revision(self) -> str: ...
+
+
+class Classifier(Protocol):
+    """What ``predict`` needs: ``router.engine.Engine`` is one."""
+
+    def classify(self, texts: Sequence[str], top_k: int = ...) -> _Answer: ...
+
+
+def predict(
+    classifier: Classifier,
+    texts: Sequence[str],
+    *,
+    top_k: int = 3,
+    batch_size: int = 64,
+    progress: bool | None = None,
+) -> tuple[list[Prediction], str]:
+    """Classify ``texts`` through ``classifier.classify`` in batches; the predictions and
+    the revision that answered. ``progress=None`` shows a bar on a terminal for
+    ``PROGRESS_MIN_ROWS`` rows or more."""
+    if progress is None:
+        progress = len(texts) >= PROGRESS_MIN_ROWS and sys.stderr.isatty()
+    predictions: list[Prediction] = []
+    revision: str | None = None
+    with tqdm(
+        total=len(texts),
+        unit="rows",
+        desc="classifying",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+    ) as bar:
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start : start + batch_size]
+            answer = classifier.classify(batch, top_k)
+            if revision is not None and answer.revision != revision:
+                raise RuntimeError(
+                    f"the intents changed during evaluation ({revision} -> {answer.revision})"
+                )
+            revision = answer.revision
+            predictions.extend(answer.predictions)
+            bar.update(len(batch))
+    if revision is None:
+        raise ValueError("nothing to classify")
+    return predictions, revision
+
+
+# -------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True, slots=True)
+class SweepPoint:
+    """The decision metrics at one threshold (or one set of thresholds)."""
+
+    threshold: float
+    accuracy: float
+    in_scope_accuracy: float | None
+    in_scope_precision: float | None
+    unknown_recall: float | None
+    unknown_precision: float | None
+    unknown_f1: float | None
+    correct: int  # rows whose prediction equals the gold label
+    answered: int  # rows answered with an intent (not unknown)
+    rows: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "threshold": self.threshold,
+            "accuracy": self.accuracy,
+            "in_scope_accuracy": self.in_scope_accuracy,
+            "in_scope_precision": self.in_scope_precision,
+            "unknown_recall": self.unknown_recall,
+            "unknown_precision": self.unknown_precision,
+            "unknown_f1": self.unknown_f1,
+            "correct": self.correct,
+            "answered": self.answered,
+            "rows": self.rows,
+        }
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def _f1(precision: float | None, recall: float | None) -> float | None:
+    if precision is None and recall is None:
+        return None
+    p, r = precision or 0.0, recall or 0.0
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def _point(
+    threshold: float,
+    *,
+    rows: int,
+    in_scope: int,
+    answered: int,
+    hits: int,
+    unknown_answers: int,
+    unknown_hits: int,
+) -> SweepPoint:
+    """Metrics from counts. ``hits``: answers naming the gold intent; ``unknown_hits``:
+    unknown answers to out-of-scope rows."""
+    unknown_gold = rows - in_scope
+    precision = _ratio(unknown_hits, unknown_answers)
+    recall = _ratio(unknown_hits, unknown_gold)
+    return SweepPoint(
+        threshold=threshold,
+        accuracy=(hits + unknown_hits) / rows,
+        in_scope_accuracy=_ratio(hits, in_scope),
+        in_scope_precision=_ratio(hits, answered),
+        unknown_recall=recall,
+        unknown_precision=precision,
+        unknown_f1=_f1(precision, recall),
+        correct=hits + unknown_hits,
+        answered=answered,
+        rows=rows,
+    )
+
+
+def _as_labels(values: Iterable[str]) -> npt.NDArray[np.str_]:
+    return np.array(list(values), dtype=np.str_)
+
+
+def sweep(
+    gold: Labels,
+    candidates: Labels,
+    scores: Scores,
+    thresholds: Scores,
+    fixed: Mapping[str, float] | None = None,
+) -> list[SweepPoint]:
+    """The metrics at each threshold, as the engine would decide: a row is answered with
+    its best candidate when ``score >= threshold`` (compared in float32, as the index
+    does), else ``unknown``. Rows whose candidate is in ``fixed`` keep that intent's own
+    threshold whatever the swept one. Vectorised: one sort, cumulative counts."""
+    g = _as_labels(gold)
+    c = _as_labels(candidates)
+    s = np.asarray(scores, dtype=np.float32)
+    t = np.asarray(thresholds, dtype=np.float64)
+    if not len(g) == len(c) == len(s):
+        raise ValueError("gold, candidates and scores differ in length")
+    if len(g) == 0:
+        raise ValueError("no rows")
+    t32 = t.astype(np.float32)
+    unknown = g == UNKNOWN
+    hit = c == g
+    fixed = fixed or {}
+    if fixed:
+        own = np.array([fixed.get(str(x), np.nan) for x in c], dtype=np.float32)
+        pinned = ~np.isnan(own)
+        pinned_known = pinned & (s >= np.where(pinned, own, np.float32(0)))
+        pinned_unknown = pinned & ~pinned_known
+    else:
+        pinned = pinned_known = pinned_unknown = np.zeros(len(g), dtype=bool)
+    free = ~pinned
+    order = np.argsort(s[free], kind="stable")
+    fs, fh, fu = s[free][order], hit[free][order], unknown[free][order]
+    hits_below = np.concatenate([[0], np.cumsum(fh)])
+    unknown_below = np.concatenate([[0], np.cumsum(fu)])
+    # Rows before ``cut`` score below the threshold: they are answered ``unknown``.
+    cut = np.searchsorted(fs, t32, side="left")
+    answered = (len(fs) - cut) + int(pinned_known.sum())
+    hits = (hits_below[-1] - hits_below[cut]) + int((pinned_known & hit).sum())
+    unknown_answers = cut + int(pinned_unknown.sum())
+    unknown_hits = unknown_below[cut] + int((pinned_unknown & unknown).sum())
+    rows, in_scope = len(g), int((~unknown).sum())
+    return [
+        _point(
+            float(t[i]),
+            rows=rows,
+            in_scope=in_scope,
+            answered=int(answered[i]),
+            hits=int(hits[i]),
+            unknown_answers=int(unknown_answers[i]),
+            unknown_hits=int(unknown_hits[i]),
+        )
+        for i in range(len(t))
+    ]
+
+
+def metrics_at(
+    gold: Labels,
+    candidates: Labels,
+    scores: Scores,
+    default: float,
+    per_intent: Mapping[str, float] | None = None,
+) -> SweepPoint:
+    """The metrics with one default threshold and per-intent overrides."""
+    return sweep(gold, candidates, scores, [default], per_intent)[0]
+
+
+def grid_decimals(scores: Scores) -> int:
+    """Decimals of the threshold grid for these scores: a step of about a thousandth of
+    their range, a power of ten (0.0001 for cosines spread over 0.1 .. 1)."""
+    s = np.asarray(scores, dtype=np.float64)
+    span = max(float(s.max()) - float(s.min()), 1e-3)
+    return max(2, 3 - math.floor(math.log10(span)))
+
+
+def threshold_grid(scores: Scores) -> npt.NDArray[np.float64]:
+    """Candidate thresholds from one step below the lowest score to one step above the
+    highest (``grid_decimals``), kept within [-1, 1], the range the intents schema
+    accepts. The scale is the data's: whatever the scoring in use produces."""
+    s = np.asarray(scores, dtype=np.float64)
+    decimals = grid_decimals(s)
+    step = 10.0**-decimals
+    first = math.floor(float(s.min()) / step) - 1
+    last = math.ceil(float(s.max()) / step) + 1
+    # Each value is the double nearest its decimal text, so what is written to YAML and
+    # read back is exactly the value swept here.
+    values = [round_threshold(k * step, decimals) for k in range(first, last + 1)]
+    grid = np.array([v for v in values if -1.0 <= v <= 1.0], dtype=np.float64)
+    return np.unique(grid)
+
+
+def round_threshold(value: float, decimals: int) -> float:
+    """``value`` rounded to ``decimals``, as the double its decimal text parses to."""
+    text = f"{value:.{decimals}f}"
+    return 0.0 if float(text) == 0 else float(text)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One evaluated row: the gold label and what the engine answered."""
+
+    text: str
+    gold: str
+    predicted: str
+    candidate: str
+    score: float
+    threshold: float
+    matched_example: str  # the candidate's exemplar closest to the text
+    line: int
+
+    @property
+    def correct(self) -> bool:
+        return self.predicted == self.gold
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "line": self.line,
+            "text": self.text,
+            "gold": self.gold,
+            "predicted": self.predicted,
+            "candidate": self.candidate,
+            "score": self.score,
+            "threshold": self.threshold,
+            "matched_example": self.matched_example,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LabelStats:
+    name: str
+    precision: float | None
+    recall: float | None
+    f1: float | None
+    support: int  # rows with this gold label
+    predicted: int  # rows predicted as this label
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "support": self.support,
+            "predicted": self.predicted,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConfusedPair:
+    gold: str
+    predicted: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    accuracy: float
+    in_scope_accuracy: float | None
+    in_scope_top1: float | None
+    in_scope_precision: float | None
+    unknown_recall: float | None
+    unknown_precision: float | None
+    unknown_f1: float | None
+    macro_f1: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """The result of one evaluation; ``to_json`` is what ``eval --json`` prints."""
+
+    data: str
+    revision: str
+    scoring: str
+    default_threshold: float
+    own_thresholds: Mapping[str, float]  # intents with a threshold of their own
+    metrics: Metrics
+    per_intent: tuple[LabelStats, ...]
+    confused_pairs: tuple[ConfusedPair, ...]
+    outcomes: tuple[Outcome, ...] = field(repr=False)
+
+    @property
+    def rows(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def in_scope_rows(self) -> int:
+        return sum(o.gold != UNKNOWN for o in self.outcomes)
+
+    @property
+    def errors(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if not o.correct)
+
+    def at_current(self) -> SweepPoint:
+        """The decision metrics recomputed from candidates and scores (a cross-check)."""
+        return metrics_at(
+            [o.gold for o in self.outcomes],
+            [o.candidate for o in self.outcomes],
+            [o.score for o in self.outcomes],
+            self.default_threshold,
+            self.own_thresholds,
+        )
+
+    def curve(self, thresholds: Sequence[float] | None = None) -> list[SweepPoint]:
+        """The metrics if the default threshold were each of ``thresholds`` (intents'
+        own thresholds kept)."""
+        scores = [o.score for o in self.outcomes]
+        grid = threshold_grid(scores) if thresholds is None else thresholds
+        return sweep(
+            [o.gold for o in self.outcomes],
+            [o.candidate for o in self.outcomes],
+            scores,
+            grid,
+            self.own_thresholds,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        m = self.metrics
+        return {
+            "data": self.data,
+            "rows": self.rows,
+            "in_scope_rows": self.in_scope_rows,
+            "revision": self.revision,
+            "scoring": self.scoring,
+            "default_threshold": self.default_threshold,
+            "own_thresholds": dict(self.own_thresholds),
+            "accuracy": m.accuracy,
+            "in_scope_accuracy": m.in_scope_accuracy,
+            "in_scope_top1": m.in_scope_top1,
+            "in_scope_precision": m.in_scope_precision,
+            "unknown_recall": m.unknown_recall,
+            "unknown_precision": m.unknown_precision,
+            "unknown_f1": m.unknown_f1,
+            "macro_f1": m.macro_f1,
+            "per_intent": {s.name: s.to_json() for s in self.per_intent},
+            "confused_pairs": [
+                {"gold": p.gold, "predicted": p.predicted, "count": p.count}
+                for p in self.confused_pairs
+            ],
+            "errors": [o.to_json() for o in self.errors],
+        }
+
+
+def evaluate(
+    rows: Sequence[Row],
+    predictions: Sequence[Prediction],
+    *,
+    labels: Sequence[str],
+    revision: str = "",
+    scoring: str = "",
+    default_threshold: float,
+    own_thresholds: Mapping[str, float] | None = None,
+    data: str = "",
+) -> Evaluation:
+    """Score ``predictions`` (one per row, in order) against the rows' gold labels.
+
+    ``labels`` are the loaded intent names (``unknown`` is added); every one gets a
+    per-intent entry, with ``None`` where it never occurs."""
+    if len(rows) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows")
+    if not rows:
+        raise ValueError("no rows")
+    outcomes = tuple(
+        Outcome(
+            text=row.text,
+            gold=row.intent,
+            predicted=p.intent,
+            candidate=p.candidate,
+            score=p.score,
+            threshold=p.threshold,
+            matched_example=p.alternatives[0].example,
+            line=row.line,
+        )
+        for row, p in zip(rows, predictions, strict=True)
+    )
+    gold = _as_labels(o.gold for o in outcomes)
+    predicted = _as_labels(o.predicted for o in outcomes)
+    candidate = _as_labels(o.candidate for o in outcomes)
+    unknown_gold = gold == UNKNOWN
+    unknown_pred = predicted == UNKNOWN
+    hits = int(((predicted == gold) & ~unknown_pred).sum())
+    point = _point(
+        default_threshold,
+        rows=len(outcomes),
+        in_scope=int((~unknown_gold).sum()),
+        answered=int((~unknown_pred).sum()),
+        hits=hits,
+        unknown_answers=int(unknown_pred.sum()),
+        unknown_hits=int((unknown_pred & unknown_gold).sum()),
+    )
+
+    names = [*dict.fromkeys(labels), UNKNOWN]
+    stats: list[LabelStats] = []
+    for name in names:
+        is_gold, is_pred = gold == name, predicted == name
+        tp = int((is_gold & is_pred).sum())
+        support, n_pred = int(is_gold.sum()), int(is_pred.sum())
+        precision, recall = _ratio(tp, n_pred), _ratio(tp, support)
+        stats.append(
+            LabelStats(
+                name=name,
+                precision=precision,
+                recall=recall,
+                f1=_f1(precision, recall),
+                support=support,
+                predicted=n_pred,
+            )
+        )
+    f1s = [s.f1 for s in stats if s.f1 is not None]
+
+    pairs = Counter((o.gold, o.predicted) for o in outcomes if not o.correct)
+    confused = tuple(
+        ConfusedPair(gold=g, predicted=p, count=n)
+        for (g, p), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:TOP_CONFUSED]
+    )
+    metrics = Metrics(
+        accuracy=point.accuracy,
+        in_scope_accuracy=point.in_scope_accuracy,
+        in_scope_top1=_ratio(int((candidate == gold).sum()), int((~unknown_gold).sum())),
+        in_scope_precision=point.in_scope_precision,
+        unknown_recall=point.unknown_recall,
+        unknown_precision=point.unknown_precision,
+        unknown_f1=point.unknown_f1,
+        macro_f1=sum(f1s) / len(f1s) if f1s else None,
+    )
+    return Evaluation(
+        data=data,
+        revision=revision,
+        scoring=scoring,
+        default_threshold=default_threshold,
+        own_thresholds=dict(own_thresholds or {}),
+        metrics=metrics,
+        per_intent=tuple(stats),
+        confused_pairs=confused,
+        outcomes=outcomes,
+    )
