@@ -153,10 +153,11 @@ class Engine:
         analysed = time.perf_counter()
         vectors = self._encode(analyses, negation, [text for _, text in owners])
         encoded = time.perf_counter()
-        scores, sims = index.scores(vectors[: len(texts)])
+        scored = index.scores(vectors[: len(texts)])
+        scores = scored.scores
         refused: list[set[int]] = [set() for _ in texts]
         if owners:
-            span_scores, _ = index.scores(vectors[len(texts) :])
+            span_scores = index.scores(vectors[len(texts) :]).scores
             for (row, _), named in zip(owners, span_scores, strict=True):
                 # The refused span names an intent more strongly than the rest of the
                 # utterance does: the customer does not want that intent.
@@ -164,7 +165,7 @@ class Engine:
                 if named[target] > scores[row, target]:
                     refused[row].add(target)
         wants_nothing = [a.wants_nothing(negation.lexicon) for a in analyses]
-        predictions = index.decide(scores, sims, top_k, refused, wants_nothing)
+        predictions = index.decide(scored, top_k, refused, wants_nothing)
         done = time.perf_counter()
         return Result(
             predictions=predictions,

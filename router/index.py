@@ -9,7 +9,12 @@ Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
 * ``nearest``: cosine to the intent's closest exemplar;
 * ``topk_mean``: mean cosine of the intent's k closest exemplars (k = 3 by default;
   an intent with fewer exemplars averages what it has);
-* ``centroid``: cosine to the normalised mean of the intent's exemplars.
+* ``centroid``: cosine to the normalised mean of the intent's exemplars;
+* ``head``: a softmax-regression head trained on the exemplar vectors at build time
+  (head.py) ranks the intents; an intent's score mixes the head's cosine-like logit
+  with where the exemplars actually are: 0.5 x logit/scale + 0.25 x the intent's top-3
+  cosine mean + 0.25 x the top-5 cosine mean over all exemplars (the winner's score is
+  head.py's confidence). See ARCHITECTURE.md for the measurements.
 
 The best-scoring intent wins unless its score is below its threshold (the intent's
 own, else the intents' default, else the index default), in which case the answer is
@@ -25,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from router.head import Head, train_head
 from router.intents import UNKNOWN, IntentSet
 
 __all__ = [
@@ -34,27 +40,40 @@ __all__ = [
     "IndexSettings",
     "Prediction",
     "Reason",
+    "Scored",
     "Scoring",
 ]
 
 Matrix = npt.NDArray[np.float32]
 
-#: Used when neither the intent nor the intents file sets a threshold. Tuned on the
-#: bundled validation split (intents/eval/val.jsonl) with `intent-router tune`.
-DEFAULT_THRESHOLD = 0.4
+#: Used when neither the intent nor the intents file sets a threshold: the head's
+#: confidence threshold tuned on the two validation sets we have (CLINC150 val 0.395,
+#: the bundled shop intents' val 0.372, both maximising accuracy). Run
+#: `intent-router tune --write` on your own labelled data to set yours.
+DEFAULT_THRESHOLD = 0.38
 
 
 class Scoring(enum.StrEnum):
     NEAREST = "nearest"
     TOPK_MEAN = "topk_mean"
     CENTROID = "centroid"
+    HEAD = "head"
 
 
 @dataclass(frozen=True, slots=True)
 class IndexSettings:
-    scoring: Scoring = Scoring.TOPK_MEAN
+    scoring: Scoring = Scoring.HEAD
     k: int = 3
     default_threshold: float = DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Scores of m queries against every intent."""
+
+    scores: Matrix  # (m, n_intents): compared with thresholds and reported
+    rank: Matrix  # (m, n_intents): orders the intents (the head's logits, or ``scores``)
+    sims: Matrix  # (m, n_examples): cosine to every exemplar
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,70 +145,76 @@ class Index:
         thresholds.setflags(write=False)
         self.thresholds = thresholds
         self.default_threshold = float(fallback)
+        self.head: Head | None = None
+        if settings.scoring is Scoring.HEAD:
+            self.head = train_head(matrix, self._rows.astype(np.int64), len(self.names))
 
     @property
     def revision(self) -> str:
         return self.intents.revision
 
-    def scores(self, queries: Matrix) -> tuple[Matrix, Matrix]:
-        """Per-intent scores (m, n_intents) and the per-exemplar cosines (m, n_examples)."""
+    def scores(self, queries: Matrix) -> Scored:
+        """Every intent's score for each query, the ranking key and the exemplar cosines."""
         sims = queries @ self.matrix.T
         scoring = self.settings.scoring
         if scoring is Scoring.CENTROID:
-            return queries @ self._centroids.T, sims
+            centroid = queries @ self._centroids.T
+            return Scored(centroid, centroid, sims)
         grouped = np.full((queries.shape[0], len(self.names), self._width), -np.inf, np.float32)
         grouped[:, self._rows, self._cols] = sims
         if scoring is Scoring.NEAREST:
-            return grouped.max(axis=2), sims
-        k = min(self.settings.k, self._width)
-        top = -np.partition(-grouped, k - 1, axis=2)[:, :, :k]
-        # Intents with fewer than k exemplars average over what they have.
-        valid = np.isfinite(top)
-        summed = np.where(valid, top, 0.0).sum(axis=2)
-        mean: Matrix = (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32)
-        return mean, sims
+            nearest = grouped.max(axis=2)
+            return Scored(nearest, nearest, sims)
+        topk = _topk_mean(grouped, self.settings.k)
+        if self.head is None:
+            return Scored(topk, topk, sims)
+        logits = self.head.logits(queries)
+        k_any = min(5, sims.shape[1])
+        near = -np.partition(-sims, k_any - 1, axis=1)[:, :k_any].mean(axis=1, keepdims=True)
+        mixed = 0.5 * logits / np.float32(self.head.scale) + 0.25 * topk + 0.25 * near
+        return Scored(np.clip(mixed, -1.0, 1.0).astype(np.float32), logits, sims)
 
     def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
-        scores, sims = self.scores(queries)
-        return self.decide(scores, sims, top_k)
+        return self.decide(self.scores(queries), top_k)
 
     def decide(
         self,
-        scores: Matrix,
-        sims: Matrix,
+        scored: Scored,
         top_k: int,
         refused: Sequence[Collection[int]] | None = None,
         wants_nothing: Sequence[bool] | None = None,
     ) -> list[Prediction]:
-        """Predictions from ``scores``; refused intents are never candidates."""
+        """Predictions from ``scored``; refused intents are never candidates."""
         return [
             self._decide(
-                scores[row],
-                sims[row],
+                scored.scores[row],
+                scored.rank[row],
+                scored.sims[row],
                 top_k,
                 refused[row] if refused else (),
                 bool(wants_nothing[row]) if wants_nothing else False,
             )
-            for row in range(scores.shape[0])
+            for row in range(scored.scores.shape[0])
         ]
 
-    def _decide(
+    def _decide(  # noqa: PLR0917 - private; one call site
         self,
         scores: Matrix,
+        rank: Matrix,
         sims: Matrix,
         top_k: int,
         refused: Collection[int],
         wants_nothing: bool,
     ) -> Prediction:
-        if refused and len(refused) < len(scores):
-            scores = scores.copy()
-            scores[list(refused)] = -np.inf
-        top_k = max(1, min(top_k, len(scores) - len(refused) if refused else len(scores)))
-        if top_k < len(scores):
-            best = np.argpartition(-scores, top_k - 1)[:top_k]
-            best = best[np.argsort(-scores[best], kind="stable")]
+        if refused and len(refused) < len(rank):
+            rank = rank.copy()
+            rank[list(refused)] = -np.inf
+        top_k = max(1, min(top_k, len(rank) - len(refused) if refused else len(rank)))
+        if top_k < len(rank):
+            best = np.argpartition(-rank, top_k - 1)[:top_k]
+            best = best[np.argsort(-rank[best], kind="stable")]
         else:
-            best = np.argsort(-scores, kind="stable")
+            best = np.argsort(-rank, kind="stable")
         alternatives = tuple(
             Alternative(
                 intent=self.names[i],
@@ -223,6 +248,16 @@ class Index:
 
     def threshold_of(self, name: str) -> float:
         return float(self.thresholds[self.names.index(name)])
+
+
+def _topk_mean(grouped: Matrix, k: int) -> Matrix:
+    """Mean of each intent's k best cosines; intents with fewer exemplars use what they have."""
+    k = min(k, grouped.shape[2])
+    top = -np.partition(-grouped, k - 1, axis=2)[:, :, :k]
+    valid = np.isfinite(top)
+    summed = np.where(valid, top, 0.0).sum(axis=2)
+    mean: Matrix = (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32)
+    return mean
 
 
 def build_index(

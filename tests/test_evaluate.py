@@ -347,7 +347,7 @@ def test_cli_eval_json_has_all_fields(val_eval: dict, bundled: IntentSet) -> Non
     rows = VAL.read_text(encoding="utf-8").splitlines()
     assert record["rows"] == len(rows)
     assert record["revision"] == bundled.revision
-    assert record["scoring"] == "topk_mean"
+    assert record["scoring"] == IndexSettings().scoring.value
     for key in (
         "accuracy",
         "in_scope_accuracy",

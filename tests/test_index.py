@@ -57,9 +57,9 @@ def test_threshold_precedence_intent_then_file_then_index() -> None:
 
 def test_topk_mean_and_centroid_differ_from_nearest() -> None:
     q = unit(1, 0.2, 0)[None, :]
-    nearest = make(scoring=Scoring.NEAREST).scores(q)[0][0]
-    topk = make(scoring=Scoring.TOPK_MEAN, k=3).scores(q)[0][0]
-    centroid = make(scoring=Scoring.CENTROID).scores(q)[0][0]
+    nearest = make(scoring=Scoring.NEAREST).scores(q).scores[0]
+    topk = make(scoring=Scoring.TOPK_MEAN, k=3).scores(q).scores[0]
+    centroid = make(scoring=Scoring.CENTROID).scores(q).scores[0]
     assert nearest[0] == pytest.approx(1.0, abs=1e-6)
     sims = [float(q[0] @ unit(*v)) for v in ((1, 0, 0), (1, 0.2, 0), (1, -0.5, 0.5))]
     assert topk[0] == pytest.approx(sum(sims) / 3, abs=1e-6)
