@@ -20,10 +20,12 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router import __version__
+from router.batching import BatchSettings
 from router.errors import RouterError
 from router.index import IndexSettings, Scoring
 from router.intents import UNKNOWN
@@ -73,7 +75,27 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     serve.add_argument("--max-text-chars", type=int, default=20_000)
-    serve.add_argument("--max-batch-size", type=int, default=512)
+    serve.add_argument("--max-batch-size", type=int, default=512, help="texts per ClassifyBatch")
+    batching = BatchSettings()
+    serve.add_argument(
+        "--batch-texts", type=int, default=batching.max_batch, help="texts per model call"
+    )
+    serve.add_argument(
+        "--batch-wait-ms", type=float, default=batching.max_wait_ms,
+        help="how long a lone request waits for company (0: never)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--queue-size", type=int, default=batching.max_queue,
+        help="requests waiting before RESOURCE_EXHAUSTED",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-watch", action="store_true", help="reload only on SIGHUP or the Reload RPC"
+    )
+    serve.add_argument(
+        "--cache-dir", type=Path, default=None,
+        help="where exemplar vectors persist (default: the user cache directory)",
+    )  # fmt: skip
+    serve.add_argument("--no-cache", action="store_true", help="keep vectors in memory only")
     serve.set_defaults(func=_serve)
 
     classify = sub.add_parser("classify", help="classify texts in process, one JSON line each")
@@ -137,6 +159,12 @@ def _resolve_model(model_dir: Path | None) -> Path:
     return target
 
 
+def _default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("intent-router")) / "vectors"
+
+
 def _serve(args: argparse.Namespace) -> int:
     from router.intents import load_intents
     from router.server import ServerConfig, run
@@ -151,6 +179,12 @@ def _serve(args: argparse.Namespace) -> int:
         threads=args.threads,
         limits=Limits(max_text_chars=args.max_text_chars, max_batch_size=args.max_batch_size),
         settings=_settings(args),
+        intents_path=args.intents,
+        watch=not args.no_watch,
+        cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
+        batching=BatchSettings(
+            max_batch=args.batch_texts, max_wait_ms=args.batch_wait_ms, max_queue=args.queue_size
+        ),
     )
     asyncio.run(run(config))
     return 0
@@ -165,7 +199,7 @@ def _classify(args: argparse.Namespace) -> int:
     engine = Engine(Encoder(_resolve_model(args.model_dir), threads=args.threads), _settings(args))
     engine.load(intents)
     result = engine.classify(args.texts, args.top_k)
-    for text, p in zip(args.texts, result.predictions, strict=True):
+    for text, p, a in zip(args.texts, result.predictions, result.analyses, strict=True):
         record = {
             "text": text,
             "intent": p.intent,
@@ -174,6 +208,12 @@ def _classify(args: argparse.Namespace) -> int:
             "alternatives": [
                 {"intent": a.intent, "score": round(a.score, 4), "example": a.example}
                 for a in p.alternatives
+            ],
+            "reason": str(p.reason),
+            "refused": list(p.refused),
+            "negations": [
+                {"cue": a.text[n.cue[0] : n.cue[1]], "scope": n.text(a.text), "refusal": n.refusal}
+                for n in a.spans
             ],
             "revision": result.revision,
         }
@@ -220,6 +260,10 @@ def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     evaluate.add_argument(
         "--show-errors", type=int, default=15, metavar="N", help="errors listed in the summary"
     )
+    evaluate.add_argument(
+        "--negation", choices=["as-configured", "on", "off", "compare"], default="as-configured",
+        help="override negation handling; compare runs off and on and prints both",
+    )  # fmt: skip
     evaluate.set_defaults(func=_eval)
 
 
@@ -260,7 +304,7 @@ def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _predicted(
-    args: argparse.Namespace,
+    args: argparse.Namespace, negation: bool | None = None
 ) -> tuple[IntentSet, list[Row], list[Prediction], Index]:
     """Intents, labelled rows and the engine's predictions for them: the engine is built
     as ``serve`` builds it (same model, same scoring settings) and asked through
@@ -272,7 +316,12 @@ def _predicted(
 
     intents = load_intents(args.intents)
     rows = load_labelled(args.data, {i.name for i in intents.intents})
-    engine = Engine(Encoder(_resolve_model(args.model_dir), threads=args.threads), _settings(args))
+    override = None if negation is None else replace(intents.negation, enabled=negation)
+    engine = Engine(
+        Encoder(_resolve_model(args.model_dir), threads=args.threads),
+        _settings(args),
+        negation=override,
+    )
     snapshot = engine.load(intents)
     predictions, revision = predict(engine, [r.text for r in rows], top_k=_EVAL_TOP_K)
     if revision != snapshot.revision:  # pragma: no cover - nothing swaps in this process
@@ -299,7 +348,10 @@ def _evaluation(
 
 
 def _eval(args: argparse.Namespace) -> int:
-    intents, rows, predictions, index = _predicted(args)
+    if args.negation == "compare":
+        return _eval_negation_compare(args)
+    negation = {"on": True, "off": False}.get(args.negation)
+    intents, rows, predictions, index = _predicted(args, negation)
     evaluation = _evaluation(args, intents, rows, predictions, index)
     if args.predictions is not None:
         with args.predictions.open("w", encoding="utf-8") as out:
@@ -319,6 +371,32 @@ def _eval(args: argparse.Namespace) -> int:
         _print_evaluation(evaluation, args.show_errors)
         if page is not None:
             print(f"\nreport: {page}")
+    return 0
+
+
+def _eval_negation_compare(args: argparse.Namespace) -> int:
+    """The same data with negation handling off, then on, in one run."""
+    runs: dict[str, Evaluation] = {}
+    for name, enabled in (("off", False), ("on", True)):
+        intents, rows, predictions, index = _predicted(args, enabled)
+        runs[name] = _evaluation(args, intents, rows, predictions, index)
+    off, on = runs["off"].metrics, runs["on"].metrics
+    if args.json:
+        print(json.dumps({f"negation_{k}": v.to_json() for k, v in runs.items()}))
+        return 0
+    for name, evaluation in runs.items():
+        print(f"=== negation handling {name}")
+        _print_evaluation(evaluation, args.show_errors)
+        print()
+    print("=== negation handling off -> on")
+    for label, a, b in (
+        ("accuracy", off.accuracy, on.accuracy),
+        ("in-scope accuracy", off.in_scope_accuracy, on.in_scope_accuracy),
+        ("unknown recall", off.unknown_recall, on.unknown_recall),
+        ("macro F1", off.macro_f1, on.macro_f1),
+    ):
+        delta = "" if a is None or b is None else f"  ({(b - a) * 100:+.1f} points)"
+        print(f"  {label:<20}{_f(a):>7} -> {_f(b)}{delta}")
     return 0
 
 

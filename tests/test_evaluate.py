@@ -443,3 +443,20 @@ def test_eval_modules_import_no_grpc_onnxruntime_or_matplotlib() -> None:
         [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_eval_compares_negation_off_and_on_in_one_run(model_dir: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "router.cli", "eval", "--intents", str(ROOT / "intents"),
+         "--data", str(ROOT / "intents" / "eval" / "negation_en.jsonl"), "--negation", "compare",
+         "--json"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+        env={**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    off, on = record["negation_off"], record["negation_on"]
+    assert off["rows"] == on["rows"] >= 80
+    # the bar, measured on the bundled negation set
+    assert on["accuracy"] >= 0.85
+    assert on["accuracy"] - off["accuracy"] >= 0.25

@@ -187,3 +187,46 @@ async def test_twenty_edits_under_load_lose_nothing(plain) -> None:
     final = await served.classify("purple elephant")
     assert final.revision == last_good
     assert final.intent == valid[last_good]
+
+
+def test_sighup_reloads_a_running_server(tmp_path: Path, model_dir: Path) -> None:
+    """The real process: `serve --no-watch`, edit the file, SIGHUP, answers follow."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(7))
+    env = {**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router.cli", "serve", "--intents", str(directory), "--port", "0",
+         "--threads", "1", "--no-watch", "--no-cache"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().rsplit(":", 1)[1])
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.IntentRouterStub(channel)
+            ask = pb.ClassifyRequest(text="purple elephant")
+            assert stub.Classify(ask, timeout=30).intent == "marker_7"
+            (directory / "shop.yaml").write_text(with_marker(8))
+            time.sleep(0.5)  # no watcher: nothing may change without the signal
+            assert stub.Classify(ask, timeout=30).intent == "marker_7"
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while stub.Classify(ask, timeout=30).intent != "marker_8":
+                assert time.monotonic() < deadline, "SIGHUP did not reload"
+                time.sleep(0.02)
+            info = stub.Info(pb.InfoRequest(), timeout=30)
+            assert info.last_reload.trigger == "sighup" and info.last_reload.ok
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
