@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
         help="where exemplar vectors persist (default: the user cache directory)",
     )  # fmt: skip
     serve.add_argument("--no-cache", action="store_true", help="keep vectors in memory only")
+    serve.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve Prometheus metrics on this port (same host as gRPC)",
+    )  # fmt: skip
     serve.set_defaults(func=_serve)
 
     classify = sub.add_parser("classify", help="classify texts in process, one JSON line each")
@@ -181,6 +185,7 @@ def _serve(args: argparse.Namespace) -> int:
         settings=_settings(args),
         intents_path=args.intents,
         watch=not args.no_watch,
+        metrics_port=args.metrics_port,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts, max_wait_ms=args.batch_wait_ms, max_queue=args.queue_size

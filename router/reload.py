@@ -52,8 +52,10 @@ class Reloader:
         *,
         debounce_ms: int = 50,
         max_debounce_ms: int = 1000,
+        on_status: Callable[[ReloadStatus], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.on_status = on_status
         self.path = Path(path)
         self.debounce_ms = debounce_ms
         self.max_debounce_ms = max_debounce_ms
@@ -71,6 +73,8 @@ class Reloader:
         self.status = ReloadStatus(
             "start", time.time(), True, snapshot.revision, True, (), snapshot.build_seconds
         )
+        if self.on_status is not None:
+            self.on_status(self.status)
 
     async def reload(self, trigger: str) -> ReloadStatus:
         """Load, validate, build and swap; on failure keep serving the old snapshot."""
@@ -99,6 +103,8 @@ class Reloader:
                 self.status = status
                 self.count += 1
                 self._changed.notify_all()
+            if self.on_status is not None:
+                self.on_status(status)
             return status
 
     async def wait_until(

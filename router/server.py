@@ -27,7 +27,8 @@ from router.encoder import Encoder
 from router.engine import Engine
 from router.index import IndexSettings
 from router.intents import IntentSet
-from router.reload import Reloader
+from router.metrics import Metrics
+from router.reload import Reloader, ReloadStatus
 from router.service import IntentRouterService, Limits
 from router.vectorcache import VectorCache
 
@@ -54,6 +55,8 @@ class ServerConfig:
     watch: bool = True
     #: Where exemplar vectors persist between runs; None keeps them in memory only.
     cache_dir: Path | None = None
+    #: Serve Prometheus metrics over HTTP on this port; None: no metrics endpoint.
+    metrics_port: int | None = None
 
 
 class RouterServer:
@@ -68,13 +71,15 @@ class RouterServer:
         # One thread runs the model: batches go one at a time, each using every core.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
         self._health = health_aio.HealthServicer()
+        self.metrics = Metrics()
         self._server = grpc.aio.server(
+            interceptors=[self.metrics.interceptor()],
             options=[
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.keepalive_time_ms", 60_000),
                 ("grpc.max_connection_age_ms", 30 * 60_000),
                 ("grpc.max_connection_age_grace_ms", 30_000),
-            ]
+            ],
         )
 
     async def start(self) -> int:
@@ -87,11 +92,19 @@ class RouterServer:
         cache = VectorCache(encoder.fingerprint, encoder.dimension, self.config.cache_dir)
         self.engine = Engine(encoder, self.config.settings, cache)
         if self.config.intents_path is not None:
-            self.reloader = Reloader(self.engine, self.config.intents_path)
+            self.reloader = Reloader(
+                self.engine, self.config.intents_path, on_status=self._record_reload
+            )
         self.batcher = Batcher(self.engine, self._executor, self.config.batching)
         self.batcher.start()
+        batcher = self.batcher
+        self.metrics.queue_depth.set_function(lambda: batcher.depth)
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.host)
         pb_grpc.add_IntentRouterServicer_to_server(
-            IntentRouterService(self.engine, self.config.limits, self.batcher, self.reloader),
+            IntentRouterService(
+                self.engine, self.config.limits, self.batcher, self.reloader, self.metrics
+            ),
             self._server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -109,6 +122,7 @@ class RouterServer:
             "listening on %s:%d (NOT_SERVING until the index is built)", self.config.host, self.port
         )
         snapshot = await loop.run_in_executor(self._executor, self.engine.load, self.config.intents)
+        self.metrics.set_revision(snapshot.revision)
         if self.reloader is not None:
             self.reloader.record_start(snapshot)
             if self.config.watch:
@@ -117,6 +131,11 @@ class RouterServer:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving revision %s", self.engine.snapshot.revision)
         return self.port
+
+    def _record_reload(self, status: ReloadStatus) -> None:
+        self.metrics.reloads.labels(status.trigger, "ok" if status.ok else "error").inc()
+        if status.ok:
+            self.metrics.set_revision(status.revision)
 
     async def stop(self, grace: float | None = None) -> None:
         await self._health.enter_graceful_shutdown()

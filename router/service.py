@@ -20,6 +20,7 @@ from router.batching import Batcher, CallerGoneError, OverloadedError
 from router.engine import Engine, Snapshot, Timings
 from router.errors import InputError, RouterError
 from router.index import Prediction
+from router.metrics import Metrics
 from router.preprocess import Analysis, NegatedSpan
 from router.reload import Reloader, ReloadStatus
 
@@ -63,11 +64,13 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         limits: Limits,
         batcher: Batcher,
         reloader: Reloader | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
         self.limits = limits
         self.batcher = batcher
         self.reloader = reloader
+        self.metrics = metrics
 
     async def Classify(  # noqa: N802 - gRPC method name
         self, request: pb.ClassifyRequest, context: Context
@@ -79,6 +82,8 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             result = await self.batcher.classify([request.text], top_k, context.time_remaining())
         except RouterError as exc:
             await _abort(context, exc)
+        if self.metrics is not None:
+            self.metrics.observe_answer(result.predictions[0].intent, result.predictions[0].score)
         return _response(result.predictions[0], result.analyses[0], result.revision, result.timings)
 
     async def ClassifyBatch(  # noqa: N802
@@ -101,6 +106,9 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             )
         except RouterError as exc:
             await _abort(context, exc)
+        if self.metrics is not None:
+            for answer in answers:
+                self.metrics.observe_answer(answer.prediction.intent, answer.prediction.score)
         empty = Timings()
         return pb.ClassifyBatchResponse(
             results=[_response(a.prediction, a.analysis, a.revision, empty) for a in answers],

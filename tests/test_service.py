@@ -183,3 +183,16 @@ async def test_negation_inside_the_intent_is_kept(stub) -> None:
     assert reply.intent == "broken_device"
     assert [n.refusal for n in reply.negations] == [False]
     assert not reply.refused_intents
+
+
+async def test_metrics_count_requests_and_answers(server, stub) -> None:
+    from prometheus_client import generate_latest
+
+    await stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.Classify(pb.ClassifyRequest(text=""))
+    text = generate_latest(server.metrics.registry).decode()
+    assert 'intent_router_requests_total{code="OK",method="Classify"}' in text
+    assert 'intent_router_requests_total{code="INVALID_ARGUMENT",method="Classify"}' in text
+    assert 'intent_router_predictions_total{intent="track_delivery"}' in text
+    assert "intent_router_revision_info{revision=" in text
