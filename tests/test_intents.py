@@ -207,3 +207,28 @@ def test_bundled_intents_are_a_real_set() -> None:
         "product_stock",
     ):
         assert needed in names
+
+
+def test_negation_block_extends_the_lexicon_and_switches_off(tmp_path: Path, write) -> None:
+    write("d/a.yaml", "version: 1\nnegation:\n  cues: [Nope]\n  refusal: [fancy]\n" + GOOD[11:])
+    intents = load_intents(tmp_path / "d")
+    assert intents.negation.enabled
+    assert "nope" in intents.negation.lexicon.cues
+    assert "not" in intents.negation.lexicon.cues  # built-ins stay
+    off = load_intents(write("b.yaml", "version: 1\nnegation: {enabled: false}\n" + GOOD[11:]))
+    assert not off.negation.enabled
+    assert off.revision != intents.revision
+
+
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("negation:\n  enabled: maybe\n", "a.yaml:3:12: negation.enabled: must be true or false"),
+        ("negation:\n  words: [x]\n", "a.yaml:3:3: negation.words: unknown key"),
+        ("negation:\n  cues: nope\n", "a.yaml:3:9: negation.cues: must be a list of strings"),
+    ],
+)
+def test_negation_block_problems_are_located(write, block: str, expected: str) -> None:
+    path = write("a.yaml", "version: 1\n" + block + GOOD[11:])
+    found = problems_of(path)
+    assert any(p.startswith(str(path.parent / expected)) for p in found), found
