@@ -6,32 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "router.cli"]
-
-
-def run(*args: str, model_dir: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)}
-    return subprocess.run(
-        [*CLI, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+from helpers import CLI, ROOT, run_cli
 
 
 @pytest.fixture(scope="module")
 def classified(model_dir: Path) -> dict[str, dict]:
     texts = ["where is my parcel", "tell me a joke"]
-    done = run("classify", "--intents", "intents", *texts, model_dir=model_dir)
+    done = run_cli("classify", "--intents", "intents", *texts, model_dir=model_dir)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     return {line["text"]: line for line in lines}
@@ -60,14 +44,14 @@ def test_broken_intents_stop_with_file_line(command: str, model_dir: Path, tmp_p
         if command == "classify"
         else ["serve", "--intents", str(bad), "--port", "0"]
     )
-    done = run(*args, model_dir=model_dir, timeout=60)
+    done = run_cli(*args, model_dir=model_dir, timeout=60)
     assert done.returncode == 2
     assert f"{bad}:4:15: intents[0].examples: must not be empty" in done.stderr
 
 
 def test_serve_with_incomplete_model_dir_fails_clearly(tmp_path: Path, model_dir: Path) -> None:
     (tmp_path / "model.onnx").write_bytes(b"")
-    done = run(
+    done = run_cli(
         "serve",
         "--intents",
         "intents",
@@ -120,6 +104,6 @@ def test_serve_starts_answers_and_stops_on_sigterm(model_dir: Path) -> None:
 
 
 def test_usage_error_exit_code(model_dir: Path) -> None:
-    done = run("classify", model_dir=model_dir, timeout=30)
+    done = run_cli("classify", model_dir=model_dir, timeout=30)
     assert done.returncode == 2
     assert "--intents" in done.stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ROOT, run_cli
 
 from router.api.v1 import router_pb2 as pb
 from router.errors import DataError
@@ -30,22 +31,7 @@ from router.index import Alternative, Index, IndexSettings, Prediction, Scoring
 from router.intents import UNKNOWN, Intent, IntentSet
 from router.report import write_report
 
-ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "intents" / "eval" / "val.jsonl"
-CLI = [sys.executable, "-m", "router.cli", "--log-level", "warning"]
-
-
-def run(*args: str, model_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)}
-    return subprocess.run(
-        [*CLI, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 def prediction(intent: str, candidate: str, score: float, threshold: float = 0.5) -> Prediction:
@@ -319,7 +305,7 @@ def test_report_in_process(hand, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def val_eval(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("eval")
-    done = run(
+    done = run_cli(
         "eval",
         "--intents",
         "intents",
@@ -410,12 +396,12 @@ def test_cli_eval_malformed_data_exits_2_with_file_line(model_dir: Path, tmp_pat
         '{"text": "where is my parcel", "intent": "track_delivery"}\n{"text": oops}\n',
         encoding="utf-8",
     )
-    done = run("eval", "--intents", "intents", "--data", str(data), model_dir=model_dir)
+    done = run_cli("eval", "--intents", "intents", "--data", str(data), model_dir=model_dir)
     assert done.returncode == 2
     assert f"{data}:2:" in done.stderr and "malformed JSON" in done.stderr
 
     data.write_text('{"text": "hello", "intent": "say_hello"}\n', encoding="utf-8")
-    done = run("eval", "--intents", "intents", "--data", str(data), model_dir=model_dir)
+    done = run_cli("eval", "--intents", "intents", "--data", str(data), model_dir=model_dir)
     assert done.returncode == 2
     assert f"{data}:1: intent: 'say_hello' is neither a loaded intent" in done.stderr
 

@@ -4,36 +4,19 @@ comments and layout, and tune --write followed by eval reproducing the tuned fig
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run_cli
 
 from router.errors import TuningError
 from router.intents import UNKNOWN, load_intents
 from router.tuning import Objective, tune, write_thresholds
 
-ROOT = Path(__file__).resolve().parent.parent
 VAL = ROOT / "intents" / "eval" / "val.jsonl"
-CLI = [sys.executable, "-m", "router.cli", "--log-level", "warning"]
 U = UNKNOWN
-
-
-def run(*args: str, model_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)}
-    return subprocess.run(
-        [*CLI, *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-    )
 
 
 # (gold, candidate, score)
@@ -264,7 +247,7 @@ def test_write_refuses_unknown_intents(tmp_path: Path) -> None:
 
 
 def tune_json(folder: Path, model_dir: Path, *extra: str) -> tuple[dict, str]:
-    done = run(
+    done = run_cli(
         "tune", "--intents", str(folder), "--data", str(VAL), "--write", "--json", *extra,
         model_dir=model_dir,
     )  # fmt: skip
@@ -273,7 +256,9 @@ def tune_json(folder: Path, model_dir: Path, *extra: str) -> tuple[dict, str]:
 
 
 def eval_json(folder: Path, model_dir: Path) -> dict:
-    done = run("eval", "--intents", str(folder), "--data", str(VAL), "--json", model_dir=model_dir)
+    done = run_cli(
+        "eval", "--intents", str(folder), "--data", str(VAL), "--json", model_dir=model_dir
+    )
     assert done.returncode == 0, done.stderr
     result: dict = json.loads(done.stdout)
     return result
@@ -311,7 +296,7 @@ def test_tune_write_then_eval_reproduces_the_tuned_figures(model_dir: Path, tmp_
 
 
 def test_tune_prints_the_curve_and_the_choice(model_dir: Path) -> None:
-    done = run("tune", "--intents", "intents", "--data", str(VAL), model_dir=model_dir)
+    done = run_cli("tune", "--intents", "intents", "--data", str(VAL), model_dir=model_dir)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith(" *") for line in lines)  # the chosen row of the curve
@@ -321,7 +306,7 @@ def test_tune_prints_the_curve_and_the_choice(model_dir: Path) -> None:
 
 
 def test_tune_bad_target_is_a_usage_error(model_dir: Path) -> None:
-    done = run(
+    done = run_cli(
         "tune", "--intents", "intents", "--data", str(VAL), "--objective", "unknown-precision",
         "--target", "1.5", model_dir=model_dir,
     )  # fmt: skip
