@@ -98,7 +98,14 @@ class Engine:
             lambda batch: self._encode(self._analyse(batch, negation), negation),
             negation.key(),
         )
-        index = Index(intents, vectors, self.settings)
+        negatives = None
+        if intents.out_of_scope:
+            negatives = self.cache.embed(
+                intents.out_of_scope,
+                lambda batch: self._encode(self._analyse(batch, negation), negation),
+                negation.key(),
+            )
+        index = Index(intents, vectors, self.settings, negatives)
         elapsed = time.perf_counter() - start
         log.info(
             "built index revision %s: %d intents, %d examples in %.2f s",
@@ -113,7 +120,8 @@ class Engine:
         """Make ``snapshot`` the one that answers from now on (a single reference store)."""
         self._snapshot = snapshot
         self.cache.retain(
-            [e for i in snapshot.intents.intents for e in i.examples],
+            [e for i in snapshot.intents.intents for e in i.examples]
+            + list(snapshot.intents.out_of_scope),
             self.negation_of(snapshot.intents).key(),
         )
 

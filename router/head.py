@@ -26,6 +26,21 @@ the others. Three cosine-scale evidence terms are mixed instead, for predicted i
     any   = mean of the k = 5 highest cosines between x and any exemplar
     confidence = clip(0.5 * head + 0.25 * local + 0.25 * any, -1, 1)
 
+Out-of-scope examples (optional, ``negatives``): when the operator lists sentences that
+are none of the intents, the head gets one extra "reject" class trained on them (same
+loss, same steps; never answered) and the confidence gains a fourth term::
+
+    confidence = clip(0.5 * head + 0.25 * local + 0.25 * any + 0.25 * (head - reject), -1, 1)
+    reject     = (x . w_r + b_r / s)                      (the reject class's cosine-like logit)
+
+so a query closer to the listed out-of-scope sentences than to its intent loses
+confidence. Without negatives nothing changes. The 0.25 was chosen on CLINC150 val
+(AUROC of correct in-scope vs unknown, and max val accuracy; 0.125 and 0.5 are close).
+With CLINC's 100 unknown train rows as negatives (bench/clinc150.py --with-oos), test
+in-scope accuracy / unknown recall at the threshold answering 98.5% of val in-scope rows
+goes from 95.0 / 72.2 to 95.0 / 75.3 (mixed score alone: max unknown recall any test
+threshold reaches at >= 95.0 in-scope accuracy 72.1 -> 75.9).
+
 Every term is a cosine-like number, so the confidence lives in [-1, 1] like the
 service's other scores and YAML thresholds; the clip only guards the rare |head| > 1.
 ``head`` knows which directions separate the intents; ``local`` and ``any`` know where
@@ -73,6 +88,8 @@ DEFAULT_LR: Final = 0.02
 DEFAULT_MIX: Final = (0.5, 0.25, 0.25)
 DEFAULT_CLASS_K: Final = 3
 DEFAULT_ANY_K: Final = 5
+#: Weight of (head - reject) in the confidence when out-of-scope examples are given.
+DEFAULT_REJECT_WEIGHT: Final = 0.25
 
 _CHUNK = 512  # query rows per exemplar-similarity block (bounds memory at ~chunk x n)
 
@@ -107,6 +124,10 @@ class Head:
     mix: tuple[float, float, float] = DEFAULT_MIX
     class_k: int = DEFAULT_CLASS_K
     any_k: int = DEFAULT_ANY_K
+    #: The reject class (trained on out-of-scope examples): weights (dim,) and bias, or None.
+    reject: NDArray[np.float32] | None = None
+    reject_bias: float = 0.0
+    reject_weight: float = DEFAULT_REJECT_WEIGHT
     _counts: NDArray[np.int64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +145,11 @@ class Head:
         if self.class_k < 1 or self.any_k < 1 or self.scale <= 0:
             raise ValueError("class_k, any_k and scale must be positive")
         counts = _frozen(np.bincount(labels, minlength=n_classes), np.int64)
+        if self.reject is not None:
+            reject = _frozen(self.reject, np.float32)
+            if reject.shape != (dim,):
+                raise ValueError(f"reject shape {reject.shape} != ({dim},)")
+            object.__setattr__(self, "reject", reject)
         for name, value in (
             ("weights", weights),
             ("bias", bias),
@@ -143,6 +169,16 @@ class Head:
         out: NDArray[np.float32] = (np.float32(self.scale) * (x @ self.weights) + self.bias).astype(
             np.float32, copy=False
         )
+        return out
+
+    def reject_score(self, x: NDArray[np.float32]) -> NDArray[np.float32] | None:
+        """(m,) the reject class's logit / scale, or None without out-of-scope examples."""
+        if self.reject is None:
+            return None
+        x = np.asarray(x, dtype=np.float32)
+        out: NDArray[np.float32] = (
+            x @ self.reject + np.float32(self.reject_bias / self.scale)
+        ).astype(np.float32, copy=False)
         return out
 
     def probabilities(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -178,7 +214,11 @@ class Head:
             best = np.where(np.isfinite(best), best, np.float32(0.0))
             local[start:stop] = best.sum(axis=1) / np.maximum(have, 1)
         w_head, w_local, w_any = self.mix
-        confidence = np.clip(w_head * head + w_local * local + w_any * near, -1.0, 1.0)
+        mixed = w_head * head + w_local * local + w_any * near
+        reject = self.reject_score(x)
+        if reject is not None:
+            mixed = mixed + np.float32(self.reject_weight) * (head - reject)
+        confidence = np.clip(mixed, -1.0, 1.0)
         return HeadScores(
             label=label,
             probability=probability.astype(np.float32),
@@ -237,12 +277,15 @@ def train_head(
     mix: tuple[float, float, float] = DEFAULT_MIX,
     class_k: int = DEFAULT_CLASS_K,
     any_k: int = DEFAULT_ANY_K,
+    negatives: NDArray[np.float32] | None = None,
 ) -> Head:
     """Fit the head on unit exemplar vectors ``x`` (n, dim) with ids in [0, n_classes).
 
-    Every class needs at least one exemplar. Full-batch Adam from the centroid
-    initialisation uses no randomness, so the result is deterministic; ``seed`` is kept
-    for API stability (and would seed any future stochastic variant).
+    ``negatives`` (k, dim), unit vectors of out-of-scope examples, if any, train one extra
+    reject class (see the module docstring). Every class needs at least one exemplar.
+    Full-batch Adam from the centroid initialisation uses no randomness, so the result is
+    deterministic; ``seed`` is kept for API stability (and would seed any future stochastic
+    variant).
     """
     del seed  # deterministic by construction
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -254,6 +297,15 @@ def train_head(
     counts = np.bincount(y, minlength=n_classes) if len(y) else np.zeros(n_classes, np.int64)
     if len(counts) != n_classes or (counts == 0).any():
         raise ValueError("every class in [0, n_classes) needs at least one exemplar")
+    exemplars, exemplar_labels, n_intents = x, y, n_classes
+    has_reject = negatives is not None and len(negatives) > 0
+    if has_reject:
+        neg = np.ascontiguousarray(negatives, dtype=np.float32)
+        if neg.ndim != 2 or neg.shape[1] != x.shape[1]:
+            raise ValueError("negatives must be (k, dim)")
+        x = np.concatenate([x, neg])
+        y = np.concatenate([y, np.full(len(neg), n_classes, dtype=np.int64)])
+        n_classes += 1
     n = len(x)
 
     onehot = np.zeros((n, n_classes), dtype=np.float32)
@@ -282,12 +334,14 @@ def train_head(
         _adam_update(bias, m_b, v_b, grad_b, step)
 
     return Head(
-        weights=weights,
-        bias=bias,
-        exemplars=x,
-        labels=y,
+        weights=weights[:, :n_intents],
+        bias=bias[:n_intents],
+        exemplars=exemplars,
+        labels=exemplar_labels,
         scale=float(scale),
         mix=mix,
         class_k=class_k,
         any_k=any_k,
+        reject=weights[:, n_intents] if has_reject else None,
+        reject_bias=float(bias[n_intents]) if has_reject else 0.0,
     )

@@ -14,7 +14,9 @@ Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
   (head.py) ranks the intents; an intent's score mixes the head's cosine-like logit
   with where the exemplars actually are: 0.5 x logit/scale + 0.25 x the intent's top-3
   cosine mean + 0.25 x the top-5 cosine mean over all exemplars (the winner's score is
-  head.py's confidence). See ARCHITECTURE.md for the measurements.
+  head.py's confidence). With out-of-scope examples (``negatives``), the head has a reject
+  class and every score also gets + 0.25 x (logit/scale - reject logit/scale) (head.py).
+  See ARCHITECTURE.md for the measurements.
 
 The best-scoring intent wins unless its score is below its threshold (the intent's
 own, else the intents' default, else the index default), in which case the answer is
@@ -108,7 +110,14 @@ class Prediction:
 class Index:
     """Immutable exemplar matrix plus the scoring and decision rule."""
 
-    def __init__(self, intents: IntentSet, vectors: Matrix, settings: IndexSettings) -> None:
+    def __init__(
+        self,
+        intents: IntentSet,
+        vectors: Matrix,
+        settings: IndexSettings,
+        negatives: Matrix | None = None,
+    ) -> None:
+        """``negatives``: vectors of out-of-scope examples (used by the head scoring only)."""
         n_examples = intents.example_count
         if vectors.shape[0] != n_examples:
             raise ValueError(f"{vectors.shape[0]} vectors for {n_examples} examples")
@@ -147,7 +156,12 @@ class Index:
         self.default_threshold = float(fallback)
         self.head: Head | None = None
         if settings.scoring is Scoring.HEAD:
-            self.head = train_head(matrix, self._rows.astype(np.int64), len(self.names))
+            self.head = train_head(
+                matrix,
+                self._rows.astype(np.int64),
+                len(self.names),
+                negatives=None if negatives is None else _normalise(np.asarray(negatives)),
+            )
 
     @property
     def revision(self) -> str:
@@ -171,7 +185,11 @@ class Index:
         logits = self.head.logits(queries)
         k_any = min(5, sims.shape[1])
         near = -np.partition(-sims, k_any - 1, axis=1)[:, :k_any].mean(axis=1, keepdims=True)
-        mixed = 0.5 * logits / np.float32(self.head.scale) + 0.25 * topk + 0.25 * near
+        cosine = logits / np.float32(self.head.scale)
+        mixed = 0.5 * cosine + 0.25 * topk + 0.25 * near
+        reject = self.head.reject_score(queries)
+        if reject is not None:
+            mixed += np.float32(self.head.reject_weight) * (cosine - reject[:, None])
         return Scored(np.clip(mixed, -1.0, 1.0).astype(np.float32), logits, sims)
 
     def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
@@ -261,9 +279,12 @@ def _topk_mean(grouped: Matrix, k: int) -> Matrix:
 
 
 def build_index(
-    intents: IntentSet, vectors: Matrix, settings: IndexSettings | None = None
+    intents: IntentSet,
+    vectors: Matrix,
+    settings: IndexSettings | None = None,
+    negatives: Matrix | None = None,
 ) -> Index:
-    return Index(intents, vectors, settings or IndexSettings())
+    return Index(intents, vectors, settings or IndexSettings(), negatives)
 
 
 def _normalise(matrix: Matrix) -> Matrix:

@@ -7,6 +7,8 @@ of the node it is about; every problem in every file is reported at once.
     version: 1
     defaults:              # optional
       threshold: 0.5       # optional; score in [-1, 1]
+    out_of_scope:          # optional; sentences that are none of the intents (negatives)
+      - what's the weather like
     negation:              # optional; extends the built-in lexicons (preprocess.py)
       enabled: true        # false switches negation handling off for this deployment
       cues: [nope]         # also contrast, refusal, filler
@@ -38,7 +40,7 @@ __all__ = ["UNKNOWN", "Intent", "IntentSet", "load_intents"]
 UNKNOWN = "unknown"
 SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
-_TOP_KEYS = frozenset({"version", "defaults", "negation", "intents"})
+_TOP_KEYS = frozenset({"version", "defaults", "negation", "out_of_scope", "intents"})
 _NEGATION_KEYS = frozenset({"enabled", "cues", "contrast", "refusal", "filler"})
 _DEFAULT_KEYS = frozenset({"threshold"})
 #: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
@@ -64,6 +66,8 @@ class IntentSet:
     files: tuple[str, ...]
     revision: str
     negation: NegationSettings = field(default_factory=NegationSettings)
+    #: Examples of what is none of the intents (``out_of_scope:``, every file's, in order).
+    out_of_scope: tuple[str, ...] = ()
 
     def by_name(self, name: str) -> Intent | None:
         return next((i for i in self.intents if i.name == name), None)
@@ -95,11 +99,13 @@ def load_intents(path: Path | str) -> IntentSet:
     default: tuple[float, str] | None = None
     lexicon = NegationSettings().lexicon
     enabled: tuple[bool, str] | None = None
+    out_of_scope: list[str] = []
     for file in files:
         parsed = _parse_file(file, problems)
         if parsed is None:
             continue
         file_default, file_intents = parsed.default, parsed.intents
+        out_of_scope.extend(parsed.out_of_scope)
         if parsed.negation is not None:
             lexicon = lexicon.extended(parsed.negation.lexicon)
             if parsed.negation.enabled is not None:
@@ -145,19 +151,24 @@ def load_intents(path: Path | str) -> IntentSet:
         intents=tuple(intents),
         default_threshold=default_threshold,
         files=tuple(str(f) for f in files),
-        revision=_revision(intents, default_threshold, negation),
+        revision=_revision(intents, default_threshold, negation, out_of_scope),
         negation=negation,
+        out_of_scope=tuple(out_of_scope),
     )
 
 
 def _revision(
-    intents: list[Intent], default_threshold: float | None, negation: NegationSettings
+    intents: list[Intent],
+    default_threshold: float | None,
+    negation: NegationSettings,
+    out_of_scope: list[str],
 ) -> str:
     canonical = json.dumps(
         {
             "negation": negation.key(),
             "default_threshold": default_threshold,
             "intents": [[i.name, i.threshold, list(i.examples)] for i in intents],
+            **({"out_of_scope": out_of_scope} if out_of_scope else {}),
         },
         sort_keys=True,
         ensure_ascii=False,
@@ -267,6 +278,7 @@ class _File:
     default: tuple[float, str] | None
     negation: _Negation | None
     intents: list[tuple[Intent, str]]
+    out_of_scope: list[str] = field(default_factory=list)
 
 
 def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
@@ -308,21 +320,30 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
             if value is not None:
                 default = (value, check.at(defaults["threshold"]))
 
+    out_of_scope: list[str] = []
+    if "out_of_scope" in top:
+        seq = top["out_of_scope"]
+        if not isinstance(seq, SequenceNode):
+            check.error(seq, "out_of_scope", f"must be a list of strings, not {_kind(seq)}")
+        else:
+            texts = [check.string(t, f"out_of_scope[{i}]") for i, t in enumerate(seq.value)]
+            out_of_scope = [t.strip() for t in texts if t is not None]
+
     intents: list[tuple[Intent, str]] = []
     if "intents" not in top:
         check.error(root, "intents", "required: a list of intents")
-        return _File(default, negation, intents)
+        return _File(default, negation, intents, out_of_scope)
     seq = top["intents"]
     if not isinstance(seq, SequenceNode):
         check.error(seq, "intents", f"must be a list, not {_kind(seq)}")
-        return _File(default, negation, intents)
+        return _File(default, negation, intents, out_of_scope)
     if not seq.value:
         check.error(seq, "intents", "must not be empty")
     for index, item in enumerate(seq.value):
         parsed = _parse_intent(check, item, f"intents[{index}]")
         if parsed is not None:
             intents.append(parsed)
-    return _File(default, negation, intents)
+    return _File(default, negation, intents, out_of_scope)
 
 
 def _parse_negation(check: _Checker, node: Node) -> _Negation | None:

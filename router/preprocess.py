@@ -59,6 +59,14 @@ _EN_FILLER = (
     "anymore", "any", "more", "mind", "hi", "hello", "hey", "sorry", "though", "actually",
 )  # fmt: skip
 _ZH_FILLER = ("我", "你", "的", "了", "吧", "呢", "啊", "请", "谢", "谢谢", "好", "这", "个", "们")
+#: Verbs of knowing and feeling: "I don't know", "don't care", "never mind" are no refusal.
+_EN_STATIVE = (
+    "know", "think", "understand", "care", "remember", "recall", "believe", "see", "get",
+    "recognise", "recognize", "agree", "like", "love", "feel", "seem", "forget",
+)  # fmt: skip
+#: "I don't want my reservation anymore", "no longer want the order": a request to stop
+#: or remove something (cancel, delete, unsync), not a refusal of the thing named.
+_DISCONTINUE = re.compile(r"\b(?:any ?more|any longer)\b")
 # Chinese -------------------------------------------------------------------------------
 _ZH_CUES = ("没有", "不要", "不是", "不想", "不用", "无法", "不", "没", "别", "未", "无")
 _ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
@@ -259,7 +267,11 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
         return any(nxt.startswith(w) for w in lex.refusal if _is_cjk(w[0]))
     if cue in ("instead of", "rather than"):
         return True
+    if cue == "no longer" or _DISCONTINUE.search(lower, end, scope_end + 12):
+        return False
     words = _WORD.findall(lower[end:scope_end])[:3]
+    if words and words[0] in _EN_STATIVE:
+        return False
     if words and words[0] in lex.refusal:
         return True
     if cue == "no" and words and words[0] in ("need", "thanks", "problem", "issue"):

@@ -232,3 +232,15 @@ def test_negation_block_problems_are_located(write, block: str, expected: str) -
     path = write("a.yaml", "version: 1\n" + block + GOOD[11:])
     found = problems_of(path)
     assert any(p.startswith(str(path.parent / expected)) for p in found), found
+
+
+def test_out_of_scope_examples_load_and_count_in_the_revision(write) -> None:
+    base = load_intents(write("a.yaml", GOOD))
+    text = GOOD.replace(
+        "intents:\n", "out_of_scope:\n  - tell me a joke\n  - what's the weather\nintents:\n"
+    )
+    intents = load_intents(write("b.yaml", text))
+    assert intents.out_of_scope == ("tell me a joke", "what's the weather")
+    assert intents.revision != base.revision
+    bad = write("c.yaml", GOOD.replace("intents:\n", "out_of_scope: nope\nintents:\n"))
+    assert any("out_of_scope: must be a list of strings" in p for p in problems_of(bad))

@@ -82,3 +82,16 @@ def test_pooling_spans_cover_cue_and_scope() -> None:
     assert text[span[0] : span[1]] == "n't want a refund"
     assert span[2] == 0.25
     assert pooling_spans(analyse(text), NegationSettings(enabled=False)) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I don't want my reservation anymore",  # a request to cancel, not a refusal
+        "I no longer want the order, cancel it",
+        "don't forget to set an alarm for noon",
+        "I don't know",
+    ],
+)
+def test_discontinuation_and_stative_verbs_are_not_refusals(text: str) -> None:
+    assert not analyse(text).refusals

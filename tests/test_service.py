@@ -196,3 +196,28 @@ async def test_metrics_count_requests_and_answers(server, stub) -> None:
     assert 'intent_router_requests_total{code="INVALID_ARGUMENT",method="Classify"}' in text
     assert 'intent_router_predictions_total{intent="track_delivery"}' in text
     assert "intent_router_revision_info{revision=" in text
+
+
+def test_out_of_scope_examples_lower_confidence_near_them(engine, bundled) -> None:
+    from dataclasses import replace
+
+    from router.engine import Engine
+
+    text = "tell me a funny joke about cats"
+    plain = engine.classify([text]).predictions[0]
+    with_oos = Engine(engine.encoder)
+    with_oos.load(
+        replace(
+            bundled,
+            out_of_scope=(
+                "tell me a joke",
+                "say something funny about cats",
+                "what's the weather today",
+                "who won the match",
+            ),
+        )
+    )
+    guarded = with_oos.classify([text]).predictions[0]
+    assert guarded.score < plain.score
+    # in-scope answers stay
+    assert with_oos.classify(["where is my parcel"]).predictions[0].intent == "track_delivery"

@@ -1,0 +1,203 @@
+"""CLINC150 through the product's own path: YAML -> Engine -> tune on val -> eval on test.
+
+    python bench/clinc150.py [--data ../shared/data/clinc150] [--model DIR] [--cache DIR]
+                             [--rule accuracy|keep] [--keep 0.985] [--scoring head]
+
+What it does, step by step, with the same objects ``intent-router tune`` / ``eval`` use:
+
+1. writes CLINC's in-scope train rows (100 per intent) as one intents YAML in a temp dir
+   (if the product's schema accepts ``out_of_scope:`` examples and ``--with-oos`` is
+   given, CLINC's 100 train rows labelled unknown are written there too);
+2. builds ``router.engine.Engine`` (exemplar vectors cached on disk via ``VectorCache``,
+   so a second run does not re-embed) and classifies val through
+   ``router.evaluate.predict`` (``Engine.classify``, what the gRPC service answers);
+3. chooses the default threshold on val only, with one of two rules:
+
+   * ``accuracy``: ``router.tuning.tune`` with the accuracy objective (the threshold
+     maximising overall val accuracy, unknown counted as a label; ``intent-router tune``);
+   * ``keep``: the highest grid threshold (``router.evaluate.threshold_grid``) that still
+     answers at least ``--keep`` of the val in-scope rows with an intent (a quantile of the
+     in-scope scores; ignores the val unknown rows), measured with
+     ``router.evaluate.sweep`` on the in-scope rows;
+
+4. writes it into the YAML (``router.tuning.write_thresholds``: ``defaults.threshold``),
+   reloads the intents into the engine and evaluates test with ``router.evaluate.evaluate``;
+5. prints in-scope accuracy, unknown recall / precision, overall accuracy and the
+   threshold for both rules, next to the paper's anchors.
+
+Never tunes on test. Figures differ slightly from bench/clinc_scoring.py because the
+engine applies negation preprocessing (pooling weights) exactly as the server does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from router.encoder import Encoder
+from router.engine import Engine
+from router.evaluate import evaluate, load_labelled, predict, sweep, threshold_grid
+from router.index import IndexSettings, Scoring
+from router.intents import UNKNOWN, load_intents
+from router.tuning import Objective, tune, write_thresholds
+from router.vectorcache import VectorCache
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Larson et al. 2019, Table 2, "full": in-scope accuracy / out-of-scope recall.
+ANCHORS = {
+    "BERT": (96.2, 52.3),
+    "MLP": (93.4, 49.1),
+    "Rasa": (90.9, 31.2),
+    "DialogFlow": (90.8, 26.7),
+    "SVM": (88.2, 18.0),
+    "FastText": (88.6, 28.3),
+    "CNN": (90.9, 30.9),
+}
+
+
+def write_yaml(rows: list[dict[str, str]], path: Path, with_oos: bool, negation: bool) -> None:
+    by_intent: dict[str, list[str]] = {}
+    oos: list[str] = []
+    for r in rows:
+        if r["intent"] == UNKNOWN:
+            oos.append(r["text"])
+        else:
+            by_intent.setdefault(r["intent"], []).append(r["text"])
+    lines = ["version: 1", "defaults:", "  threshold: 0.38"]
+    if not negation:
+        lines += ["negation:", "  enabled: false"]
+    if with_oos and oos:
+        lines.append("out_of_scope:")
+        lines += [f"  - {json.dumps(t)}" for t in oos]
+    lines.append("intents:")
+    for name in sorted(by_intent):
+        lines += [f"  - name: {json.dumps(name)}", "    examples:"]
+        lines += [f"      - {json.dumps(t)}" for t in by_intent[name]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def keep_threshold(gold: list[str], cand: list[str], scores: np.ndarray, keep: float) -> float:
+    """Highest grid threshold answering >= ``keep`` of the in-scope rows (sweep on them)."""
+    ins = [i for i, g in enumerate(gold) if g != UNKNOWN]
+    s = scores[ins]
+    grid = threshold_grid(scores)
+    points = sweep([gold[i] for i in ins], [cand[i] for i in ins], s, grid)
+    ok = [p.threshold for p in points if p.answered / p.rows >= keep]
+    return max(ok)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "clinc150")
+    ap.add_argument("--model", type=Path, default=None, help="model dir (default: model store)")
+    ap.add_argument(
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / "intent-router-clinc150-cache"
+    )
+    ap.add_argument("--keep", type=float, default=0.985, help="in-scope answer rate (keep rule)")
+    ap.add_argument("--scoring", default=Scoring.HEAD.value, choices=[s.value for s in Scoring])
+    ap.add_argument(
+        "--with-oos",
+        action="store_true",
+        help="also write CLINC's 100 unknown train rows as out_of_scope examples "
+        "(needs a product that accepts them)",
+    )
+    ap.add_argument(
+        "--no-negation", action="store_true", help="write negation: enabled: false in the YAML"
+    )
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    model = args.model
+    if model is None:
+        from router.modelstore import default_model_dir
+
+        model = default_model_dir()
+
+    train = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines() if x]
+    encoder = Encoder(model, threads=2)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    cache = VectorCache(encoder.fingerprint, encoder.dimension, args.cache)
+    engine = Engine(encoder, IndexSettings(scoring=Scoring(args.scoring)), cache=cache)
+
+    # Query vectors are not cached by the engine; cache val/test predictions per revision
+    # would be wrong (scores depend on the index), so classify each time (~20-40 s).
+    results: list[tuple[str, float, dict[str, float]]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clinc150.yaml"
+        write_yaml(train, path, args.with_oos, not args.no_negation)
+        intents = load_intents(path)
+        t0 = time.perf_counter()
+        snapshot = engine.load(intents)
+        print(
+            f"built index: {len(intents.intents)} intents, {intents.example_count} examples, "
+            f"{time.perf_counter() - t0:.1f}s (incl. any embedding; "
+            f"build_seconds={snapshot.build_seconds:.1f})",
+            flush=True,
+        )
+        names = {i.name for i in intents.intents}
+        val = load_labelled(args.data / "val.jsonl", names)
+        test = load_labelled(args.data / "test.jsonl", names)
+        t0 = time.perf_counter()
+        preds, _ = predict(engine, [r.text for r in val], progress=False)
+        print(f"classified val ({len(val)} rows) in {time.perf_counter() - t0:.1f}s", flush=True)
+        gold = [r.intent for r in val]
+        cand = [p.candidate for p in preds]
+        scores = np.array([p.score for p in preds], dtype=np.float32)
+        rules = {
+            "accuracy": tune(gold, cand, scores, objective=Objective.ACCURACY).default,
+            f"keep {args.keep:g}": keep_threshold(gold, cand, scores, args.keep),
+        }
+        for rule, threshold in rules.items():
+            write_thresholds(intents, threshold, None)
+            intents = load_intents(path)
+            engine.load(intents)
+            t0 = time.perf_counter()
+            tp, revision = predict(engine, [r.text for r in test], progress=False)
+            e = evaluate(
+                test,
+                tp,
+                labels=[i.name for i in intents.intents],
+                revision=revision,
+                scoring=args.scoring,
+                default_threshold=engine.snapshot.index.default_threshold,
+            )
+            m = e.metrics
+            print(f"classified test with rule {rule!r} in {time.perf_counter() - t0:.1f}s")
+            results.append(
+                (
+                    rule,
+                    threshold,
+                    {
+                        "in": 100 * (m.in_scope_accuracy or 0.0),
+                        "top1": 100 * (m.in_scope_top1 or 0.0),
+                        "unkR": 100 * (m.unknown_recall or 0.0),
+                        "unkP": 100 * (m.unknown_precision or 0.0),
+                        "all": 100 * m.accuracy,
+                    },
+                )
+            )
+
+    oos = " + 100 out_of_scope rows" if args.with_oos else ""
+    oos += ", negation off" if args.no_negation else ""
+    print(f"\nCLINC150 full, test; threshold chosen on val; scoring {args.scoring}{oos}")
+    print(f"{'':28s} {'in-acc':>6s} {'unkR':>6s} {'unkP':>6s} {'all':>6s} {'thr':>7s}")
+    for rule, threshold, f in results:
+        print(
+            f"{'intent-router, ' + rule:28s} {f['in']:6.1f} {f['unkR']:6.1f} {f['unkP']:6.1f}"
+            f" {f['all']:6.1f} {threshold:7.4f}   (closed-set top-1 {f['top1']:.1f})"
+        )
+    for name, (acc, recall) in ANCHORS.items():
+        print(f"{'paper: ' + name:28s} {acc:6.1f} {recall:6.1f} {'-':>6s} {'-':>6s} {'-':>7s}")
+
+
+if __name__ == "__main__":
+    main()
