@@ -171,6 +171,21 @@ class Head:
         )
         return out
 
+    def mix_scores(
+        self,
+        head: NDArray[np.float32],
+        local: NDArray[np.float32],
+        near: NDArray[np.float32],
+        reject: NDArray[np.float32] | None,
+    ) -> NDArray[np.float32]:
+        """The confidence from its terms (arrays of one shape, or broadcastable), in [-1, 1]."""
+        w_head, w_local, w_any = self.mix
+        mixed = w_head * head + w_local * local + w_any * near
+        if reject is not None:
+            mixed = mixed + np.float32(self.reject_weight) * (head - reject)
+        out: NDArray[np.float32] = np.clip(mixed, -1.0, 1.0).astype(np.float32)
+        return out
+
     def reject_score(self, x: NDArray[np.float32]) -> NDArray[np.float32] | None:
         """(m,) the reject class's logit / scale, or None without out-of-scope examples."""
         if self.reject is None:
@@ -213,12 +228,7 @@ class Head:
             have = np.minimum(self._counts[label[start:stop]], k)
             best = np.where(np.isfinite(best), best, np.float32(0.0))
             local[start:stop] = best.sum(axis=1) / np.maximum(have, 1)
-        w_head, w_local, w_any = self.mix
-        mixed = w_head * head + w_local * local + w_any * near
-        reject = self.reject_score(x)
-        if reject is not None:
-            mixed = mixed + np.float32(self.reject_weight) * (head - reject)
-        confidence = np.clip(mixed, -1.0, 1.0)
+        confidence = self.mix_scores(head, local, near, self.reject_score(x))
         return HeadScores(
             label=label,
             probability=probability.astype(np.float32),

@@ -183,14 +183,14 @@ class Index:
         if self.head is None:
             return Scored(topk, topk, sims)
         logits = self.head.logits(queries)
-        k_any = min(5, sims.shape[1])
+        k_any = min(self.head.any_k, sims.shape[1])
         near = -np.partition(-sims, k_any - 1, axis=1)[:, :k_any].mean(axis=1, keepdims=True)
         cosine = logits / np.float32(self.head.scale)
-        mixed = 0.5 * cosine + 0.25 * topk + 0.25 * near
         reject = self.head.reject_score(queries)
-        if reject is not None:
-            mixed += np.float32(self.head.reject_weight) * (cosine - reject[:, None])
-        return Scored(np.clip(mixed, -1.0, 1.0).astype(np.float32), logits, sims)
+        mixed = self.head.mix_scores(
+            cosine, topk, near, None if reject is None else reject[:, None]
+        )
+        return Scored(mixed, logits, sims)
 
     def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
         return self.decide(self.scores(queries), top_k)
