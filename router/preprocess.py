@@ -19,6 +19,7 @@ Lexicons are data (``Lexicon``), extendable per deployment from the intents YAML
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -198,48 +199,34 @@ def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
     return Analysis(text, tuple(spans))
 
 
+@functools.lru_cache(maxsize=16)
+def _alternation(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for a word list: Latin words whole, "n't" as a suffix, CJK anywhere;
+    longest first, so "no longer" wins over "no" and 不要 over 不."""
+    ordered = sorted(set(words), key=len, reverse=True)
+    latin = [re.escape(w) for w in ordered if not _is_cjk(w[0]) and w != "n't"]
+    parts = [r"\b(?:" + "|".join(latin) + r")\b"] if latin else []
+    if "n't" in ordered:
+        parts.append(r"n't\b")
+    parts += [re.escape(w) for w in ordered if _is_cjk(w[0])]
+    return re.compile("|".join(parts) if parts else r"(?!)")
+
+
 def _find_cues(lower: str, lex: Lexicon) -> list[tuple[int, int]]:
-    found: list[tuple[int, int]] = []
-    latin = sorted((c for c in lex.cues if not _is_cjk(c[0])), key=len, reverse=True)
-    cjk = sorted((c for c in lex.cues if _is_cjk(c[0])), key=len, reverse=True)
-    for cue in latin:
-        pattern = r"n't\b" if cue == "n't" else r"\b" + re.escape(cue) + r"\b"
-        for m in re.finditer(pattern, lower):
-            found.append((m.start(), m.end()))
-    i = 0
-    while i < len(lower):
-        for cue in cjk:
-            if lower.startswith(cue, i):
-                found.append((i, i + len(cue)))
-                i += len(cue) - 1
-                break
-        i += 1
-    found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
-    merged: list[tuple[int, int]] = []
-    for s in found:
-        if merged and s[0] < merged[-1][1]:
-            continue
-        merged.append(s)
-    return merged
+    """Non-overlapping cues, left to right, the longest at each position."""
+    return [(m.start(), m.end()) for m in _alternation(lex.cues).finditer(lower)]
 
 
 def _clause_end(lower: str, start: int, lex: Lexicon) -> int:
-    """The end of the clause that starts at ``start``: punctuation or a contrastive turn."""
+    """The end of the clause that starts at ``start``: punctuation or a contrastive turn
+    (a turn right at the cue does not end the scope)."""
     end = len(lower)
     for i in range(start, len(lower)):
         if lower[i] in _PUNCT:
             end = i
             break
-    segment = lower[start:end]
-    for turn in lex.contrast:
-        if _is_cjk(turn[0]):
-            pos = segment.find(turn)
-        else:
-            m = re.search(r"\b" + re.escape(turn) + r"\b", segment)
-            pos = m.start() if m else -1
-        if pos > 0:  # a turn right at the cue does not end the scope
-            end = min(end, start + pos)
-    return end
+    turn = _alternation(lex.contrast).search(lower, start + 1, end)
+    return turn.start() if turn else end
 
 
 _PRONOUNS = ("i", "we", "you", "it", "thanks", "thank", "that", "sorry", "please", "worries")
