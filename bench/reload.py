@@ -28,6 +28,7 @@ from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.intents import load_intents
 from router.modelstore import default_model_dir
+from router.reload import DEBOUNCE_MS
 from router.server import RouterServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ async def main_async(args: argparse.Namespace) -> None:
             samples = await save_to_answer(server, directory, args.edits)
         finally:
             await server.stop(grace=0)
-    print(f"{count} exemplars; debounce {50} ms")
+    print(f"{count} exemplars; debounce {DEBOUNCE_MS} ms")
     print(f"{'cold start (model + embed all), until SERVING':<52}{cold * 1e3:>9.0f} ms")
     print(f"{'restart with the on-disk vector cache':<52}{warm * 1e3:>9.0f} ms")
     print(f"{'  ratio cold / cached':<52}{cold / warm:>9.1f} x")

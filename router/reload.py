@@ -32,6 +32,9 @@ __all__ = ["ReloadStatus", "Reloader"]
 
 log = logging.getLogger(__name__)
 
+#: A burst of writes is one reload once the directory has been quiet this long.
+DEBOUNCE_MS = 20
+
 
 @dataclass(frozen=True, slots=True)
 class ReloadStatus:
@@ -50,7 +53,7 @@ class Reloader:
         engine: Engine,
         path: Path,
         *,
-        debounce_ms: int = 50,
+        debounce_ms: int = DEBOUNCE_MS,
         max_debounce_ms: int = 1000,
         on_status: Callable[[ReloadStatus], None] | None = None,
     ) -> None:
