@@ -83,16 +83,20 @@ class Metrics:
 class _RedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._wrapped: dict[str, Handler] = {}  # per method: built once, not per call
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler:
+        full = handler_call_details.method
+        if full in self._wrapped:
+            return self._wrapped[full]
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method.rsplit("/", 1)[-1]
+        method = full.rsplit("/", 1)[-1]
         inner = handler.unary_unary
         metrics = self.metrics
 
@@ -109,8 +113,10 @@ class _RedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 metrics.requests.labels(method, code).inc()
                 metrics.latency.labels(method).observe(time.perf_counter() - start)
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrapped = grpc.unary_unary_rpc_method_handler(
             timed,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._wrapped[full] = wrapped
+        return wrapped
