@@ -278,20 +278,7 @@ def _topk_mean(grouped: Matrix, k: int) -> Matrix:
     return mean
 
 
-def build_index(
-    intents: IntentSet,
-    vectors: Matrix,
-    settings: IndexSettings | None = None,
-    negatives: Matrix | None = None,
-) -> Index:
-    return Index(intents, vectors, settings or IndexSettings(), negatives)
-
-
 def _normalise(matrix: Matrix) -> Matrix:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     out: Matrix = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
     return out
-
-
-def example_texts(intents: IntentSet) -> Sequence[str]:
-    return [e for i in intents.intents for e in i.examples]
