@@ -264,9 +264,6 @@ class Index:
         stop = start + int(self._counts[intent])
         return self.examples[start + int(np.argmax(sims[start:stop]))]
 
-    def threshold_of(self, name: str) -> float:
-        return float(self.thresholds[self.names.index(name)])
-
 
 def _topk_mean(grouped: Matrix, k: int) -> Matrix:
     """Mean of each intent's k best cosines; intents with fewer exemplars use what they have."""

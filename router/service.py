@@ -130,9 +130,9 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                     name=intent.name,
                     description=intent.description,
                     example_count=len(intent.examples),
-                    threshold=index.threshold_of(intent.name),
+                    threshold=float(index.thresholds[i]),
                 )
-                for intent in snapshot.intents.intents
+                for i, intent in enumerate(snapshot.intents.intents)
             ],
             revision=snapshot.revision,
         )
