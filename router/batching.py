@@ -20,7 +20,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -77,11 +77,16 @@ def _estimate_tokens(text: str) -> int:
 
 class Batcher:
     def __init__(
-        self, engine: Engine, executor: ThreadPoolExecutor, settings: BatchSettings
+        self,
+        engine: Engine,
+        executor: ThreadPoolExecutor,
+        settings: BatchSettings,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
         self.executor = executor
         self.settings = settings
+        self._on_batch = on_batch  # told the number of texts of every batch run
         self._queue: collections.deque[_Entry] = collections.deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -201,6 +206,8 @@ class Batcher:
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
         texts = [t for e in batch for t in e.texts]
         top_k = max(e.top_k for e in batch)
+        if self._on_batch is not None:
+            self._on_batch(len(texts))
         started = time.perf_counter()
         try:
             result = await loop.run_in_executor(self.executor, self.engine.classify, texts, top_k)

@@ -95,7 +95,9 @@ class RouterServer:
             self.reloader = Reloader(
                 self.engine, self.config.intents_path, on_status=self._record_reload
             )
-        self.batcher = Batcher(self.engine, self._executor, self.config.batching)
+        self.batcher = Batcher(
+            self.engine, self._executor, self.config.batching, self.metrics.batch_texts.observe
+        )
         self.batcher.start()
         batcher = self.batcher
         self.metrics.queue_depth.set_function(lambda: batcher.depth)

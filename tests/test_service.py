@@ -196,6 +196,9 @@ async def test_metrics_count_requests_and_answers(server, stub) -> None:
     assert 'intent_router_requests_total{code="INVALID_ARGUMENT",method="Classify"}' in text
     assert 'intent_router_predictions_total{intent="track_delivery"}' in text
     assert "intent_router_revision_info{revision=" in text
+    registry = server.metrics.registry
+    assert (registry.get_sample_value("intent_router_batch_texts_count") or 0) >= 1
+    assert (registry.get_sample_value("intent_router_batch_texts_sum") or 0) >= 1
 
 
 def test_out_of_scope_examples_lower_confidence_near_them(engine, bundled) -> None:
