@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "intent-router-clinc150-cache"
     )
-    ap.add_argument("--keep", type=float, default=0.985, help="in-scope answer rate (keep rule)")
+    ap.add_argument("--keep", type=float, default=0.98, help="in-scope answer rate (keep rule)")
     ap.add_argument("--scoring", default=Scoring.HEAD.value, choices=[s.value for s in Scoring])
     ap.add_argument(
         "--with-oos",
@@ -125,7 +125,7 @@ def main() -> None:
     train = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines() if x]
     encoder = Encoder(model, threads=2)
     args.cache.mkdir(parents=True, exist_ok=True)
-    cache = VectorCache(encoder.fingerprint, encoder.dimension, args.cache)
+    cache = VectorCache(encoder.fingerprint, encoder.width, args.cache)
     engine = Engine(encoder, IndexSettings(scoring=Scoring(args.scoring)), cache=cache)
 
     # Query vectors are not cached by the engine; cache val/test predictions per revision

@@ -1,6 +1,7 @@
 """Per-request scoring time as the intent set grows: 1,000 / 10,000 / 100,000 exemplars.
 
-Synthetic data: random unit vectors (dimension 384), 100 exemplars per intent. For each
+Synthetic data: random rows of ``--layers`` blocks of 384 (3, as ``model pull``'s graph
+gives: two earlier encoder blocks and the last), 100 exemplars per intent. For each
 size and scoring, builds ``router.index.Index`` from an ``IntentSet`` of that many
 examples (HEAD trains its head at build; the build time is reported) and times
 ``index.scores`` + ``index.decide`` for one query (a noisy copy of an exemplar), the
@@ -10,6 +11,7 @@ rather than waited for.
 
     python bench/scoring_scale.py [--sizes 1000,10000,100000] [--per-intent 100]
         [--scorings head,topk_mean,nearest,centroid] [--queries 300] [--build-timeout 300]
+        [--layers 3]
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 DIM = 384
 
 
-def measure(size: int, per_intent: int, scoring: str, queries: int, out: Any) -> None:
+def measure(size: int, per_intent: int, scoring: str, queries: int, layers: int, out: Any) -> None:
     """Runs in a child process; sends one dict through ``out``."""
     from router.index import Index, IndexSettings, Scoring
     from router.intents import Intent, IntentSet
@@ -42,18 +44,19 @@ def measure(size: int, per_intent: int, scoring: str, queries: int, out: Any) ->
         files=(),
         revision=f"synthetic-{size}",
     )
-    vectors = rng.standard_normal((n_intents * per_intent, DIM)).astype(np.float32)
+    width = DIM * layers
+    vectors = rng.standard_normal((n_intents * per_intent, width)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     settings = IndexSettings(scoring=Scoring(scoring))
     start = time.perf_counter()
-    index = Index(intents, vectors, settings)
+    index = Index(intents, vectors, settings, layers=layers)
     build = time.perf_counter() - start
 
     samples = []
     for i in range(queries + 20):
-        q = vectors[rng.integers(len(vectors))] + 0.5 * rng.standard_normal(DIM).astype(
+        q = vectors[rng.integers(len(vectors))] + 0.5 * rng.standard_normal(width).astype(
             np.float32
-        ) / np.sqrt(DIM)
+        ) / np.sqrt(width)
         q = (q / np.linalg.norm(q)).astype(np.float32)[None, :]
         t0 = time.perf_counter()
         index.decide(index.scores(q), 3)
@@ -76,6 +79,7 @@ def main() -> None:
     parser.add_argument("--per-intent", type=int, default=100)
     parser.add_argument("--scorings", default="head,topk_mean,nearest,centroid")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per index")
+    parser.add_argument("--layers", type=int, default=3, help="hidden-state blocks per row")
     parser.add_argument(
         "--build-timeout", type=float, default=300.0, help="seconds per index: build + timing"
     )
@@ -84,7 +88,7 @@ def main() -> None:
     load = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
     print(f"load before: {load}")
     print(
-        f"random unit vectors, dim {DIM}, {args.per_intent} exemplars per intent; "
+        f"random unit rows, {args.layers} blocks of {DIM}, {args.per_intent} exemplars per intent; "
         f"one query per call, {args.queries} calls; scores + decide (top_k 3)"
     )
     print(
@@ -96,7 +100,8 @@ def main() -> None:
         for scoring in args.scorings.split(","):
             receive, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(
-                target=measure, args=(size, args.per_intent, scoring, args.queries, send)
+                target=measure,
+                args=(size, args.per_intent, scoring, args.queries, args.layers, send),
             )
             proc.start()
             started = time.perf_counter()

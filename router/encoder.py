@@ -3,7 +3,13 @@
 The one place that builds the ONNX session (CPU provider, full graph optimisation,
 configurable threads) and feeds the graph only the inputs it declares. Pooling is the
 mean of the last hidden states over the attention mask, optionally weighted per token
-(negation handling, see preprocess.py), then L2-normalised.
+(negation handling, see preprocess.py), then L2-normalised: ``encode``.
+
+``embed`` pools every hidden-state output of the graph the same way, unnormalised: the
+graphs ``model pull`` builds also output two earlier blocks (modelstore.FEATURE_BLOCKS),
+which the classification head reads. One row of ``embed`` is ``layers`` blocks of
+``dimension`` values, earlier blocks first, the last hidden state last; a graph with a
+single output gives ``layers == 1``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from router.modelstore import (
     sha256_of,
 )
 
-__all__ = ["Encoder", "Span", "Vectors"]
+__all__ = ["Encoder", "Span", "Vectors", "unit_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -136,23 +142,38 @@ class Encoder:
                     f"{model_dir / MODEL_FILE}: graph has no input {required!r} "
                     f"(it declares {sorted(self._inputs)})"
                 )
-        output = self._session.get_outputs()[0]
-        self._output = output.name
+        outputs = self._session.get_outputs()
+        output = outputs[0]
         if len(output.shape) != 3:
             raise ModelError(
                 f"{model_dir / MODEL_FILE}: first output {output.name!r} has shape "
                 f"{output.shape}; token vectors [batch, seq, dim] are needed for pooling"
             )
+        # earlier blocks first, the last hidden state (the sentence vector's) last
+        hidden = sorted(
+            (o.name for o in outputs[1:] if o.name.startswith("hidden_") and len(o.shape) == 3),
+            key=lambda name: int(name.removeprefix("hidden_") or 0),
+        )
+        self._outputs = [*hidden, output.name]
+        #: hidden-state blocks in each ``embed`` row
+        self.layers = len(self._outputs)
         try:
             probe = self._run(self._pad([self._tokenizer.encode("probe")]))
         except Exception as exc:  # a tokenizer that does not fit the graph fails here
             raise ModelError(f"{model_dir}: the tokenizer does not fit the model ({exc})") from exc
-        self.dimension = int(probe.shape[-1])
+        self.dimension = int(probe[-1].shape[-1])
+        if any(h.shape[-1] != self.dimension for h in probe):
+            raise ModelError(f"{model_dir / MODEL_FILE}: hidden-state outputs differ in width")
         if manifest and manifest.dimension != self.dimension:
             raise ModelError(
                 f"{model_dir}: manifest says dimension {manifest.dimension}, "
                 f"the model gives {self.dimension}"
             )
+
+    @property
+    def width(self) -> int:
+        """Values in one ``embed`` row: ``layers`` x ``dimension``."""
+        return self.layers * self.dimension
 
     def tokenize(self, texts: Sequence[str]) -> list[Encoding]:
         return self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
@@ -163,17 +184,25 @@ class Encoder:
         spans: Sequence[Sequence[Span]] | None = None,
     ) -> Vectors:
         """Unit vectors for ``texts``, in order; ``spans`` reweight tokens for pooling."""
-        if not texts:
-            return np.zeros((0, getattr(self, "dimension", 0)), dtype=np.float32)
-        encodings = self.tokenize(texts)
-        return self.encode_tokens(encodings, spans)
+        return unit_rows(self.embed(texts, spans)[:, -self.dimension :])
 
-    def encode_tokens(
+    def embed(
+        self,
+        texts: Sequence[str],
+        spans: Sequence[Sequence[Span]] | None = None,
+    ) -> Vectors:
+        """(n, layers x dimension) pooled hidden states, unnormalised; see the module doc."""
+        if not texts:
+            return np.zeros((0, self.width), dtype=np.float32)
+        encodings = self.tokenize(texts)
+        return self.embed_tokens(encodings, spans)
+
+    def embed_tokens(
         self,
         encodings: Sequence[Encoding],
         spans: Sequence[Sequence[Span]] | None = None,
     ) -> Vectors:
-        out = np.empty((len(encodings), self.dimension), dtype=np.float32)
+        out = np.empty((len(encodings), self.width), dtype=np.float32)
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         start = 0
         while start < len(order):
@@ -195,7 +224,7 @@ class Encoder:
             if spans is not None:
                 for row, i in enumerate(chunk):
                     _apply_spans(weights[row], encodings[i], spans[i])
-            out[chunk] = _pool(hidden, weights)
+            out[chunk] = np.concatenate([_pool(h, weights) for h in hidden], axis=1)
             start = end
         return out
 
@@ -208,15 +237,15 @@ class Encoder:
             mask[row, : len(enc.ids)] = 1
         return _Batch(ids=ids, mask=mask)
 
-    def _run(self, batch: _Batch) -> npt.NDArray[np.float32]:
+    def _run(self, batch: _Batch) -> list[npt.NDArray[np.float32]]:
         feeds: dict[str, npt.NDArray[np.int64]] = {
             "input_ids": batch.ids,
             "attention_mask": batch.mask,
         }
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(batch.ids)
-        (hidden,) = self._session.run([self._output], feeds)
-        return np.asarray(hidden, dtype=np.float32)
+        hidden = self._session.run(self._outputs, feeds)
+        return [np.asarray(h, dtype=np.float32) for h in hidden]
 
 
 def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequence[Span]) -> None:
@@ -233,8 +262,15 @@ def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequenc
 
 
 def _pool(hidden: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> Vectors:
+    """Weighted mean over tokens, unnormalised."""
     summed: Vectors = np.einsum("bsd,bs->bd", hidden, weights)
-    pooled = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
-    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-    unit: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
+    pooled: Vectors = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    return pooled
+
+
+def unit_rows(rows: npt.ArrayLike) -> Vectors:
+    """Each row scaled to unit length (zero rows stay zero), as float32."""
+    matrix = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
+    out: Vectors = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out

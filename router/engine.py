@@ -67,9 +67,7 @@ class Engine:
     ) -> None:
         self.encoder = encoder
         self.settings = settings or IndexSettings()
-        self.cache = (
-            cache if cache is not None else VectorCache(encoder.fingerprint, encoder.dimension)
-        )
+        self.cache = cache if cache is not None else VectorCache(encoder.fingerprint, encoder.width)
         #: Overrides the intents' own negation settings (eval compares on and off).
         self.negation = negation
         self._snapshot: Snapshot | None = None
@@ -105,7 +103,7 @@ class Engine:
                 lambda batch: self._encode(self._analyse(batch, negation), negation),
                 negation.key(),
             )
-        index = Index(intents, vectors, self.settings, negatives)
+        index = Index(intents, vectors, self.settings, negatives, layers=self.encoder.layers)
         elapsed = time.perf_counter() - start
         log.info(
             "built index revision %s: %d intents, %d examples in %.2f s",
@@ -142,9 +140,9 @@ class Engine:
         negation: NegationSettings,
         extra: Sequence[str] = (),
     ) -> Vectors:
-        """Vectors pooled with negation weights, then plain vectors of ``extra`` texts."""
+        """Rows (``Encoder.embed``) pooled with negation weights, then plain rows of ``extra``."""
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
-        return self.encoder.encode([*(a.text for a in analyses), *extra], spans)
+        return self.encoder.embed([*(a.text for a in analyses), *extra], spans)
 
     def classify(self, texts: Sequence[str], top_k: int = 3) -> Result:
         snapshot = self.snapshot  # read once: one revision answers the whole call

