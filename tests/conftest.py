@@ -13,7 +13,7 @@ from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.encoder import Encoder
 from router.engine import Engine
 from router.intents import IntentSet, load_intents
-from router.modelstore import default_model_dir, missing_files, pull
+from router.modelstore import default_model_dir, needs_pull, pull
 from router.server import RouterServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ SHARED = ROOT.parent / "shared"
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     target = default_model_dir()
-    if missing_files(target):
+    if needs_pull(target):
         pull(target)
     return target
 

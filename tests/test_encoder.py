@@ -99,3 +99,19 @@ def test_head_features_centre_each_block_and_keep_one_block_as_is() -> None:
     # centred: the shared offset is gone, so the exemplars' mean feature is near zero
     assert np.linalg.norm(x.mean(axis=0)) < 0.5
     assert np.linalg.norm(one(rows).mean(axis=0)) > 0.9
+
+
+def test_a_model_pulled_by_an_older_version_is_pulled_again(tmp_path: Path) -> None:
+    import json
+
+    from router.modelstore import FEATURE_BLOCKS, needs_pull
+
+    assert needs_pull(tmp_path) is not None  # nothing there
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert needs_pull(tmp_path) is None  # a user's own export: never replaced
+    (tmp_path / "manifest.json").write_text(json.dumps({"feature_blocks": []}))
+    reason = needs_pull(tmp_path)
+    assert reason is not None and "older version" in reason
+    (tmp_path / "manifest.json").write_text(json.dumps({"feature_blocks": list(FEATURE_BLOCKS)}))
+    assert needs_pull(tmp_path) is None
