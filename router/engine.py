@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from router.encoder import Encoder, Vectors
+from router.encoder import Encoder, Vectors, release_memory
 from router.index import Index, IndexSettings, Prediction
 from router.intents import IntentSet
 from router.preprocess import Analysis, NegationSettings, analyse, pooling_spans
@@ -104,6 +104,7 @@ class Engine:
                 negation.key(),
             )
         index = Index(intents, vectors, self.settings, negatives, layers=self.encoder.layers)
+        release_memory()  # what embedding and training freed; see encoder.release_memory
         elapsed = time.perf_counter() - start
         log.info(
             "built index revision %s: %d intents, %d examples in %.2f s",
