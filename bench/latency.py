@@ -22,35 +22,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import grpc
 import numpy as np
+from throughput import Server, ServerSettings  # bench/ is on sys.path when run as a script
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.encoder import Encoder, default_threads
 from router.modelstore import default_model_dir
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:
     return float(np.percentile(samples_ms, 50)), float(np.percentile(samples_ms, 99))
-
-
-def start_server(threads: int) -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "--log-level", "warning", "serve",
-         "--intents", str(ROOT / "intents"), "--port", "0", "--threads", str(threads),
-         "--no-watch", "--no-cache"],
-        stdout=subprocess.PIPE, text=True, env=os.environ.copy(), cwd=ROOT,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    return proc, int(proc.stdout.readline().rsplit(":", 1)[1])
 
 
 def main() -> None:
@@ -61,7 +46,7 @@ def main() -> None:
     parser.add_argument("--text", default="where is my parcel")
     args = parser.parse_args()
 
-    proc, port = start_server(args.threads)
+    server = Server(ServerSettings(threads=args.threads))
     encoder = Encoder(default_model_dir(), threads=args.threads)
     wall: list[float] = []
     server_encode: list[float] = []
@@ -69,7 +54,7 @@ def main() -> None:
     model: list[float] = []
     paced: list[float] = []
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = pb_grpc.IntentRouterStub(channel)
             request = pb.ClassifyRequest(text=args.text, top_k=3)
             for _ in range(100):  # warm-up, both sides
@@ -95,8 +80,7 @@ def main() -> None:
                     encoder.encode([args.text])
                     paced.append((time.perf_counter() - start) * 1e3)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
     g50, g99 = percentiles(wall)
     s50, s99 = percentiles(server_encode)

@@ -37,8 +37,9 @@ from router.modelstore import (
     missing_files,
     sha256_of,
 )
+from router.vectors import unit_rows
 
-__all__ = ["Encoder", "Span", "Vectors", "release_memory", "unit_rows"]
+__all__ = ["Encoder", "Span", "Vectors", "release_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -290,11 +291,3 @@ def release_memory() -> None:
     trim = getattr(libc, "malloc_trim", None)
     if trim is not None:
         trim(0)
-
-
-def unit_rows(rows: npt.ArrayLike) -> Vectors:
-    """Each row scaled to unit length (zero rows stay zero), as float32."""
-    matrix = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    out: Vectors = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-    return out

@@ -27,7 +27,7 @@ import math
 import sys
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -207,18 +207,7 @@ class SweepPoint:
     rows: int
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "threshold": self.threshold,
-            "accuracy": self.accuracy,
-            "in_scope_accuracy": self.in_scope_accuracy,
-            "in_scope_precision": self.in_scope_precision,
-            "unknown_recall": self.unknown_recall,
-            "unknown_precision": self.unknown_precision,
-            "unknown_f1": self.unknown_f1,
-            "correct": self.correct,
-            "answered": self.answered,
-            "rows": self.rows,
-        }
+        return asdict(self)
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -380,16 +369,7 @@ class Outcome:
         return self.predicted == self.gold
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "line": self.line,
-            "text": self.text,
-            "gold": self.gold,
-            "predicted": self.predicted,
-            "candidate": self.candidate,
-            "score": self.score,
-            "threshold": self.threshold,
-            "matched_example": self.matched_example,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,13 +382,7 @@ class LabelStats:
     predicted: int  # rows predicted as this label
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-            "support": self.support,
-            "predicted": self.predicted,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "name"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,7 +454,6 @@ class Evaluation:
         )
 
     def to_json(self) -> dict[str, object]:
-        m = self.metrics
         return {
             "data": self.data,
             "rows": self.rows,
@@ -489,19 +462,9 @@ class Evaluation:
             "scoring": self.scoring,
             "default_threshold": self.default_threshold,
             "own_thresholds": dict(self.own_thresholds),
-            "accuracy": m.accuracy,
-            "in_scope_accuracy": m.in_scope_accuracy,
-            "in_scope_top1": m.in_scope_top1,
-            "in_scope_precision": m.in_scope_precision,
-            "unknown_recall": m.unknown_recall,
-            "unknown_precision": m.unknown_precision,
-            "unknown_f1": m.unknown_f1,
-            "macro_f1": m.macro_f1,
+            **asdict(self.metrics),
             "per_intent": {s.name: s.to_json() for s in self.per_intent},
-            "confused_pairs": [
-                {"gold": p.gold, "predicted": p.predicted, "count": p.count}
-                for p in self.confused_pairs
-            ],
+            "confused_pairs": [asdict(p) for p in self.confused_pairs],
             "errors": [o.to_json() for o in self.errors],
         }
 

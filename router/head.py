@@ -68,6 +68,21 @@ mixed confidence gives 88.8 / 87.5 | 90.0 / 82.5 (max probability 86.2 / 82.5 |
 
 Training 15,000 x 384 exemplars with 150 intents takes ~2.4 s of wall time (~4.8 s CPU)
 on 2 idle cores; scoring costs one (m, n_exemplars) matrix product, done in blocks.
+(The figures above are for a head on the last block only, before ``Features``.)
+
+Features
+--------
+The head reads ``Features`` of a row, not the sentence vector: the mean-pooled hidden
+states of encoder blocks 2, 4 and 6 (``Encoder.embed``), each centred on the exemplars'
+mean for that block and scaled to unit length, concatenated (1,152 values) and scaled
+again. The ``local`` and ``any`` terms keep using the sentence vector. Chosen on CLINC150
+val (AUROC of in-scope vs unknown, closed-set accuracy) against all 7 blocks averaged
+(0.982) or concatenated (0.986), single earlier blocks (0.965-0.970), Mahalanobis on
+the concatenation (0.938-0.989) and other block sets (within 0.002): 0.990 and 97.4,
+against 0.986 and 96.1 for the last block. On test (bench/clinc150.py): closed-set
+96.4 (was 95.6); 95.4 / 79.2 at the threshold answering 98% of val in-scope rows (was
+94.7 / 77.2); the best recall any test threshold reaches at 95.0 in-scope, 83.1 (was
+72.1). Training on 15,000 exemplars takes ~6.1 s (bench/scoring_scale.py).
 """
 
 from __future__ import annotations
@@ -77,6 +92,8 @@ from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
+
+from router.vectors import unit_rows
 
 __all__ = ["Features", "Head", "HeadScores", "train_head"]
 
@@ -127,15 +144,9 @@ class Features:
     def __call__(self, rows: NDArray[np.float32]) -> NDArray[np.float32]:
         x = np.asarray(rows, dtype=np.float32)
         if self.centre is None:
-            return _unit(x)
+            return unit_rows(x)
         blocks = x.reshape(len(x), self.layers, -1) - self.centre
-        return _unit(_unit(blocks).reshape(len(x), -1))
-
-
-def _unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    out: NDArray[np.float32] = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
-    return out
+        return unit_rows(unit_rows(blocks).reshape(len(x), -1))
 
 
 @dataclass(frozen=True, slots=True)

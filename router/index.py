@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from router.head import Features, Head, train_head
 from router.intents import UNKNOWN, IntentSet
+from router.vectors import unit_rows
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -141,10 +142,10 @@ class Index:
         if vectors.shape[1] % layers:
             raise ValueError(f"rows of {vectors.shape[1]} values do not split into {layers} blocks")
         self._dim = vectors.shape[1] // layers
-        matrix = _normalise(vectors[:, -self._dim :])
+        matrix = unit_rows(vectors[:, -self._dim :])
         matrix.setflags(write=False)
         self.matrix = matrix
-        centroids = _normalise(
+        centroids = unit_rows(
             (np.add.reduceat(matrix, self._offsets, axis=0) / counts[:, None]).astype(np.float32)
         )
         centroids.setflags(write=False)
@@ -181,7 +182,7 @@ class Index:
 
         ``queries``: rows shaped like the ``vectors`` the index was built from.
         """
-        unit = _normalise(queries[:, -self._dim :])
+        unit = unit_rows(queries[:, -self._dim :])
         sims = unit @ self.matrix.T
         scoring = self.settings.scoring
         if scoring is Scoring.CENTROID:
@@ -289,9 +290,3 @@ def _topk_mean(grouped: Matrix, k: int) -> Matrix:
     summed = np.where(valid, top, 0.0).sum(axis=2)
     mean: Matrix = (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32)
     return mean
-
-
-def _normalise(matrix: Matrix) -> Matrix:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    out: Matrix = (matrix / np.maximum(norms, 1e-12)).astype(np.float32)
-    return out

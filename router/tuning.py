@@ -30,7 +30,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,15 +141,7 @@ class IntentChoice:
     kept: bool  # True when it gets its own threshold
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "rows": self.rows,
-            "support": self.support,
-            "raw": self.raw,
-            "shrunk": self.shrunk,
-            "correct_default": self.correct_default,
-            "correct_own": self.correct_own,
-            "kept": self.kept,
-        }
+        return {k: v for k, v in asdict(self).items() if k != "name"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import CLI, ROOT, run_cli
+from helpers import run_cli, serving
 
 
 @pytest.fixture(scope="module")
@@ -67,25 +65,12 @@ def test_serve_with_incomplete_model_dir_fails_clearly(tmp_path: Path, model_dir
 
 
 def test_serve_starts_answers_and_stops_on_sigterm(model_dir: Path) -> None:
-    env = {**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)}
-    proc = subprocess.Popen(
-        [*CLI, "serve", "--intents", "intents", "--port", "0", "--threads", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("intent-router listening on 127.0.0.1:"), line
-        port = int(line.rsplit(":", 1)[1])
-        import grpc
+    import grpc
 
-        from router.api.v1 import router_pb2 as pb
-        from router.api.v1 import router_pb2_grpc as pb_grpc
+    from router.api.v1 import router_pb2 as pb
+    from router.api.v1 import router_pb2_grpc as pb_grpc
 
+    with serving("--intents", "intents", "--threads", "1", model_dir=model_dir) as (proc, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
             reply = pb_grpc.IntentRouterStub(ch).Classify(
                 pb.ClassifyRequest(text="I forgot my password"), timeout=30
@@ -93,14 +78,6 @@ def test_serve_starts_answers_and_stops_on_sigterm(model_dir: Path) -> None:
         assert reply.intent in {"reset_password", "login_problem"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def test_usage_error_exit_code(model_dir: Path) -> None:

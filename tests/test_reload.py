@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from helpers import serving
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
@@ -192,22 +193,13 @@ async def test_twenty_edits_under_load_lose_nothing(plain) -> None:
 def test_sighup_reloads_a_running_server(tmp_path: Path, model_dir: Path) -> None:
     """The real process: `serve --no-watch`, edit the file, SIGHUP, answers follow."""
     import signal
-    import subprocess
-    import sys
     import time
 
     directory = tmp_path / "intents"
     directory.mkdir()
     (directory / "shop.yaml").write_text(with_marker(7))
-    env = {**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "serve", "--intents", str(directory), "--port", "0",
-         "--threads", "1", "--no-watch", "--no-cache"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline().rsplit(":", 1)[1])
+    args = ("--intents", str(directory), "--threads", "1", "--no-watch", "--no-cache")
+    with serving(*args, model_dir=model_dir) as (proc, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.IntentRouterStub(channel)
             ask = pb.ClassifyRequest(text="purple elephant")
@@ -224,9 +216,3 @@ def test_sighup_reloads_a_running_server(tmp_path: Path, model_dir: Path) -> Non
             assert info.last_reload.trigger == "sighup" and info.last_reload.ok
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
