@@ -58,9 +58,14 @@ async def start(directory: Path, cache: Path) -> tuple[RouterServer, float]:
     return server, time.perf_counter() - t0
 
 
-async def save_to_answer(server: RouterServer, directory: Path, edits: int) -> list[float]:
+async def save_to_answer(
+    server: RouterServer, directory: Path, edits: int
+) -> tuple[list[float], list[float]]:
+    """Save-to-answer times, and the server's own reload times (load, build, swap, then the
+    vector-cache write, which answers do not wait for)."""
     path = directory / "clinc.yaml"
     samples = []
+    inside = []
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = pb_grpc.IntentRouterStub(channel)
         before = (await stub.Info(pb.InfoRequest())).revision
@@ -77,8 +82,10 @@ async def save_to_answer(server: RouterServer, directory: Path, edits: int) -> l
                     break
                 await asyncio.sleep(0.002)  # poll every ~2 ms without starving the reload
             samples.append(time.perf_counter() - t0)
+            assert server.reloader is not None
+            inside.append(server.reloader.status.seconds)
             before = reply.revision
-    return samples
+    return samples, inside
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -92,7 +99,7 @@ async def main_async(args: argparse.Namespace) -> None:
         await server.stop(grace=0)
         server, warm = await start(directory, cache)
         try:
-            samples = await save_to_answer(server, directory, args.edits)
+            samples, inside = await save_to_answer(server, directory, args.edits)
         finally:
             await server.stop(grace=0)
     print(f"{count} exemplars; debounce {DEBOUNCE_MS} ms")
@@ -102,6 +109,8 @@ async def main_async(args: argparse.Namespace) -> None:
     med, worst = statistics.median(samples), max(samples)
     print(f"{'save one-example change -> answers follow (median)':<52}{med * 1e3:>9.0f} ms")
     print(f"{'  worst of ' + str(len(samples)):<52}{worst * 1e3:>9.0f} ms   (goal < 250 ms)")
+    inner = statistics.median(inside)
+    print(f"{'  the reload as the server times it (+ cache write)':<52}{inner * 1e3:>9.0f} ms")
 
 
 def main() -> None:

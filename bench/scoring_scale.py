@@ -1,17 +1,18 @@
 """Per-request scoring time as the intent set grows: 1,000 / 10,000 / 100,000 exemplars.
 
-Synthetic data: random rows of ``--layers`` blocks of 384 (3, as ``model pull``'s graph
-gives: two earlier encoder blocks and the last), 100 exemplars per intent. For each
+Synthetic data: random rows of ``--layers`` blocks of 384 (2, as ``model pull``'s graph
+gives: encoder block 2 and the last), 100 exemplars per intent. For each
 size and scoring, builds ``router.index.Index`` from an ``IntentSet`` of that many
 examples (HEAD trains its head at build; the build time is reported) and times
 ``index.scores`` + ``index.decide`` for one query (a noisy copy of an exemplar), the
-work one Classify request adds after the model. Each build runs in its own process
+work one Classify request adds after the model. numpy's BLAS runs on one thread, as in
+the server (router/encoder.py caps it next to onnxruntime). Each build runs in its own process
 with a time limit (``--build-timeout``), so a slow HEAD build at 100,000 is reported
 rather than waited for.
 
     python bench/scoring_scale.py [--sizes 1000,10000,100000] [--per-intent 100]
         [--scorings head,topk_mean,nearest,centroid] [--queries 300] [--build-timeout 300]
-        [--layers 3]
+        [--layers 2]
 """
 
 from __future__ import annotations
@@ -30,8 +31,12 @@ DIM = 384
 
 def measure(size: int, per_intent: int, scoring: str, queries: int, layers: int, out: Any) -> None:
     """Runs in a child process; sends one dict through ``out``."""
+    from threadpoolctl import threadpool_limits
+
     from router.index import Index, IndexSettings, Scoring
     from router.intents import Intent, IntentSet
+
+    threadpool_limits(limits=1, user_api="blas")  # as in the server (see router/encoder.py)
 
     rng = np.random.default_rng(size)
     n_intents = size // per_intent
@@ -79,7 +84,7 @@ def main() -> None:
     parser.add_argument("--per-intent", type=int, default=100)
     parser.add_argument("--scorings", default="head,topk_mean,nearest,centroid")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per index")
-    parser.add_argument("--layers", type=int, default=3, help="hidden-state blocks per row")
+    parser.add_argument("--layers", type=int, default=2, help="hidden-state blocks per row")
     parser.add_argument(
         "--build-timeout", type=float, default=300.0, help="seconds per index: build + timing"
     )

