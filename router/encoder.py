@@ -6,7 +6,7 @@ mean of the last hidden states over the attention mask, optionally weighted per 
 (negation handling, see preprocess.py), then L2-normalised: ``encode``.
 
 ``embed`` pools every hidden-state output of the graph the same way, unnormalised: the
-graphs ``model pull`` builds also output two earlier blocks (modelstore.FEATURE_BLOCKS),
+graphs ``model pull`` builds also output an earlier block (modelstore.FEATURE_BLOCKS),
 which the classification head reads. One row of ``embed`` is ``layers`` blocks of
 ``dimension`` values, earlier blocks first, the last hidden state last; a graph with a
 single output gives ``layers == 1``.

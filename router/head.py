@@ -73,16 +73,18 @@ on 2 idle cores; scoring costs one (m, n_exemplars) matrix product, done in bloc
 Features
 --------
 The head reads ``Features`` of a row, not the sentence vector: the mean-pooled hidden
-states of encoder blocks 2, 4 and 6 (``Encoder.embed``), each centred on the exemplars'
-mean for that block and scaled to unit length, concatenated (1,152 values) and scaled
+states of encoder blocks 2 and 6 (``Encoder.embed``), each centred on the exemplars'
+mean for that block and scaled to unit length, concatenated (768 values) and scaled
 again. The ``local`` and ``any`` terms keep using the sentence vector. Chosen on CLINC150
 val (AUROC of in-scope vs unknown, closed-set accuracy) against all 7 blocks averaged
 (0.982) or concatenated (0.986), single earlier blocks (0.965-0.970), Mahalanobis on
-the concatenation (0.938-0.989) and other block sets (within 0.002): 0.990 and 97.4,
-against 0.986 and 96.1 for the last block. On test (bench/clinc150.py): closed-set
-96.4 (was 95.6); 95.4 / 79.2 at the threshold answering 98% of val in-scope rows (was
-94.7 / 77.2); the best recall any test threshold reaches at 95.0 in-scope, 83.1 (was
-72.1).
+the concatenation (0.938-0.989) and other block sets (within 0.002); blocks 2, 4, 6
+gave 0.990 / 97.4 (100 steps), against 0.986 / 96.1 for the last block alone. Blocks
+2 and 6 at 50 steps matched 2, 4, 6 on val (0.9893 / 97.0 vs 0.9894 / 96.9) at two
+thirds of the training cost, which a reload of 2,000 exemplars needed (save to answer
+353-369 ms with three blocks, 220 ms with two). On test (bench/clinc150.py): closed-set
+95.9 (last block alone 95.6); 95.1 / 79.0 at the threshold answering 98% of val
+in-scope rows (last block alone 94.7 / 77.2; blocks 2, 4, 6: 95.4 / 78.7).
 """
 
 from __future__ import annotations
@@ -99,10 +101,11 @@ __all__ = ["Features", "Head", "HeadScores", "train_head"]
 
 DEFAULT_SCALE: Final = 16.0
 DEFAULT_L2: Final = 1e-3
-#: 50, not 100, since the head reads 1,152 values: CLINC150 val closed-set accuracy /
-#: AUROC 96.9 / 0.9894 at 50 steps, 97.2 / 0.9894 at 100 (25: 96.6 / 0.9886); bundled
-#: val accuracy 93.1 vs 92.5; half the build time (15,000 exemplars, one BLAS thread:
-#: 5.5 vs 10.9 s).
+#: 50, not 100, since the head reads several blocks: CLINC150 val closed-set accuracy /
+#: AUROC with blocks 2, 4, 6: 96.9 / 0.9894 at 50 steps, 97.2 / 0.9894 at 100 (25:
+#: 96.6 / 0.9886; a larger learning rate with fewer steps was worse); bundled val
+#: accuracy 93.1 vs 92.5; half the build time. Blocks 2 and 6, 15,000 exemplars, one
+#: BLAS thread: 3.7 s (bench/scoring_scale.py).
 DEFAULT_STEPS: Final = 50
 DEFAULT_LR: Final = 0.02
 #: Weights of (head cosine, intent's top-k cosine mean, any-exemplar top-k cosine mean).

@@ -78,7 +78,7 @@ def test_pulled_graph_gives_earlier_blocks_for_the_head(encoder: Encoder) -> Non
     last = rows[:, -encoder.dimension :]
     unit = last / np.linalg.norm(last, axis=1, keepdims=True)
     np.testing.assert_allclose(unit, encoder.encode(texts), atol=1e-6)
-    # the earlier blocks are other vectors, not copies of the last
+    # the earlier block is another vector, not copies of the last
     first = rows[:, : encoder.dimension]
     assert not np.allclose(first, last, atol=1e-3)
 
