@@ -284,8 +284,6 @@ def release_memory() -> None:
     keeps resident; calling this after such work keeps the server's peak RSS down
     (bench/throughput.py). Off the request path; a no-op without glibc.
     """
-    if os.environ.get("XNOTRIM"):
-        return
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:

@@ -153,7 +153,12 @@ class Features:
         if self.centre is None:
             return unit_rows(x)
         blocks = x.reshape(len(x), self.layers, -1) - self.centre
-        return unit_rows(unit_rows(blocks).reshape(len(x), -1))
+        # unit blocks, concatenated, over sqrt(layers): the concatenation made unit
+        norms = np.sqrt(np.einsum("mld,mld->ml", blocks, blocks))[..., None]
+        out: NDArray[np.float32] = blocks / (
+            np.maximum(norms, np.float32(1e-12)) * np.float32(np.sqrt(self.layers))
+        )
+        return out.reshape(len(x), -1)
 
 
 @dataclass(frozen=True, slots=True)

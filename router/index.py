@@ -77,6 +77,7 @@ class Scored:
     scores: Matrix  # (m, n_intents): compared with thresholds and reported
     rank: Matrix  # (m, n_intents): orders the intents (the head's logits, or ``scores``)
     sims: Matrix  # (m, n_examples): cosine to every exemplar
+    closest: npt.NDArray[np.int64]  # (m, n_intents): each intent's exemplar closest to the query
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +136,15 @@ class Index:
         self._counts = counts
         # Row of each exemplar's intent and its slot within the intent's group.
         self._rows = np.repeat(np.arange(len(counts)), counts)
-        self._cols = np.arange(n_examples) - np.repeat(self._offsets, counts)
-        self._width = int(counts.max())
+        cols = np.arange(n_examples) - np.repeat(self._offsets, counts)
+        width = int(counts.max())
+        # (n_intents, width) exemplar ids, padded with n_examples: a query's cosines,
+        # with -inf appended, gathered through it give every intent's group in one step.
+        groups = np.full((len(counts), width), n_examples, dtype=np.int64)
+        groups[self._rows, cols] = np.arange(n_examples)
+        groups.setflags(write=False)
+        self._groups = groups
+        self._group_start = np.arange(len(counts), dtype=np.int64) * width
 
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.shape[1] % layers:
@@ -182,30 +190,39 @@ class Index:
 
         ``queries``: rows shaped like the ``vectors`` the index was built from.
         """
+        # This runs once per request right after the model, which has evicted the CPU
+        # caches: every numpy call then costs microseconds of misses, so the steps are
+        # few and whole-array (bench/latency.py; ARCHITECTURE.md "Lone requests").
+        m, n = queries.shape[0], self.matrix.shape[0]
         unit = unit_rows(queries[:, -self._dim :])
-        sims = unit @ self.matrix.T
+        padded = np.empty((m, n + 1), dtype=np.float32)
+        np.matmul(unit, self.matrix.T, out=padded[:, :n])
+        padded[:, n] = -np.inf
+        sims = padded[:, :n]
+        grouped = padded[:, self._groups]  # (m, n_intents, width)
+        closest = self._groups.ravel()[self._group_start + grouped.argmax(axis=2)]
+        grouped.sort(axis=2)  # each intent's cosines ascending, the -inf padding first
         scoring = self.settings.scoring
         if scoring is Scoring.CENTROID:
             centroid = unit @ self._centroids.T
-            return Scored(centroid, centroid, sims)
-        grouped = np.full((queries.shape[0], len(self.names), self._width), -np.inf, np.float32)
-        grouped[:, self._rows, self._cols] = sims
+            return Scored(centroid, centroid, sims, closest)
         if scoring is Scoring.NEAREST:
-            nearest = grouped.max(axis=2)
-            return Scored(nearest, nearest, sims)
-        topk = _topk_mean(grouped, self.settings.k)
+            nearest = grouped[:, :, -1]
+            return Scored(nearest, nearest, sims, closest)
+        topk = _topk_mean(grouped, self.settings.k, self._counts)
         if self.head is None:
-            return Scored(topk, topk, sims)
+            return Scored(topk, topk, sims, closest)
         features = self.features(queries)
         logits = self.head.logits(features)
-        k_any = min(self.head.any_k, sims.shape[1])
-        near = -np.partition(-sims, k_any - 1, axis=1)[:, :k_any].mean(axis=1, keepdims=True)
+        k_any = min(self.head.any_k, n)
+        near = np.partition(sims, n - k_any, axis=1)[:, n - k_any :].sum(axis=1, keepdims=True)
+        near *= np.float32(1 / k_any)
         cosine = logits / np.float32(self.head.scale)
         reject = self.head.reject_score(features)
         mixed = self.head.mix_scores(
             cosine, topk, near, None if reject is None else reject[:, None]
         )
-        return Scored(mixed, logits, sims)
+        return Scored(mixed, logits, sims, closest)
 
     def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
         return self.decide(self.scores(queries), top_k)
@@ -222,7 +239,7 @@ class Index:
             self._decide(
                 scored.scores[row],
                 scored.rank[row],
-                scored.sims[row],
+                scored.closest[row],
                 top_k,
                 refused[row] if refused else (),
                 bool(wants_nothing[row]) if wants_nothing else False,
@@ -234,7 +251,7 @@ class Index:
         self,
         scores: Matrix,
         rank: Matrix,
-        sims: Matrix,
+        closest: npt.NDArray[np.int64],
         top_k: int,
         refused: Collection[int],
         wants_nothing: bool,
@@ -243,23 +260,17 @@ class Index:
             rank = rank.copy()
             rank[list(refused)] = -np.inf
         top_k = max(1, min(top_k, len(rank) - len(refused) if refused else len(rank)))
-        if top_k < len(rank):
-            best = np.argpartition(-rank, top_k - 1)[:top_k]
-            best = best[np.argsort(-rank[best], kind="stable")]
-        else:
-            best = np.argsort(-rank, kind="stable")
+        best: list[int] = np.argsort(-rank, kind="stable")[:top_k].tolist()
+        values: list[float] = scores.tolist()
         # The classifier's choice first; the runners-up in the order of the scores shown.
-        best = np.concatenate([best[:1], best[1:][np.argsort(-scores[best[1:]], kind="stable")]])
+        best[1:] = sorted(best[1:], key=lambda i: -values[i])
+        examples = closest.tolist()
         alternatives = tuple(
-            Alternative(
-                intent=self.names[i],
-                score=float(scores[i]),
-                example=self._closest_example(int(i), sims),
-            )
+            Alternative(intent=self.names[i], score=values[i], example=self.examples[examples[i]])
             for i in best
         )
-        winner = int(best[0])
-        score = float(scores[winner])
+        winner = best[0]
+        score = values[winner]
         threshold = float(self.thresholds[winner])
         if wants_nothing:
             reason = Reason.NOTHING_WANTED
@@ -276,17 +287,19 @@ class Index:
             refused=tuple(self.names[i] for i in sorted(refused)),
         )
 
-    def _closest_example(self, intent: int, sims: Matrix) -> str:
-        start = int(self._offsets[intent])
-        stop = start + int(self._counts[intent])
-        return self.examples[start + int(np.argmax(sims[start:stop]))]
 
+def _topk_mean(ascending: Matrix, k: int, counts: npt.NDArray[np.int64]) -> Matrix:
+    """Mean of each intent's k best cosines; intents with fewer exemplars use what they have.
 
-def _topk_mean(grouped: Matrix, k: int) -> Matrix:
-    """Mean of each intent's k best cosines; intents with fewer exemplars use what they have."""
-    k = min(k, grouped.shape[2])
-    top = -np.partition(-grouped, k - 1, axis=2)[:, :, :k]
+    ``ascending``: (m, n_intents, width) each intent's cosines sorted ascending, padded
+    with -inf at the front; ``counts``: exemplars per intent.
+    """
+    k = min(k, ascending.shape[2])
+    top = ascending[:, :, -k:]
+    if counts.min() >= k:  # the usual case: no padding among the k best
+        mean: Matrix = top.sum(axis=2) * np.float32(1 / k)
+        return mean
     valid = np.isfinite(top)
-    summed = np.where(valid, top, 0.0).sum(axis=2)
-    mean: Matrix = (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32)
-    return mean
+    summed = np.where(valid, top, np.float32(0)).sum(axis=2)
+    out: Matrix = (summed / np.maximum(valid.sum(axis=2), 1)).astype(np.float32)
+    return out

@@ -11,8 +11,8 @@ __all__ = ["unit_rows"]
 def unit_rows(rows: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Each row scaled to unit length (zero rows stay zero), as float32."""
     matrix = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=-1, keepdims=True)
-    out: npt.NDArray[np.float32] = (matrix / np.maximum(norms, 1e-12)).astype(
-        np.float32, copy=False
-    )
+    # One C call for the squared norms (np.linalg.norm is several, and this runs on every
+    # request right after the model has evicted the caches; see index.Index.scores).
+    norms = np.sqrt(np.einsum("...i,...i->...", matrix, matrix))[..., None]
+    out: npt.NDArray[np.float32] = matrix / np.maximum(norms, np.float32(1e-12))
     return out
