@@ -1,11 +1,17 @@
 """Dynamic micro-batching between the gRPC handlers and the engine.
 
-One consumer task owns the queue. It takes the oldest request, then whatever else is
-already waiting, until the batch is full by count or by padded-token budget (longest
-x count, estimated from characters), or ``max_wait_ms`` has passed (0 by default: a
-lone request never waits; under load, requests that arrive while the model is busy
-form the next batch). The batch runs on a worker thread as one engine call, so it is
-answered by one snapshot; each request gets its slice back through its Future.
+One consumer thread owns the queue and runs the model. It takes the oldest request,
+then whatever else is already waiting, until the batch is full by count or by
+padded-token budget (longest x count, estimated from characters), or ``max_wait_ms``
+has passed (0 by default: a lone request never waits; under load, requests that arrive
+while the model is busy form the next batch). The batch runs as one engine call, so it
+is answered by one snapshot; each request gets its slice back through its Future, set
+on the event loop.
+
+The consumer is a plain thread, not an event-loop task: a request reaches the model
+with one thread wake-up and its answer comes back with one, and the next batch starts
+as soon as the model is free, whatever the event loop is doing
+(ARCHITECTURE.md "Batching and threads").
 
 * Requests whose caller has gone (cancelled, or past its deadline) are skipped.
 * If a batch fails, its requests are retried one by one, so one bad item never fails
@@ -18,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from router.engine import Engine, Result, Timings
@@ -61,13 +68,19 @@ class Answer:
 class _Entry:
     texts: Sequence[str]
     top_k: int
-    future: asyncio.Future[Result]
-    deadline: float | None  # loop time
+    future: asyncio.Future[Result]  # set on its loop only (``_deliver``)
+    deadline: float | None  # time.monotonic()
     tokens: int  # estimated tokens of the longest text
     enqueued: float = field(default_factory=time.perf_counter)
 
     def gone(self, now: float) -> bool:
+        # done() read from the consumer thread: a cancellation it misses only costs
+        # the model a text whose answer is dropped
         return self.future.done() or (self.deadline is not None and now > self.deadline)
+
+
+#: What the consumer hands back to the loop: each future with its answer or error.
+_Outcome = tuple["asyncio.Future[Result]", "Result | BaseException"]
 
 
 def _estimate_tokens(text: str) -> int:
@@ -79,17 +92,16 @@ class Batcher:
     def __init__(
         self,
         engine: Engine,
-        executor: ThreadPoolExecutor,
         settings: BatchSettings,
         on_batch: Callable[[int], None] | None = None,
     ) -> None:
         self.engine = engine
-        self.executor = executor
         self.settings = settings
         self._on_batch = on_batch  # told the number of texts of every batch run
         self._queue: collections.deque[_Entry] = collections.deque()
-        self._arrived = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._ready = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        self._closing = False
         self.batches = 0
         self.skipped = 0
 
@@ -98,34 +110,42 @@ class Batcher:
         return len(self._queue)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._consume(), name="batcher")
+        if self._thread is None:
+            self._closing = False
+            self._thread = threading.Thread(target=self._consume, name="batcher", daemon=True)
+            self._thread.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        for entry in self._queue:
+        """Stop the consumer after the batch it is running; queued requests are refused."""
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
+            left = list(self._queue)
+            self._queue.clear()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        for entry in left:
             if not entry.future.done():
                 entry.future.set_exception(OverloadedError("the server is shutting down"))
-        self._queue.clear()
 
     async def classify(
         self, texts: Sequence[str], top_k: int, timeout: float | None = None
     ) -> Result:
         """Queue ``texts`` as one request and wait for its answer."""
+        if self._closing:
+            raise OverloadedError("the server is shutting down")
         if len(self._queue) >= self.settings.max_queue:
             raise OverloadedError(
                 f"overloaded: {len(self._queue)} requests queued (limit "
                 f"{self.settings.max_queue}); retry with backoff"
             )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout is not None else None
+        deadline = time.monotonic() + timeout if timeout is not None else None
         tokens = max(_estimate_tokens(t) for t in texts)  # a bad item fails here, alone
-        entry = _Entry(texts, top_k, loop.create_future(), deadline, tokens)
-        self._queue.append(entry)
-        self._arrived.set()
+        entry = _Entry(texts, top_k, asyncio.get_running_loop().create_future(), deadline, tokens)
+        with self._ready:
+            self._queue.append(entry)
+            self._ready.notify()
         return await entry.future  # cancelling the caller cancels the future: skipped
 
     async def classify_many(
@@ -155,70 +175,78 @@ class Batcher:
         )
         return [answers[i] for i in range(len(texts))], timings
 
-    async def _consume(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if not self._queue:
-                self._arrived.clear()
-                await self._arrived.wait()
-            try:
-                batch = await self._collect(loop)
-                if batch:
-                    self.batches += 1
-                    await self._run(loop, batch)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never let one batch kill the consumer
-                log.exception("batch failed")
+    # ------------------------------------------------------------ the consumer thread
 
-    async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Entry]:
+    def _consume(self) -> None:
+        while True:
+            batch = self._collect()
+            if batch is None:
+                return
+            if not batch:
+                continue
+            self.batches += 1
+            try:
+                outcomes = self._run(batch)
+            except Exception as exc:  # never let one batch kill the consumer
+                log.exception("batch failed")
+                outcomes = [(entry.future, exc) for entry in batch]
+            _deliver_soon(outcomes)
+
+    def _collect(self) -> list[_Entry] | None:
+        """The next batch (empty if every waiting caller had gone); None once closing."""
         s = self.settings
         batch: list[_Entry] = []
         count = longest = 0
-        wait_until = loop.time() + s.max_wait_ms / 1e3
-        while True:
-            while self._queue:
-                entry = self._queue[0]
-                if entry.gone(loop.time()):
+        gone: list[_Entry] = []
+        with self._ready:
+            while not self._queue and not self._closing:
+                self._ready.wait()
+            wait_until = time.monotonic() + s.max_wait_ms / 1e3
+            while not self._closing:
+                while self._queue:
+                    entry = self._queue[0]
+                    if entry.gone(time.monotonic()):
+                        gone.append(self._queue.popleft())
+                        continue
+                    n, tokens = len(entry.texts), max(longest, entry.tokens)
+                    if batch and (count + n > s.max_batch or tokens * (count + n) > s.max_tokens):
+                        break
                     self._queue.popleft()
-                    self._drop(entry)
-                    continue
-                n, tokens = len(entry.texts), max(longest, entry.tokens)
-                if batch and (count + n > s.max_batch or tokens * (count + n) > s.max_tokens):
-                    return batch
-                self._queue.popleft()
-                batch.append(entry)
-                count, longest = count + n, tokens
-            remaining = wait_until - loop.time()
-            if not batch or remaining <= 0 or count >= s.max_batch:
-                return batch
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                return batch
+                    batch.append(entry)
+                    count, longest = count + n, tokens
+                else:
+                    remaining = wait_until - time.monotonic()
+                    if batch and remaining > 0 and count < s.max_batch:
+                        self._ready.wait(remaining)
+                        continue
+                break
+            closing = self._closing
+        if gone:
+            self.skipped += len(gone)
+            _deliver_soon(
+                [(e.future, CallerGoneError("deadline passed while queued")) for e in gone]
+            )
+        if closing:
+            _deliver_soon(
+                [(e.future, OverloadedError("the server is shutting down")) for e in batch]
+            )
+            return None
+        return batch
 
-    def _drop(self, entry: _Entry) -> None:
-        self.skipped += 1
-        if not entry.future.done():
-            entry.future.set_exception(CallerGoneError("deadline passed while queued"))
-
-    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Entry]) -> None:
+    def _run(self, batch: list[_Entry]) -> list[_Outcome]:
         texts = [t for e in batch for t in e.texts]
         top_k = max(e.top_k for e in batch)
         if self._on_batch is not None:
             self._on_batch(len(texts))
         started = time.perf_counter()
         try:
-            result = await loop.run_in_executor(self.executor, self.engine.classify, texts, top_k)
+            result = self.engine.classify(texts, top_k)
         except Exception as exc:
             if len(batch) == 1:
-                _settle(batch[0], exc)
-                return
+                return [(batch[0].future, exc)]
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
-            for entry in batch:
-                await self._run(loop, [entry])
-            return
+            return [outcome for entry in batch for outcome in self._run([entry])]
+        outcomes: list[_Outcome] = []
         offset = 0
         for entry in batch:
             n = len(entry.texts)
@@ -232,10 +260,24 @@ class Batcher:
                 predictions, result.analyses[offset : offset + n], result.revision, timings
             )
             offset += n
-            if not entry.future.done():
-                entry.future.set_result(answer)
+            outcomes.append((entry.future, answer))
+        return outcomes
 
 
-def _settle(entry: _Entry, exc: BaseException) -> None:
-    if not entry.future.done():
-        entry.future.set_exception(exc)
+def _deliver_soon(outcomes: list[_Outcome]) -> None:
+    """Hand answers to the futures' event loop (one wake-up for the whole batch)."""
+    if not outcomes:
+        return
+    loop = outcomes[0][0].get_loop()
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        loop.call_soon_threadsafe(_deliver, outcomes)
+
+
+def _deliver(outcomes: list[_Outcome]) -> None:
+    for future, outcome in outcomes:
+        if future.done():  # cancelled meanwhile
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

@@ -68,8 +68,9 @@ class RouterServer:
         self.engine: Engine | None = None
         self.reloader: Reloader | None = None
         self.batcher: Batcher | None = None
-        # One thread runs the model: batches go one at a time, each using every core.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encode")
+        # Loads the model and builds the first index off the event loop; requests are
+        # run by the batcher's own thread, one batch at a time, each using every core.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self._health = health_aio.HealthServicer()
         self.metrics = Metrics()
         self._server = grpc.aio.server(
@@ -95,9 +96,7 @@ class RouterServer:
             self.reloader = Reloader(
                 self.engine, self.config.intents_path, on_status=self._record_reload
             )
-        self.batcher = Batcher(
-            self.engine, self._executor, self.config.batching, self.metrics.batch_texts.observe
-        )
+        self.batcher = Batcher(self.engine, self.config.batching, self.metrics.batch_texts.observe)
         self.batcher.start()
         batcher = self.batcher
         self.metrics.queue_depth.set_function(lambda: batcher.depth)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -28,11 +27,10 @@ TEXTS = [
 
 @pytest.fixture
 async def batcher(engine: Engine) -> AsyncIterator[Batcher]:
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        b = Batcher(engine, pool, BatchSettings(max_batch=8, max_queue=64))
-        b.start()
-        yield b
-        await b.close()
+    b = Batcher(engine, BatchSettings(max_batch=8, max_queue=64))
+    b.start()
+    yield b
+    await b.close()
 
 
 async def test_concurrent_requests_share_batches_and_match_single_answers(batcher, engine) -> None:
@@ -100,17 +98,16 @@ async def test_a_bad_item_does_not_fail_the_others(batcher, engine, monkeypatch)
 
 
 async def test_full_queue_refuses_at_once(engine) -> None:
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        b = Batcher(engine, pool, BatchSettings(max_batch=1, max_queue=2))
-        # not started: nothing drains the queue
-        waiting = [asyncio.create_task(b.classify(["x"], 1)) for _ in range(2)]
-        await asyncio.sleep(0)
-        with pytest.raises(OverloadedError):
-            await b.classify(["x"], 1)
-        b.start()
-        await asyncio.gather(*waiting)
-        assert len((await b.classify(["where is my parcel"], 1)).predictions) == 1
-        await b.close()
+    b = Batcher(engine, BatchSettings(max_batch=1, max_queue=2))
+    # not started: nothing drains the queue
+    waiting = [asyncio.create_task(b.classify(["x"], 1)) for _ in range(2)]
+    await asyncio.sleep(0)
+    with pytest.raises(OverloadedError):
+        await b.classify(["x"], 1)
+    b.start()
+    await asyncio.gather(*waiting)
+    assert len((await b.classify(["where is my parcel"], 1)).predictions) == 1
+    await b.close()
 
 
 async def test_overload_over_grpc_is_resource_exhausted_then_recovers(model_dir, bundled) -> None:
