@@ -137,7 +137,12 @@ class Encoder:
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
-                str(model_dir / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+                str(model_dir / MODEL_FILE),
+                options,
+                providers=["CPUExecutionProvider"],
+                # its CPU kernel is slower than the Add + LayerNormalization it replaces
+                # (modelstore._optimize)
+                disabled_optimizers=["SkipLayerNormFusion"],
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(

@@ -104,7 +104,7 @@ def test_head_features_centre_each_block_and_keep_one_block_as_is() -> None:
 def test_a_model_pulled_by_an_older_version_is_pulled_again(tmp_path: Path) -> None:
     import json
 
-    from router.modelstore import FEATURE_BLOCKS, needs_pull
+    from router.modelstore import FEATURE_BLOCKS, GRAPH_VERSION, needs_pull
 
     assert needs_pull(tmp_path) is not None  # nothing there
     (tmp_path / "model.onnx").write_bytes(b"x")
@@ -113,5 +113,21 @@ def test_a_model_pulled_by_an_older_version_is_pulled_again(tmp_path: Path) -> N
     (tmp_path / "manifest.json").write_text(json.dumps({"feature_blocks": []}))
     reason = needs_pull(tmp_path)
     assert reason is not None and "older version" in reason
-    (tmp_path / "manifest.json").write_text(json.dumps({"feature_blocks": list(FEATURE_BLOCKS)}))
+    blocks = list(FEATURE_BLOCKS)
+    (tmp_path / "manifest.json").write_text(json.dumps({"feature_blocks": blocks}))
+    reason = needs_pull(tmp_path)  # the graph layout of an older pull (no "graph" field)
+    assert reason is not None and "graph layout 1" in reason
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"feature_blocks": blocks, "graph": GRAPH_VERSION})
+    )
     assert needs_pull(tmp_path) is None
+
+
+def test_pulled_graph_runs_attention_as_one_node_per_block(model_dir: Path) -> None:
+    import onnx
+
+    graph = onnx.load(str(model_dir / "model.onnx"), load_external_data=False).graph
+    ops = [n.op_type for n in graph.node]
+    assert ops.count("MultiHeadAttention") == 6
+    assert "Softmax" not in ops and "Transpose" not in ops  # the spelled-out attention is gone
+    assert "SkipLayerNormalization" not in ops
