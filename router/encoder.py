@@ -62,6 +62,12 @@ _MAX_BATCH = 32
 _MIN_RUN = 8
 _PAD_SLACK = 1.25
 
+#: A call that embeds many texts (an index build) hands freed heap back every this many
+#: texts. glibc keeps, and fragments, what each run frees: building the bundled index in
+#: the server peaked at 229-243 MB without it, 219-224 MB trimming every 128 texts
+#: (below the graph load's own peak of ~226 MB). Requests never reach it.
+_TRIM_EVERY = 128
+
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
@@ -218,8 +224,11 @@ class Encoder:
     ) -> Vectors:
         out = np.empty((len(encodings), self.width), dtype=np.float32)
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
-        start = 0
+        start = trimmed = 0
         while start < len(order):
+            if start - trimmed >= _TRIM_EVERY:
+                release_memory()
+                trimmed = start
             end = start + 1
             real = len(encodings[order[start]].ids)
             while end < len(order) and end - start < _MAX_BATCH:
