@@ -139,12 +139,15 @@ class RouterServer:
             self.metrics.set_revision(status.revision)
 
     async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, refuse new calls, let in-flight ones finish (``grace`` s), then stop."""
         await self._health.enter_graceful_shutdown()
         if self.reloader is not None:
             await self.reloader.close()
+        # the batcher keeps answering until the server has stopped: in-flight requests
+        # are queued there
+        await self._server.stop(self.config.grace_seconds if grace is None else grace)
         if self.batcher is not None:
             await self.batcher.close()
-        await self._server.stop(self.config.grace_seconds if grace is None else grace)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def wait(self) -> None:

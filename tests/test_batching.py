@@ -139,3 +139,37 @@ async def test_overload_over_grpc_is_resource_exhausted_then_recovers(model_dir,
                 assert reply.intent != ""
     finally:
         await server.stop(grace=0)
+
+
+async def test_stop_lets_in_flight_requests_finish(model_dir, bundled) -> None:
+    server = RouterServer(
+        ServerConfig(
+            intents=bundled,
+            model_dir=model_dir,
+            port=0,
+            threads=2,
+            batching=BatchSettings(max_batch=2, max_queue=64),
+        )
+    )
+    await server.start()
+    assert server.batcher is not None
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = pb_grpc.IntentRouterStub(channel)
+        long_text = "my order arrived broken and I want to know what to do about it " * 20
+        calls = [
+            asyncio.ensure_future(stub.Classify(pb.ClassifyRequest(text=long_text), timeout=60))
+            for _ in range(16)
+        ]
+        while server.batcher.depth < 8:  # accepted and waiting for the model
+            await asyncio.sleep(0.005)
+        queued = server.batcher.depth
+        await server.stop(grace=30)
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    answered = [o for o in outcomes if isinstance(o, pb.ClassifyResponse)]
+    # every accepted request is answered; calls gRPC had not handed to a handler yet
+    # when the stop began are cancelled by gRPC itself, never refused by the batcher
+    assert len(answered) >= queued
+    assert {o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)} <= {
+        grpc.StatusCode.CANCELLED
+    }
+    assert all(a.intent == answered[0].intent != "" for a in answered)
