@@ -147,7 +147,9 @@ class Reloader:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # a build or vector-file write already running finishes before close returns:
+        # nothing writes to the cache directory once the server has stopped
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
 def _filter_for(path: Path) -> Callable[[Change, str], bool]:
