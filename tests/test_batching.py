@@ -110,23 +110,26 @@ async def test_full_queue_refuses_at_once(engine) -> None:
     await b.close()
 
 
-async def test_overload_over_grpc_is_resource_exhausted_then_recovers(model_dir, bundled) -> None:
+LONG_TEXT = "my order arrived broken and I want to know what to do about it " * 20
+
+
+async def _started(model_dir, bundled, threads: int, batching: BatchSettings) -> RouterServer:
     server = RouterServer(
         ServerConfig(
-            intents=bundled,
-            model_dir=model_dir,
-            port=0,
-            threads=1,
-            batching=BatchSettings(max_batch=4, max_queue=4),
+            intents=bundled, model_dir=model_dir, port=0, threads=threads, batching=batching
         )
     )
     await server.start()
+    return server
+
+
+async def test_overload_over_grpc_is_resource_exhausted_then_recovers(model_dir, bundled) -> None:
+    server = await _started(model_dir, bundled, 1, BatchSettings(max_batch=4, max_queue=4))
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = pb_grpc.IntentRouterStub(channel)
-            long_text = "my order arrived broken and I want to know what to do about it " * 20
             calls = [
-                stub.Classify(pb.ClassifyRequest(text=long_text), timeout=60) for _ in range(64)
+                stub.Classify(pb.ClassifyRequest(text=LONG_TEXT), timeout=60) for _ in range(64)
             ]
             outcomes = await asyncio.gather(*calls, return_exceptions=True)
             codes = [o.code() for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
@@ -142,22 +145,12 @@ async def test_overload_over_grpc_is_resource_exhausted_then_recovers(model_dir,
 
 
 async def test_stop_lets_in_flight_requests_finish(model_dir, bundled) -> None:
-    server = RouterServer(
-        ServerConfig(
-            intents=bundled,
-            model_dir=model_dir,
-            port=0,
-            threads=2,
-            batching=BatchSettings(max_batch=2, max_queue=64),
-        )
-    )
-    await server.start()
+    server = await _started(model_dir, bundled, 2, BatchSettings(max_batch=2, max_queue=64))
     assert server.batcher is not None
     async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         stub = pb_grpc.IntentRouterStub(channel)
-        long_text = "my order arrived broken and I want to know what to do about it " * 20
         calls = [
-            asyncio.ensure_future(stub.Classify(pb.ClassifyRequest(text=long_text), timeout=60))
+            asyncio.ensure_future(stub.Classify(pb.ClassifyRequest(text=LONG_TEXT), timeout=60))
             for _ in range(16)
         ]
         while server.batcher.depth < 8:  # accepted and waiting for the model
