@@ -56,6 +56,17 @@ HAND = [
 ]
 
 
+#: The headline metrics every JSON record carries.
+HEADLINE = (
+    "accuracy",
+    "in_scope_accuracy",
+    "unknown_recall",
+    "unknown_precision",
+    "unknown_f1",
+    "macro_f1",
+)
+
+
 @pytest.fixture
 def hand():
     rows = [Row(text=f"text {i}", intent=g, line=i + 1) for i, (g, *_) in enumerate(HAND)]
@@ -108,12 +119,7 @@ def test_metrics_by_hand(hand) -> None:
 def test_json_has_every_field(hand) -> None:
     record = json.loads(json.dumps(hand.to_json()))
     for key in (
-        "accuracy",
-        "in_scope_accuracy",
-        "unknown_recall",
-        "unknown_precision",
-        "unknown_f1",
-        "macro_f1",
+        *HEADLINE,
         "per_intent",
         "confused_pairs",
         "errors",
@@ -334,14 +340,7 @@ def test_cli_eval_json_has_all_fields(val_eval: dict, bundled: IntentSet) -> Non
     assert record["rows"] == len(rows)
     assert record["revision"] == bundled.revision
     assert record["scoring"] == IndexSettings().scoring.value
-    for key in (
-        "accuracy",
-        "in_scope_accuracy",
-        "unknown_recall",
-        "unknown_precision",
-        "unknown_f1",
-        "macro_f1",
-    ):
+    for key in HEADLINE:
         assert 0.0 <= record[key] <= 1.0, key
     assert set(record["per_intent"]) == {i.name for i in bundled.intents} | {UNKNOWN}
     assert set(record["per_intent"]["unknown"]) >= {"precision", "recall", "f1", "support"}
