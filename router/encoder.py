@@ -244,12 +244,12 @@ class Encoder:
             chunk = order[start:end]
             layout = _Layout.of([encodings[i] for i in chunk], self._packed, self._pad_id)
             hidden = self._run(layout)
-            weights = (layout.segment >= 0).astype(np.float32)
+            weights = layout.token_weights()
             if spans is not None:
                 for k, i in enumerate(chunk):
-                    row, col = divmod(int(layout.starts[k]), layout.width)
-                    segment = weights[row, col : col + lengths[i]]  # a view: edited in place
-                    _apply_spans(segment, encodings[i], spans[i])
+                    first = int(layout.starts[k])
+                    tokens = weights[first : first + lengths[i]]  # a view: edited in place
+                    _apply_spans(tokens, encodings[i], spans[i])
             out[chunk] = np.concatenate([layout.pool(h, weights) for h in hidden], axis=1)
             start = end
         return out
@@ -297,20 +297,25 @@ class _Layout:
     texts are placed first-fit, longest first, into rows ``_PACK_WIDTH`` tokens wide (or
     as wide as the longest text): a row may hold several texts, each with positions
     from 0 and attending only to itself, so a batch of mixed lengths is no longer padded
-    to its longest. Text ``k`` of the batch starts at flat offset ``starts[k]``.
+    to its longest. In the flattened [rows x width] tokens every text is one contiguous
+    range: text ``k`` starts at ``starts[k]``, and ``bounds`` lists where each text and
+    each run of padding begins, so one ``np.add.reduceat`` sums every text's tokens.
     """
 
     ids: npt.NDArray[np.int64]  # [rows, width]; padding is the tokenizer's [PAD]
     positions: npt.NDArray[np.int64]  # [rows, width]; each text counts from 0
     segment: npt.NDArray[np.int32]  # [rows, width]; the text a token belongs to, -1 padding
     starts: npt.NDArray[np.int64]  # [texts]; flat offset of each text's first token
-
-    @property
-    def width(self) -> int:
-        return int(self.ids.shape[1])
+    bounds: npt.NDArray[np.int64]  # ascending flat offsets where a text or padding begins
+    firsts: npt.NDArray[np.int64]  # [texts]; each text's index in ``bounds``
 
     @classmethod
     def of(cls, encodings: Sequence[Encoding], packed: bool, pad_id: int) -> _Layout:
+        if len(encodings) == 1:  # a lone request: one row, nothing to place
+            ids = np.array([encodings[0].ids], dtype=np.int64)
+            zero = np.zeros(1, dtype=np.int64)
+            positions = np.arange(ids.shape[1], dtype=np.int64)[None]
+            return cls(ids, positions, np.zeros(ids.shape, np.int32), zero, zero, zero)
         lengths = [len(e.ids) for e in encodings]
         longest = max(lengths)
         rows: list[list[int]] = []  # the texts of each row
@@ -331,8 +336,9 @@ class _Layout:
         ids = np.full((len(rows), width), pad_id, dtype=np.int64)
         positions = np.zeros((len(rows), width), dtype=np.int64)
         segment = np.full((len(rows), width), -1, dtype=np.int32)
-        starts = np.empty(len(lengths), dtype=np.int64)
         counting = np.arange(width, dtype=np.int64)
+        bounds: list[int] = []
+        firsts = [0] * len(lengths)
         for r, members in enumerate(rows):
             col = 0
             for k in members:
@@ -340,30 +346,44 @@ class _Layout:
                 ids[r, col : col + n] = encodings[k].ids
                 positions[r, col : col + n] = counting[:n]
                 segment[r, col : col + n] = k
-                starts[k] = r * width + col
+                firsts[k] = len(bounds)
+                bounds.append(r * width + col)
                 col += n
-        return cls(ids, positions, segment, starts)
+            if col < width:
+                bounds.append(r * width + col)  # the row's padding
+        flat_bounds = np.asarray(bounds, dtype=np.int64)
+        text_firsts = np.asarray(firsts, dtype=np.int64)
+        return cls(ids, positions, segment, flat_bounds[text_firsts], flat_bounds, text_firsts)
+
+    @property
+    def lone(self) -> bool:
+        """One text filling one row: a lone request, the latency-critical case."""
+        return len(self.bounds) == 1
 
     def attention_3d(self) -> npt.NDArray[np.int32]:
         """1 where token i may attend to token j: both of one text (or both padding)."""
+        if self.lone:
+            width = self.ids.shape[1]
+            return np.ones((1, width, width), dtype=np.int32)
         same: npt.NDArray[np.bool_] = self.segment[:, :, None] == self.segment[:, None, :]
         return same.astype(np.int32)
 
+    def token_weights(self) -> npt.NDArray[np.float32]:
+        """[rows x width] pooling weights: 1 for every token of a text, 0 for padding."""
+        if self.lone:
+            return np.ones(self.ids.size, dtype=np.float32)
+        return (self.segment.reshape(-1) >= 0).astype(np.float32)
+
     def pool(self, hidden: npt.NDArray[np.float32], weights: npt.NDArray[np.float32]) -> Vectors:
         """Each text's weighted mean over its tokens, unnormalised: [texts, dim]."""
-        dim = hidden.shape[-1]
-        flat = (hidden * weights[:, :, None]).reshape(-1, dim)
-        # Each text is one contiguous range of the flat tokens. reduceat sums from each
-        # boundary to the next, so every run of padding gets a boundary of its own.
-        pads = np.flatnonzero(self.segment.reshape(-1) < 0)
-        bounds = np.concatenate([self.starts, pads[np.diff(pads, prepend=-2) != 1]])
-        order = np.argsort(bounds)
-        texts = order < len(self.starts)  # which sorted boundaries start a text
-        sums = np.add.reduceat(flat, bounds[order], axis=0)[texts]
-        totals = np.add.reduceat(weights.reshape(-1), bounds[order])[texts]
-        pooled = np.empty((len(self.starts), dim), dtype=np.float32)
-        pooled[order[texts]] = sums / np.maximum(totals, 1e-9)[:, None]
-        return pooled
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        if self.lone:  # after a model run the caches are cold: as few numpy steps as can be
+            lone: Vectors = (weights @ flat)[None] / max(float(weights.sum()), 1e-9)
+            return lone
+        sums = np.add.reduceat(flat * weights[:, None], self.bounds, axis=0)[self.firsts]
+        totals = np.add.reduceat(weights, self.bounds)[self.firsts]
+        pooled = sums / np.maximum(totals, 1e-9)[:, None]
+        return pooled.astype(np.float32, copy=False)  # float32 already: no copy
 
 
 def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequence[Span]) -> None:
