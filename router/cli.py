@@ -1,4 +1,8 @@
-"""Command line: the only place that reads argv and the environment and sets up logging.
+"""Command line: the only place that reads argv and sets up logging.
+
+The environment is read here too, except the model's two locations
+(``$INTENT_ROUTER_MODEL_DIR``, ``$INTENT_ROUTER_WHEEL_DIR``): modelstore resolves those,
+so that the CLI, the benchmarks and the tests agree on one model directory.
 
     intent-router serve     [--intents PATH] [--model-dir DIR] [--host H] [--port N] [--threads N]
     intent-router classify  --intents PATH [--model-dir DIR] [--top-k N] TEXT...
