@@ -1,7 +1,7 @@
 """CLINC150 through the product's own path: YAML -> Engine -> tune on val -> eval on test.
 
     python bench/clinc150.py [--data ../shared/data/clinc150] [--model DIR] [--cache DIR]
-                             [--rule accuracy|keep] [--keep 0.985] [--scoring head]
+                             [--answer-rate 0.98] [--scoring head] [--with-oos]
 
 What it does, step by step, with the same objects ``intent-router tune`` / ``eval`` use:
 
@@ -11,14 +11,14 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
 2. builds ``router.engine.Engine`` (exemplar vectors cached on disk via ``VectorCache``,
    so a second run does not re-embed) and classifies val through
    ``router.evaluate.predict`` (``Engine.classify``, what the gRPC service answers);
-3. chooses the default threshold on val only, with one of two rules:
+3. chooses the default threshold on val only with ``router.tuning.tune``
+   (``intent-router tune``), under two objectives:
 
-   * ``accuracy``: ``router.tuning.tune`` with the accuracy objective (the threshold
-     maximising overall val accuracy, unknown counted as a label; ``intent-router tune``);
-   * ``keep``: the highest grid threshold (``router.evaluate.threshold_grid``) that still
-     answers at least ``--keep`` of the val in-scope rows with an intent (a quantile of the
-     in-scope scores; ignores the val unknown rows), measured with
-     ``router.evaluate.sweep`` on the in-scope rows;
+   * ``accuracy``: the threshold maximising overall val accuracy, unknown counted as a
+     label;
+   * ``answer-rate``: the highest threshold that still answers at least
+     ``--answer-rate`` of the val in-scope rows with an intent (a quantile of the
+     in-scope scores; the val unknown rows play no part);
 
 4. writes it into the YAML (``router.tuning.write_thresholds``: ``defaults.threshold``),
    reloads the intents into the engine and evaluates test with ``router.evaluate.evaluate``;
@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from router.encoder import Encoder
 from router.engine import Engine
-from router.evaluate import evaluate, load_labelled, predict, sweep, threshold_grid
+from router.evaluate import evaluate, load_labelled, predict
 from router.index import IndexSettings, Scoring
 from router.intents import UNKNOWN, load_intents
 from router.tuning import Objective, tune, write_thresholds
@@ -86,16 +86,6 @@ def write_yaml(rows: list[dict[str, str]], path: Path, with_oos: bool, negation:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def keep_threshold(gold: list[str], cand: list[str], scores: np.ndarray, keep: float) -> float:
-    """Highest grid threshold answering >= ``keep`` of the in-scope rows (sweep on them)."""
-    ins = [i for i, g in enumerate(gold) if g != UNKNOWN]
-    s = scores[ins]
-    grid = threshold_grid(scores)
-    points = sweep([gold[i] for i in ins], [cand[i] for i in ins], s, grid)
-    ok = [p.threshold for p in points if p.answered / p.rows >= keep]
-    return max(ok)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "clinc150")
@@ -103,7 +93,9 @@ def main() -> None:
     ap.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "intent-router-clinc150-cache"
     )
-    ap.add_argument("--keep", type=float, default=0.98, help="in-scope answer rate (keep rule)")
+    ap.add_argument(
+        "--answer-rate", type=float, default=0.98, help="in-scope answer rate to keep on val"
+    )
     ap.add_argument("--scoring", default=Scoring.HEAD.value, choices=[s.value for s in Scoring])
     ap.add_argument(
         "--with-oos",
@@ -154,7 +146,9 @@ def main() -> None:
         scores = np.array([p.score for p in preds], dtype=np.float32)
         rules = {
             "accuracy": tune(gold, cand, scores, objective=Objective.ACCURACY).default,
-            f"keep {args.keep:g}": keep_threshold(gold, cand, scores, args.keep),
+            f"answer-rate {args.answer_rate:g}": tune(
+                gold, cand, scores, objective=Objective.ANSWER_RATE, target=args.answer_rate
+            ).default,
         }
         for rule, threshold in rules.items():
             write_thresholds(intents, threshold, None)
@@ -189,14 +183,14 @@ def main() -> None:
     oos = " + 100 out_of_scope rows" if args.with_oos else ""
     oos += ", negation off" if args.no_negation else ""
     print(f"\nCLINC150 full, test; threshold chosen on val; scoring {args.scoring}{oos}")
-    print(f"{'':28s} {'in-acc':>6s} {'unkR':>6s} {'unkP':>6s} {'all':>6s} {'thr':>7s}")
+    print(f"{'':34s} {'in-acc':>6s} {'unkR':>6s} {'unkP':>6s} {'all':>6s} {'thr':>7s}")
     for rule, threshold, f in results:
         print(
-            f"{'intent-router, ' + rule:28s} {f['in']:6.1f} {f['unkR']:6.1f} {f['unkP']:6.1f}"
+            f"{'intent-router, ' + rule:34s} {f['in']:6.1f} {f['unkR']:6.1f} {f['unkP']:6.1f}"
             f" {f['all']:6.1f} {threshold:7.4f}   (closed-set top-1 {f['top1']:.1f})"
         )
     for name, (acc, recall) in ANCHORS.items():
-        print(f"{'paper: ' + name:28s} {acc:6.1f} {recall:6.1f} {'-':>6s} {'-':>6s} {'-':>7s}")
+        print(f"{'paper: ' + name:34s} {acc:6.1f} {recall:6.1f} {'-':>6s} {'-':>6s} {'-':>7s}")
 
 
 if __name__ == "__main__":

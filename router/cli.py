@@ -293,11 +293,15 @@ def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--objective",
         choices=[o.value for o in Objective],
         default=Objective.ACCURACY.value,
-        help="accuracy (unknown as a label; default), or the best accuracy whose unknown "
-        "answers / intent answers reach --target precision",
+        help="accuracy (unknown as a label; default); the best accuracy whose unknown "
+        "answers / intent answers reach --target precision; or answer-rate: the highest "
+        "threshold still answering --target of the in-scope rows with an intent",
     )
     tune.add_argument(
-        "--target", type=_fraction, default=0.9, help="precision target (default 0.9)"
+        "--target",
+        type=_fraction,
+        default=0.9,
+        help="the objective's precision or answer rate (default 0.9)",
     )
     tune.add_argument(
         "--per-intent",
@@ -526,14 +530,17 @@ def _tune(args: argparse.Namespace) -> int:
     print(f"{now.data}: {now.rows} rows ({now.in_scope_rows} in scope), scoring {now.scoring}, "
           f"revision {now.revision}")  # fmt: skip
     print()
-    print("  threshold  accuracy  in-scope acc  in-scope prec  unk recall  unk prec")
+    print(
+        "  threshold  accuracy  in-scope acc  in-scope prec  in-scope answered  unk recall"
+        "  unk prec"
+    )
     for p in curve:
         mark = " *" if p.threshold == tuning.default else "  "
         note = "  <- now" if p.threshold == current.threshold else ""
         print(
             f"{mark} {p.threshold:>9g}  {p.accuracy:>8.3f}  {_f(p.in_scope_accuracy):>12}"
-            f"  {_f(p.in_scope_precision):>13}  {_f(p.unknown_recall):>10}"
-            f"  {_f(p.unknown_precision):>8}{note}"
+            f"  {_f(p.in_scope_precision):>13}  {_f(p.in_scope_answered):>17}"
+            f"  {_f(p.unknown_recall):>10}  {_f(p.unknown_precision):>8}{note}"
         )
     print()
     target = "" if objective is Objective.ACCURACY else f" >= {args.target:g}"
@@ -572,7 +579,8 @@ def _summary(p: SweepPoint, threshold: float) -> str:
     return (
         f"threshold {threshold:g}: accuracy {p.accuracy:.3f} ({p.correct}/{p.rows}), "
         f"in-scope accuracy {_f(p.in_scope_accuracy)}, in-scope precision "
-        f"{_f(p.in_scope_precision)}, unknown recall {_f(p.unknown_recall)}, "
+        f"{_f(p.in_scope_precision)}, in-scope answered {_f(p.in_scope_answered)}, "
+        f"unknown recall {_f(p.unknown_recall)}, "
         f"unknown precision {_f(p.unknown_precision)}"
     )
 

@@ -199,6 +199,7 @@ class SweepPoint:
     accuracy: float
     in_scope_accuracy: float | None
     in_scope_precision: float | None
+    in_scope_answered: float | None  # in-scope rows answered with an intent, right or wrong
     unknown_recall: float | None
     unknown_precision: float | None
     unknown_f1: float | None
@@ -241,6 +242,8 @@ def _point(
         accuracy=(hits + unknown_hits) / rows,
         in_scope_accuracy=_ratio(hits, in_scope),
         in_scope_precision=_ratio(hits, answered),
+        # out-of-scope rows are answered unknown (a hit) or with an intent
+        in_scope_answered=_ratio(answered - (unknown_gold - unknown_hits), in_scope),
         unknown_recall=recall,
         unknown_precision=precision,
         unknown_f1=_f1(precision, recall),

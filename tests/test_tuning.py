@@ -65,6 +65,25 @@ def test_in_scope_precision_is_the_best_accuracy_meeting_the_target() -> None:
     assert result.chosen.in_scope_precision == 1.0 and result.chosen.correct == 6
 
 
+def test_answer_rate_is_the_highest_threshold_answering_the_target() -> None:
+    # In scope: a at 0.9 0.8 0.7 0.62, b (wrongly a) at 0.45. Answering 4 of 5 in-scope
+    # rows allows a threshold up to 0.62; 0.45 and the out-of-scope 0.5 are then refused.
+    result = tune(*columns(BASE), objective=Objective.ANSWER_RATE, target=0.8)
+    assert 0.6 < result.default <= 0.62
+    assert result.chosen.in_scope_answered == 0.8 and result.chosen.unknown_recall == 1.0
+    everything = tune(*columns(BASE), objective=Objective.ANSWER_RATE, target=1.0)
+    assert 0.4 < everything.default <= 0.45  # the in-scope 0.45 answered too
+    assert everything.chosen.in_scope_answered == 1.0
+    assert everything.chosen.unknown_recall == 0.75  # out-of-scope 0.5 answered with it
+    # the most accurate threshold answers only 4 of 5 as well, but is lower
+    assert tune(*columns(BASE)).default < result.default
+
+
+def test_answer_rate_without_in_scope_rows_is_an_error() -> None:
+    with pytest.raises(TuningError, match="no in-scope rows"):
+        tune([U, U], ["a", "a"], [0.3, 0.4], objective=Objective.ANSWER_RATE, target=0.9)
+
+
 def test_an_unreachable_target_is_an_error() -> None:
     rows = [("b", "a", 0.95), ("a", "a", 0.9), (U, "a", 0.1)]
     with pytest.raises(TuningError, match=r"in-scope-precision >= 1.*best is 0\.500") as caught:
@@ -292,6 +311,23 @@ def test_tune_write_then_eval_reproduces_the_tuned_figures(model_dir: Path, tmp_
     if evaluated["own_thresholds"]:
         assert "own threshold" in stderr
         assert tuned["kept_thresholds"] == evaluated["own_thresholds"]
+    assert eval_json(folder, model_dir)["accuracy"] == tuned["result"]["accuracy"]
+
+
+def test_tune_answer_rate_writes_the_highest_threshold_keeping_the_rate(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "intents"
+    shutil.copytree(ROOT / "intents", folder, ignore=shutil.ignore_patterns("eval"))
+    tuned, _ = tune_json(folder, model_dir, "--objective", "answer-rate", "--target", "0.95")
+    assert tuned["objective"] == "answer-rate" and tuned["written"]
+    assert tuned["result"]["in_scope_answered"] >= 0.95
+    above = [p for p in tuned["curve"] if p["threshold"] > tuned["threshold"]]
+    assert above and all(p["in_scope_answered"] < 0.95 for p in above)
+    accurate, _ = tune_json(folder, model_dir)
+    assert tuned["result"]["unknown_recall"] >= accurate["result"]["unknown_recall"]
+    # what was written is what eval then applies
+    tuned, _ = tune_json(folder, model_dir, "--objective", "answer-rate", "--target", "0.95")
     assert eval_json(folder, model_dir)["accuracy"] == tuned["result"]["accuracy"]
 
 
