@@ -22,10 +22,12 @@ Per-intent thresholds: an intent whose threshold decides ``min_rows`` rows or mo
 where it is the gold label or the best candidate) gets the best threshold on the rows it
 is the candidate of, shrunk toward the default by ``prior_rows`` pseudo-rows:
 ``(n * own + prior_rows * default) / (n + prior_rows)``. It keeps it only if that is
-strictly better than the default on those rows; otherwise it uses the default. With a
-precision objective, each intent's rows must satisfy the target on their own (so the
-pooled precision does too) and, should the pooled check still fail, the least useful
-per-intent thresholds are dropped until it holds.
+strictly better than the default on those rows; otherwise it uses the default (with
+``answer-rate``, "best" is the highest threshold answering the target share of its
+in-scope rows; "better" is still more rows right). With a constrained objective, each
+intent's rows must satisfy the target on their own (so the pooled figure does too) and,
+should the pooled check still fail, the least useful per-intent thresholds are dropped
+until it holds.
 """
 
 from __future__ import annotations

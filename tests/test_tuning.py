@@ -133,6 +133,23 @@ def test_per_intent_thresholds_are_shrunk_and_kept_only_when_they_help() -> None
     assert bare.per_intent is not None and bare.per_intent["a"] == by_name["a"].raw
 
 
+def test_per_intent_answer_rate_keeps_the_rate_pooled() -> None:
+    gold, candidates, scores = columns(PER_INTENT)
+    result = tune(
+        gold, candidates, scores, per_intent=True, objective=Objective.ANSWER_RATE, target=0.9
+    )
+    assert result.chosen.in_scope_answered is not None
+    assert result.chosen.in_scope_answered >= 0.9
+    assert result.result.in_scope_answered is not None
+    assert result.result.in_scope_answered >= 0.9  # with the intents' own thresholds too
+    a = {c.name: c for c in result.intents}["a"]
+    # a's out-of-scope look-alikes top out at 0.58 and its right answers start at 0.62:
+    # its own threshold refuses them all and still answers 90% of its rows
+    assert a.kept and a.shrunk > result.default
+    assert result.result.unknown_recall is not None and result.chosen.unknown_recall is not None
+    assert result.result.unknown_recall > result.chosen.unknown_recall
+
+
 def test_per_intent_respects_min_rows() -> None:
     gold, candidates, scores = columns(PER_INTENT)
     result = tune(gold, candidates, scores, per_intent=True, min_rows=13)
