@@ -273,18 +273,20 @@ class Encoder:
         real = lengths[order[start]]
         while end < len(order) and end - start < _MAX_BATCH:
             longest = lengths[order[end]]
+            padded = longest * (end - start + 1)
+            wasteful = end - start >= _MIN_RUN and padded > _PAD_SLACK * (real + longest)
             if self._packed:  # rows are filled, not padded: only real tokens count
                 if real + longest > _TOKEN_BUDGET or (
-                    # a long text would widen every row: short texts go on without it
-                    end - start >= _MIN_RUN and longest > _PACK_WIDTH
+                    # a text wider than a row would widen every row: short texts go on
+                    # without it, and texts wider than a row (one to a row, or nearly)
+                    # are grouped by length as padded runs are
+                    end - start >= _MIN_RUN
+                    and longest > _PACK_WIDTH
+                    and (lengths[order[end - 1]] <= _PACK_WIDTH or wasteful)
                 ):
                     break
-            else:
-                padded = longest * (end - start + 1)
-                if padded > _TOKEN_BUDGET or (
-                    end - start >= _MIN_RUN and padded > _PAD_SLACK * (real + longest)
-                ):
-                    break
+            elif padded > _TOKEN_BUDGET or wasteful:
+                break
             real += longest
             end += 1
         return end
@@ -393,10 +395,18 @@ class _Layout:
         if self.lone:  # after a model run the caches are cold: as few numpy steps as can be
             lone: Vectors = (weights @ flat)[None] / max(float(weights.sum()), 1e-9)
             return lone
-        sums = np.add.reduceat(flat * weights[:, None], self.bounds, axis=0)[self.firsts]
-        totals = np.add.reduceat(weights, self.bounds)[self.firsts]
-        pooled = sums / np.maximum(totals, 1e-9)[:, None]
-        return pooled.astype(np.float32, copy=False)  # float32 already: no copy
+        rows, width = self.ids.shape
+        if rows == len(self.starts):  # one text a row (long texts): a product per row
+            by_row = weights.reshape(rows, width)
+            sums = np.einsum("rwd,rw->rd", hidden, by_row)[self.starts // width]
+            totals = by_row.sum(axis=1)[self.starts // width]
+        else:
+            sums = np.add.reduceat(flat * weights[:, None], self.bounds, axis=0)[self.firsts]
+            totals = np.add.reduceat(weights, self.bounds)[self.firsts]
+        pooled: Vectors = (sums / np.maximum(totals, 1e-9)[:, None]).astype(
+            np.float32, copy=False
+        )  # float32 already: no copy
+        return pooled
 
 
 def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequence[Span]) -> None:

@@ -94,6 +94,21 @@ def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: Encoder) ->
     assert not np.allclose(together, encoder.embed(MIXED), atol=1e-3)  # the spans count
 
 
+def test_long_texts_one_to_a_row_keep_their_own_vectors(encoder: Encoder) -> None:
+    from router.encoder import _Layout
+
+    long = [
+        "My order arrived damaged and the box was open; " * k + "I do not want a refund"
+        for k in (5, 6, 8)
+    ]  # 60-100 tokens: no two fit in one row
+    layout = _Layout.of(encoder.tokenize(long), True, 0)
+    assert layout.ids.shape[0] == len(long)  # one text a row, padded to the longest
+    spans = [[(0, 40, 0.25)], [], [(10, 200, 0.5)]]
+    together = encoder.embed(long, spans)
+    alone = np.concatenate([encoder.embed([t], [sp]) for t, sp in zip(long, spans, strict=True)])
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+
+
 def _plain_export(source: Path, target: Path) -> None:
     """The pulled graph with the inputs of a usual export: 2-D attention_mask, no positions."""
     import onnx
