@@ -65,8 +65,10 @@ _MAX_BATCH = 32
 #: make it wasteful. Padded: when padding to the longest would cost more than _PAD_SLACK
 #: x the real tokens; the server's batches come in arrival order (the bundled eval texts
 #: run 3-27 tokens), and cutting them so was 1.25x faster than padding 32 whole (166 vs
-#: 133 sentences/s, 2 busy cores). Packed: when the next text is wider than a row, which
-#: would widen every row (31 short texts and one of 40-130 tokens: 941 vs 898).
+#: 133 sentences/s, 2 busy cores). Packed, only when the next text is wider than a row:
+#: a run of short texts ends there, as it would widen every row (31 short texts and one
+#: of 40-130 tokens: 941 vs 898), and a run of wide texts (one to a row, or nearly)
+#: follows the padded rule.
 _MIN_RUN = 8
 _PAD_SLACK = 1.25
 
