@@ -448,7 +448,8 @@ def _accept_packed_rows(path: Path) -> None:
     token j, that is, both belong to the same text), read by every block's
     MultiHeadAttention. A row of one text with the 0..n-1 positions and a square mask
     computes what the export computed; the encoder packs short texts of a batch into
-    shared rows instead of padding each to the longest (encoder.py, "Packing").
+    shared rows instead of padding each to the longest (encoder._Layout; ARCHITECTURE.md
+    "Packing").
     """
     import onnx
     from onnx import TensorProto, helper

@@ -78,6 +78,14 @@ class Objective(enum.StrEnum):
     ANSWER_RATE = "answer-rate"
 
 
+#: The SweepPoint field each constrained objective holds to its target.
+_MEASURE = {
+    Objective.UNKNOWN_PRECISION: "unknown_precision",
+    Objective.IN_SCOPE_PRECISION: "in_scope_precision",
+    Objective.ANSWER_RATE: "in_scope_answered",
+}
+
+
 def _feasible(
     point: SweepPoint, objective: Objective, target: float, *, vacuous: bool = False
 ) -> bool:
@@ -88,14 +96,6 @@ def _feasible(
         return True
     value = getattr(point, _MEASURE[objective])
     return vacuous if value is None else bool(value >= target)
-
-
-#: The SweepPoint field each constrained objective holds to its target.
-_MEASURE = {
-    Objective.UNKNOWN_PRECISION: "unknown_precision",
-    Objective.IN_SCOPE_PRECISION: "in_scope_precision",
-    Objective.ANSWER_RATE: "in_scope_answered",
-}
 
 
 def choose(
@@ -114,7 +114,7 @@ def choose(
     if not any(feasible):
         raise TuningError(_infeasible_message(points, objective, target))
     if objective is Objective.ANSWER_RATE:
-        return len(feasible) - 1 - feasible[::-1].index(True)
+        return max(i for i, ok in enumerate(feasible) if ok)
     correct = np.array([p.correct if ok else -1 for p, ok in zip(points, feasible, strict=True)])
     best = correct == correct.max()
     edges = np.diff(np.concatenate([[0], best.astype(np.int8), [0]]))
