@@ -8,10 +8,10 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
 1. writes CLINC's in-scope train rows (100 per intent) as one intents YAML in a temp dir
    (if the product's schema accepts ``out_of_scope:`` examples and ``--with-oos`` is
    given, CLINC's 100 train rows labelled unknown are written there too);
-2. builds ``router.engine.Engine`` (exemplar vectors cached on disk via ``VectorCache``,
+2. builds ``router.routing.engine.Engine`` (exemplar vectors cached on disk via ``VectorCache``,
    so a second run does not re-embed) and classifies val through
-   ``router.evaluate.predict`` (``Engine.classify``, what the gRPC service answers);
-3. chooses the default threshold on val only with ``router.tuning.tune``
+   ``router.quality.evaluate.predict`` (``Engine.classify``, what the gRPC service answers);
+3. chooses the default threshold on val only with ``router.quality.tuning.tune``
    (``intent-router tune``), under two objectives:
 
    * ``accuracy``: the threshold maximising overall val accuracy, unknown counted as a
@@ -20,8 +20,8 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
      ``--answer-rate`` of the val in-scope rows with an intent (a quantile of the
      in-scope scores; the val unknown rows play no part);
 
-4. writes it into the YAML (``router.tuning.write_thresholds``: ``defaults.threshold``),
-   reloads the intents into the engine and evaluates test with ``router.evaluate.evaluate``;
+4. writes it into the YAML (``router.quality.tuning.write_thresholds``: ``defaults.threshold``),
+   reloads the intents into the engine and evaluates test with ``router.quality.evaluate.evaluate``;
 5. prints in-scope accuracy, unknown recall / precision, overall accuracy and the
    threshold for both rules, next to the paper's anchors.
 
@@ -43,13 +43,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router.encoder import Encoder
-from router.engine import Engine
-from router.evaluate import evaluate, load_labelled, predict
-from router.index import IndexSettings, Scoring
-from router.intents import UNKNOWN, load_intents
-from router.tuning import Objective, tune, write_thresholds
-from router.vectorcache import VectorCache
+from router.model.encoder import Encoder
+from router.quality.evaluate import evaluate, load_labelled, predict
+from router.quality.tuning import Objective, tune, write_thresholds
+from router.routing.engine import Engine
+from router.routing.index import IndexSettings, Scoring
+from router.routing.intents import UNKNOWN, load_intents
+from router.routing.vectorcache import VectorCache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     model = args.model
     if model is None:
-        from router.modelstore import default_model_dir
+        from router.model.contract import default_model_dir
 
         model = default_model_dir()
 

@@ -35,8 +35,8 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router.head import Head, train_head
-from router.intents import UNKNOWN, load_intents
+from router.routing.head import Head, train_head
+from router.routing.intents import UNKNOWN, load_intents
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
@@ -72,7 +72,7 @@ def embed(cache: Path, key: str, texts: list[str], model: Path) -> F32:
     path = cache / f"{key}.{tag}.npy"
     if path.exists():
         return np.load(path)
-    from router.encoder import Encoder  # only needed on a cache miss
+    from router.model.encoder import Encoder  # only needed on a cache miss
 
     t0 = time.perf_counter()
     vecs = Encoder(model, threads=2).encode(texts)
@@ -276,7 +276,7 @@ def main() -> None:
     args = ap.parse_args()
     model = args.model
     if model is None:
-        from router.modelstore import default_model_dir
+        from router.model.contract import default_model_dir
 
         model = default_model_dir()
     run(load_clinc(args.data, args.cache, model))

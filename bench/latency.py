@@ -30,8 +30,8 @@ from throughput import Server, ServerSettings  # bench/ is on sys.path when run 
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.encoder import Encoder, default_threads
-from router.modelstore import default_model_dir
+from router.model.contract import default_model_dir
+from router.model.encoder import Encoder, default_threads
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:

@@ -26,10 +26,10 @@ import yaml
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.intents import load_intents
-from router.modelstore import default_model_dir
-from router.reload import DEBOUNCE_MS
-from router.server import RouterServer, ServerConfig
+from router.model.contract import default_model_dir
+from router.routing.intents import load_intents
+from router.serving.reload import DEBOUNCE_MS
+from router.serving.server import RouterServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 Synthetic data: random rows of ``--layers`` blocks of 384 (2, as ``model pull``'s graph
 gives: encoder block 2 and the last), 100 exemplars per intent. For each
-size and scoring, builds ``router.index.Index`` from an ``IntentSet`` of that many
+size and scoring, builds ``router.routing.index.Index`` from an ``IntentSet`` of that many
 examples (HEAD trains its head at build; the build time is reported) and times
 ``index.scores`` + ``index.decide`` for one query (a noisy copy of an exemplar), the
 work one Classify request adds after the model. numpy's BLAS runs on one thread, as in
@@ -33,8 +33,8 @@ def measure(size: int, per_intent: int, scoring: str, queries: int, layers: int,
     """Runs in a child process; sends one dict through ``out``."""
     from threadpoolctl import threadpool_limits
 
-    from router.index import Index, IndexSettings, Scoring
-    from router.intents import Intent, IntentSet
+    from router.routing.index import Index, IndexSettings, Scoring
+    from router.routing.intents import Intent, IntentSet
 
     threadpool_limits(limits=1, user_api="blas")  # as in the server (see router/encoder.py)
 

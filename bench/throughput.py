@@ -8,7 +8,7 @@ p50/p99, the server's and the client's CPU use, and the server's peak resident m
 (the 360 utterances of intents/eval/val.jsonl + test.jsonl, cycled):
 
 * model-only ceiling, in this process, no gRPC: tokenise + encode + pool with
-  router.encoder.Encoder in length-sorted batches of 32 (and, for reference, batches
+  router.model.encoder.Encoder in length-sorted batches of 32 (and, for reference, batches
   of 32 in arrival order, which is what the server's batcher gets);
 * sentence-transformers on torch CPU (bench/st_baseline.py, run with the benchmark's
   own venv bench/.venv-st so the project never imports torch): one text per call,
@@ -389,8 +389,8 @@ def main() -> int:
     if args.setup_st:
         return setup_st()
 
-    from router.encoder import Encoder, default_threads
-    from router.modelstore import default_model_dir
+    from router.model.contract import default_model_dir
+    from router.model.encoder import Encoder, default_threads
 
     clients = [int(c) for c in args.clients.split(",")]
     threads = args.threads or default_threads()

@@ -1,7 +1,7 @@
 """Command line: the only place that reads argv and sets up logging.
 
 The environment is read here too, except the model's two locations
-(``$INTENT_ROUTER_MODEL_DIR``, ``$INTENT_ROUTER_WHEEL_DIR``): modelstore resolves those,
+(``$INTENT_ROUTER_MODEL_DIR``, ``$INTENT_ROUTER_WHEEL_DIR``): model/contract.py resolves those,
 so that the CLI, the benchmarks and the tests agree on one model directory.
 
     intent-router serve     [--intents PATH] [--model-dir DIR] [--host H] [--port N] [--threads N]
@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import logging
-import math
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -29,15 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from router import __version__
-from router.batching import BatchSettings
 from router.errors import RouterError
-from router.index import IndexSettings, Scoring
-from router.intents import UNKNOWN
+from router.routing.index import IndexSettings, Scoring
+from router.serving.batching import BatchSettings
 
 if TYPE_CHECKING:
-    from router.evaluate import Evaluation, Row, SweepPoint
-    from router.index import Index, Prediction
-    from router.intents import IntentSet
+    from router.quality.run import EvalRun
 
 __all__ = ["main"]
 
@@ -154,7 +150,8 @@ def _settings(args: argparse.Namespace) -> IndexSettings:
 
 def _resolve_model(model_dir: Path | None) -> Path:
     """The model directory to use; pulls the default model on first use."""
-    from router.modelstore import default_model_dir, needs_pull, pull
+    from router.model.contract import default_model_dir, needs_pull
+    from router.model.pull import pull
 
     if model_dir is not None:
         return model_dir  # the encoder says precisely what is wrong with it, if anything
@@ -177,9 +174,9 @@ def _default_cache_dir() -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from router.intents import load_intents
-    from router.server import ServerConfig, run
-    from router.service import Limits
+    from router.routing.intents import load_intents
+    from router.serving.server import ServerConfig, run
+    from router.serving.service import Limits
 
     intents = load_intents(args.intents)  # a bad file stops here, before anything starts
     config = ServerConfig(
@@ -203,9 +200,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from router.encoder import Encoder
-    from router.engine import Engine
-    from router.intents import load_intents
+    from router.model.encoder import Encoder
+    from router.routing.engine import Engine
+    from router.routing.intents import load_intents
 
     intents = load_intents(args.intents)
     engine = Engine(Encoder(_resolve_model(args.model_dir), threads=args.threads), _settings(args))
@@ -234,7 +231,8 @@ def _classify(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from router.modelstore import default_model_dir, needs_pull, pull
+    from router.model.contract import default_model_dir, needs_pull
+    from router.model.pull import pull
 
     target = args.model_dir or default_model_dir()
     reason = needs_pull(target)
@@ -252,8 +250,6 @@ def _pull(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------ eval, tune
 
 _DATA_HELP = 'labelled JSONL: {"text": ..., "intent": ...} a line, "unknown" for out of scope'
-#: Alternatives asked for per row; the server's default (the decision does not use it).
-_EVAL_TOP_K = 3
 
 
 def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -282,7 +278,7 @@ def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from router.tuning import MIN_ROWS, Objective
+    from router.quality.tuning import MIN_ROWS, Objective
 
     tune = sub.add_parser("tune", help="choose thresholds on labelled validation data")
     tune.add_argument("--intents", type=Path, required=True, help="file or directory")
@@ -321,63 +317,45 @@ def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     tune.set_defaults(func=_tune)
 
 
-def _predicted(
-    args: argparse.Namespace, negation: bool | None = None
-) -> tuple[IntentSet, list[Row], list[Prediction], Index]:
-    """Intents, labelled rows and the engine's predictions for them: the engine is built
-    as ``serve`` builds it (same model, same scoring settings) and asked through
-    ``Engine.classify``, the call the gRPC handlers make."""
-    from router.encoder import Encoder
-    from router.engine import Engine
-    from router.evaluate import load_labelled, predict
-    from router.intents import load_intents
+def _eval_run(args: argparse.Namespace, negation: bool | None = None) -> EvalRun:
+    """The engine built as ``serve`` builds it, asked through ``Engine.classify``."""
+    from router.model.encoder import Encoder
+    from router.quality.run import run_eval
+    from router.routing.engine import Engine
+    from router.routing.intents import load_intents
 
     intents = load_intents(args.intents)
-    rows = load_labelled(args.data, {i.name for i in intents.intents})
     override = None if negation is None else replace(intents.negation, enabled=negation)
     engine = Engine(
         Encoder(_resolve_model(args.model_dir), threads=args.threads),
         _settings(args),
         negation=override,
     )
-    snapshot = engine.load(intents)
-    predictions, revision = predict(engine, [r.text for r in rows], top_k=_EVAL_TOP_K)
-    if revision != snapshot.revision:  # pragma: no cover - nothing swaps in this process
-        raise RuntimeError("the engine answered with another revision")
-    return intents, rows, predictions, snapshot.index
+    return run_eval(engine, intents, args.data)
 
 
-def _evaluation(
-    args: argparse.Namespace, intents: IntentSet, rows: list[Row], predictions: list[Prediction],
-    index: Index,
-) -> Evaluation:  # fmt: skip
-    from router.evaluate import evaluate
-
-    return evaluate(
-        rows,
-        predictions,
-        labels=[i.name for i in intents.intents],
-        revision=index.revision,
-        scoring=str(index.settings.scoring),
-        default_threshold=index.default_threshold,
-        own_thresholds={i.name: i.threshold for i in intents.intents if i.threshold is not None},
-        data=str(args.data),
-    )
+def _print_lines(lines: list[str]) -> None:
+    print("\n".join(lines))
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from router.quality.render import evaluation_lines, negation_compare_lines
+
     if args.negation == "compare":
-        return _eval_negation_compare(args)
-    negation = {"on": True, "off": False}.get(args.negation)
-    intents, rows, predictions, index = _predicted(args, negation)
-    evaluation = _evaluation(args, intents, rows, predictions, index)
+        off, on = (_eval_run(args, enabled).evaluation() for enabled in (False, True))
+        if args.json:
+            print(json.dumps({"negation_off": off.to_json(), "negation_on": on.to_json()}))
+        else:
+            _print_lines(negation_compare_lines(off, on, args.show_errors))
+        return 0
+    evaluation = _eval_run(args, {"on": True, "off": False}.get(args.negation)).evaluation()
     if args.predictions is not None:
         with args.predictions.open("w", encoding="utf-8") as out:
             for outcome in evaluation.outcomes:
                 out.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
     page = None
     if args.report is not None:
-        from router.report import write_report
+        from router.quality.report import write_report
 
         page = write_report(evaluation, args.report)
     if args.json:
@@ -386,98 +364,19 @@ def _eval(args: argparse.Namespace) -> int:
             record["report"] = str(page)
         print(json.dumps(record, ensure_ascii=False))
     else:
-        _print_evaluation(evaluation, args.show_errors)
+        _print_lines(evaluation_lines(evaluation, args.show_errors))
         if page is not None:
             print(f"\nreport: {page}")
     return 0
 
 
-def _eval_negation_compare(args: argparse.Namespace) -> int:
-    """The same data with negation handling off, then on, in one run."""
-    runs: dict[str, Evaluation] = {}
-    for name, enabled in (("off", False), ("on", True)):
-        intents, rows, predictions, index = _predicted(args, enabled)
-        runs[name] = _evaluation(args, intents, rows, predictions, index)
-    off, on = runs["off"].metrics, runs["on"].metrics
-    if args.json:
-        print(json.dumps({f"negation_{k}": v.to_json() for k, v in runs.items()}))
-        return 0
-    for name, evaluation in runs.items():
-        print(f"=== negation handling {name}")
-        _print_evaluation(evaluation, args.show_errors)
-        print()
-    print("=== negation handling off -> on")
-    for label, a, b in (
-        ("accuracy", off.accuracy, on.accuracy),
-        ("in-scope accuracy", off.in_scope_accuracy, on.in_scope_accuracy),
-        ("unknown recall", off.unknown_recall, on.unknown_recall),
-        ("macro F1", off.macro_f1, on.macro_f1),
-    ):
-        delta = "" if a is None or b is None else f"  ({(b - a) * 100:+.1f} points)"
-        print(f"  {label:<20}{_f(a):>7} -> {_f(b)}{delta}")
-    return 0
-
-
-def _f(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _print_evaluation(e: Evaluation, show_errors: int) -> None:
-    m = e.metrics
-    n_in = e.in_scope_rows
-    n_out = e.rows - n_in
-    own = f"; {len(e.own_thresholds)} intents with their own" if e.own_thresholds else ""
-    print(f"{e.data}: {e.rows} rows ({n_in} in scope, {n_out} unknown)")
-    print(f"revision {e.revision}, scoring {e.scoring}, "
-          f"default threshold {e.default_threshold:g}{own}")  # fmt: skip
-    print()
-    correct = sum(o.correct for o in e.outcomes)
-    in_correct = sum(o.correct for o in e.outcomes if o.gold != UNKNOWN)
-    lines = [
-        ("accuracy", m.accuracy, f"{correct}/{e.rows}, unknown counted as a label"),
-        ("in-scope accuracy", m.in_scope_accuracy, f"{in_correct}/{n_in}"),
-        ("in-scope top-1", m.in_scope_top1, "best candidate, whatever the threshold"),
-        ("in-scope precision", m.in_scope_precision, "answers naming an intent that are right"),
-        ("unknown recall", m.unknown_recall, f"of {n_out} out-of-scope rows"),
-        ("unknown precision", m.unknown_precision, "unknown answers that are out of scope"),
-        ("unknown F1", m.unknown_f1, ""),
-        ("macro F1", m.macro_f1, "over intents and unknown"),
-    ]
-    for name, value, note in lines:
-        print(f"  {name:<20}{_f(value):>7}   {note}".rstrip())
-    print()
-    width = max(len(s.name) for s in e.per_intent)
-    print(f"  {'label':<{width}}  precision  recall     f1  support")
-    for s in sorted(e.per_intent, key=lambda s: (s.f1 is None, s.f1 or 0.0, s.name)):
-        print(
-            f"  {s.name:<{width}}  {_f(s.precision):>9}  {_f(s.recall):>6}  {_f(s.f1):>5}"
-            f"  {s.support:>7}"
-        )
-    if e.confused_pairs:
-        print("\n  most confused (gold -> predicted)")
-        for p in e.confused_pairs:
-            print(f"  {p.count:>4}  {p.gold} -> {p.predicted}")
-    errors = e.errors
-    if errors and show_errors > 0:
-        shown = errors[:show_errors]
-        print(
-            f"\n  errors: {len(errors)}"
-            + (f", first {len(shown)}" if len(shown) < len(errors) else "")
-        )
-        for o in shown:
-            op = ">=" if o.score >= o.threshold else "<"
-            print(
-                f"  line {o.line}: {o.gold} -> {o.predicted} "
-                f"({o.candidate} {o.score:.3f} {op} {o.threshold:g}): {o.text!r}"
-            )
-
-
 def _tune(args: argparse.Namespace) -> int:
-    from router.evaluate import metrics_at
-    from router.tuning import PRIOR_ROWS, Objective, tune, write_thresholds
+    from router.quality.evaluate import metrics_at
+    from router.quality.render import compact_curve, tuning_lines
+    from router.quality.tuning import Objective, tune, write_thresholds
 
-    intents, rows, predictions, index = _predicted(args)
-    now = _evaluation(args, intents, rows, predictions, index)
+    run = _eval_run(args)
+    now = run.evaluation()
     own = dict(now.own_thresholds)
     if own and not args.per_intent:
         log.warning(
@@ -486,12 +385,14 @@ def _tune(args: argparse.Namespace) -> int:
             len(own),
             ", ".join(sorted(own)),
         )
-    objective = Objective(args.objective)
+    gold = [r.intent for r in run.rows]
+    candidates = [p.candidate for p in run.predictions]
+    scores = [p.score for p in run.predictions]
     tuning = tune(
-        [r.intent for r in rows],
-        [p.candidate for p in predictions],
-        [p.score for p in predictions],
-        objective=objective,
+        gold,
+        candidates,
+        scores,
+        objective=Objective(args.objective),
         target=args.target,
         per_intent=args.per_intent,
         own_thresholds=own,
@@ -499,16 +400,11 @@ def _tune(args: argparse.Namespace) -> int:
     )
     written: list[Path] = []
     if args.write:
-        written = write_thresholds(intents, tuning.default, tuning.per_intent)
+        written = write_thresholds(run.intents, tuning.default, tuning.per_intent)
     # The current default on the curve's terms (intents' own thresholds as the curve has them).
-    current = metrics_at(
-        [r.intent for r in rows],
-        [p.candidate for p in predictions],
-        [p.score for p in predictions],
-        index.default_threshold,
-        tuning.kept,
-    )
-    curve = _compact_curve(tuning.curve, [tuning.chosen, current])
+    threshold = run.index.default_threshold
+    current = metrics_at(gold, candidates, scores, threshold, tuning.kept)
+    curve = compact_curve(tuning.curve, [tuning.chosen, current])
     if args.json:
         record = {
             "data": str(args.data),
@@ -516,7 +412,7 @@ def _tune(args: argparse.Namespace) -> int:
             "revision": now.revision,
             "scoring": now.scoring,
             "now": {
-                "threshold": index.default_threshold,
+                "threshold": threshold,
                 "own_thresholds": own,
                 **now.at_current().to_json(),
             },
@@ -526,44 +422,11 @@ def _tune(args: argparse.Namespace) -> int:
         }
         print(json.dumps(record, ensure_ascii=False))
         return 0
-
-    print(f"{now.data}: {now.rows} rows ({now.in_scope_rows} in scope), scoring {now.scoring}, "
-          f"revision {now.revision}")  # fmt: skip
-    print()
-    print(
-        "  threshold  accuracy  in-scope acc  in-scope prec  in-scope answered  unk recall"
-        "  unk prec"
+    _print_lines(
+        tuning_lines(
+            now, tuning, curve, current, threshold, target=args.target, min_rows=args.min_rows
+        )
     )
-    for p in curve:
-        mark = " *" if p.threshold == tuning.default else "  "
-        note = "  <- now" if p.threshold == current.threshold else ""
-        print(
-            f"{mark} {p.threshold:>9g}  {p.accuracy:>8.3f}  {_f(p.in_scope_accuracy):>12}"
-            f"  {_f(p.in_scope_precision):>13}  {_f(p.in_scope_answered):>17}"
-            f"  {_f(p.unknown_recall):>10}  {_f(p.unknown_precision):>8}{note}"
-        )
-    print()
-    target = "" if objective is Objective.ACCURACY else f" >= {args.target:g}"
-    print(f"objective: {objective}{target}")
-    print(f"now:    {_summary(now.at_current(), index.default_threshold)}")
-    print(f"chosen: {_summary(tuning.chosen, tuning.default)}")
-    if tuning.per_intent is not None:
-        print()
-        print(
-            f"per-intent: intents with {args.min_rows}+ rows (gold or best candidate); the best "
-            f"threshold on their rows, shrunk toward the default by {PRIOR_ROWS} rows, is kept "
-            "only if it is better there"
-        )
-        if not tuning.intents:
-            print("  none has enough rows: every intent uses the default")
-        for c in tuning.intents:
-            verdict = f"{c.shrunk:g}" if c.kept else "default"
-            print(
-                f"  {c.name:<28} rows {c.rows:>3} (support {c.support:>3})  best {c.raw:g} -> "
-                f"shrunk {c.shrunk:g}: {c.correct_default} -> {c.correct_own} correct => {verdict}"
-            )
-        print(f"with per-intent thresholds ({len(tuning.per_intent)}): "
-              f"{_summary(tuning.result, tuning.default)}")  # fmt: skip
     if args.write:
         if written:
             for f in written:
@@ -573,32 +436,6 @@ def _tune(args: argparse.Namespace) -> int:
     else:
         print("\n(not written: --write records them in the intents files)")
     return 0
-
-
-def _summary(p: SweepPoint, threshold: float) -> str:
-    return (
-        f"threshold {threshold:g}: accuracy {p.accuracy:.3f} ({p.correct}/{p.rows}), "
-        f"in-scope accuracy {_f(p.in_scope_accuracy)}, in-scope precision "
-        f"{_f(p.in_scope_precision)}, in-scope answered {_f(p.in_scope_answered)}, "
-        f"unknown recall {_f(p.unknown_recall)}, "
-        f"unknown precision {_f(p.unknown_precision)}"
-    )
-
-
-def _compact_curve(
-    curve: list[SweepPoint], marks: list[SweepPoint], rows: int = 16
-) -> list[SweepPoint]:
-    """About ``rows`` points of the curve on a round step, plus the ``marks``."""
-    lo, hi = curve[0].threshold, curve[-1].threshold
-    raw = (hi - lo) / rows if hi > lo else 1.0
-    step = min(m * 10.0**e for e in range(-6, 2) for m in (1, 2, 5) if m * 10.0**e >= raw)
-    picked: dict[float, SweepPoint] = {}
-    for k in range(math.ceil(lo / step), math.floor(hi / step) + 1):
-        nearest = min(curve, key=lambda p: abs(p.threshold - k * step))
-        picked[nearest.threshold] = nearest
-    for point in marks:
-        picked[point.threshold] = point
-    return [picked[t] for t in sorted(picked)]
 
 
 def _fraction(text: str) -> float:

@@ -8,9 +8,12 @@
     +-- DataError               a labelled data file (eval/tune) is unusable (exit 2)
     |                           holds one or more Problem(file, line, column, field, message)
     +-- TuningError             no threshold meets the tuning objective on the data (exit 2)
+    +-- NotReadyError           a request came before the first index was built
+    +-- OverloadedError         the request queue is full; the caller should back off
+    +-- CallerGoneError         the caller's deadline passed while its request was queued
 
 Errors are values with context, never bare strings: callers map them to exit codes
-(cli.py) or gRPC status codes (service.py) in one place each.
+(cli.py) or gRPC status codes (serving/service.py) in one place each.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "CallerGoneError",
     "DataError",
     "InputError",
     "IntentsError",
     "ModelError",
+    "NotReadyError",
+    "OverloadedError",
     "Problem",
     "RouterError",
     "TuningError",
@@ -95,3 +101,15 @@ class TuningError(RouterError):
     """No threshold meets the tuning objective on the given data."""
 
     exit_code = 2
+
+
+class NotReadyError(RouterError):
+    """No index has been built yet."""
+
+
+class OverloadedError(RouterError):
+    """The request queue is full; the caller should back off and retry."""
+
+
+class CallerGoneError(RouterError):
+    """The caller's deadline passed while the request was queued."""

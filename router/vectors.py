@@ -1,11 +1,17 @@
-"""Row-wise unit normalisation, shared by the encoder, the head and the index (pure numpy)."""
+"""Embedding rows: their type and row-wise unit normalisation, shared by the encoder, the
+vector cache, the head and the index (pure numpy)."""
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["unit_rows"]
+__all__ = ["Span", "Vectors", "unit_rows"]
+
+#: Rows of float32 embeddings, one per text: ``[texts, width]``.
+Vectors = npt.NDArray[np.float32]
+#: A character span of a text and the pooling weight of the tokens inside it.
+Span = tuple[int, int, float]
 
 
 def unit_rows(rows: npt.ArrayLike) -> npt.NDArray[np.float32]:

@@ -10,11 +10,12 @@ import grpc
 import pytest
 
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.encoder import Encoder
-from router.engine import Engine
-from router.intents import IntentSet, load_intents
-from router.modelstore import default_model_dir, needs_pull, pull
-from router.server import RouterServer, ServerConfig
+from router.model.contract import default_model_dir, needs_pull
+from router.model.encoder import Encoder
+from router.model.pull import pull
+from router.routing.engine import Engine
+from router.routing.intents import IntentSet, load_intents
+from router.serving.server import RouterServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 INTENTS = ROOT / "intents"

@@ -11,9 +11,10 @@ import pytest
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.batching import Batcher, BatchSettings, CallerGoneError, OverloadedError
-from router.engine import Engine
-from router.server import RouterServer, ServerConfig
+from router.errors import CallerGoneError, OverloadedError
+from router.routing.engine import Engine
+from router.serving.batching import Batcher, BatchSettings
+from router.serving.server import RouterServer, ServerConfig
 
 TEXTS = [
     "where is my parcel",

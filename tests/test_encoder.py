@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.encoder import Encoder
 from router.errors import ModelError
+from router.model.encoder import Encoder
 
 
 def test_every_golden_vector_matches(encoder: Encoder, golden: dict) -> None:
@@ -82,7 +82,7 @@ MIXED = [
 
 
 def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: Encoder) -> None:
-    from router.encoder import _Layout
+    from router.model.encoder import _Layout
 
     assert encoder._packed  # the pulled graph takes several texts per row
     layout = _Layout.of(encoder.tokenize(MIXED), True, 0)
@@ -95,7 +95,7 @@ def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: Encoder) ->
 
 
 def test_long_texts_one_to_a_row_keep_their_own_vectors(encoder: Encoder) -> None:
-    from router.encoder import _Layout
+    from router.model.encoder import _Layout
 
     long = [
         "My order arrived damaged and the box was open; " * k + "I do not want a refund"
@@ -167,7 +167,7 @@ def test_pulled_graph_gives_earlier_blocks_for_the_head(encoder: Encoder) -> Non
 
 
 def test_head_features_centre_each_block_and_keep_one_block_as_is() -> None:
-    from router.head import Features
+    from router.routing.head import Features
 
     rng = np.random.default_rng(0)
     rows = rng.standard_normal((10, 6)).astype(np.float32) + 5.0  # a shared offset
@@ -187,7 +187,7 @@ def test_head_features_centre_each_block_and_keep_one_block_as_is() -> None:
 def test_a_model_pulled_by_an_older_version_is_pulled_again(tmp_path: Path) -> None:
     import json
 
-    from router.modelstore import FEATURE_BLOCKS, GRAPH_VERSION, needs_pull
+    from router.model.contract import FEATURE_BLOCKS, GRAPH_VERSION, needs_pull
 
     assert needs_pull(tmp_path) is not None  # nothing there
     (tmp_path / "model.onnx").write_bytes(b"x")

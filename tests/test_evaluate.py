@@ -18,7 +18,7 @@ from helpers import ROOT, run_cli
 
 from router.api.v1 import router_pb2 as pb
 from router.errors import DataError
-from router.evaluate import (
+from router.quality.evaluate import (
     Row,
     evaluate,
     load_labelled,
@@ -27,9 +27,9 @@ from router.evaluate import (
     sweep,
     threshold_grid,
 )
-from router.index import Alternative, Index, IndexSettings, Prediction, Scoring
-from router.intents import UNKNOWN, Intent, IntentSet
-from router.report import write_report
+from router.quality.report import write_report
+from router.routing.index import Alternative, Index, IndexSettings, Prediction, Scoring
+from router.routing.intents import UNKNOWN, Intent, IntentSet
 
 VAL = ROOT / "intents" / "eval" / "val.jsonl"
 
@@ -417,10 +417,11 @@ def test_report_without_errors_has_no_confusion_plot(tmp_path: Path) -> None:
 
 def test_eval_modules_import_no_grpc_onnxruntime_or_matplotlib() -> None:
     code = (
-        "import sys, router.evaluate, router.tuning, router.report\n"
+        "import sys, router.quality.evaluate, router.quality.tuning, router.quality.report\n"
         "bad = sorted({m.split('.')[0] for m in sys.modules} & "
         "{'grpc', 'onnxruntime', 'matplotlib', 'router'} - {'router'})\n"
-        "loaded = [m for m in ('router.engine', 'router.encoder', 'router.service') "
+        "loaded = [m for m in ('router.routing.engine', 'router.model.encoder', "
+        "'router.serving.service') "
         "if m in sys.modules]\n"
         "assert not bad and not loaded, (bad, loaded)\n"
     )

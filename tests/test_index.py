@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.index import Index, IndexSettings, Scoring
-from router.intents import UNKNOWN, Intent, IntentSet
+from router.routing.index import Index, IndexSettings, Scoring
+from router.routing.intents import UNKNOWN, Intent, IntentSet
 
 
 def unit(*xs: float) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import IntentsError
-from router.intents import load_intents
+from router.routing.intents import load_intents
 
 GOOD = """\
 version: 1

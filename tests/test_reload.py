@@ -13,8 +13,8 @@ from helpers import serving
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.intents import load_intents
-from router.server import RouterServer, ServerConfig
+from router.routing.intents import load_intents
+from router.serving.server import RouterServer, ServerConfig
 
 BASE = """\
 version: 1

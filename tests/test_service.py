@@ -12,8 +12,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from router.api.v1 import router_pb2 as pb
-from router.intents import IntentSet
-from router.server import RouterServer, ServerConfig
+from router.routing.intents import IntentSet
+from router.serving.server import RouterServer, ServerConfig
 
 
 async def test_classify_routes_and_reports(stub, bundled: IntentSet) -> None:
@@ -203,7 +203,7 @@ async def test_metrics_count_requests_and_answers(server, stub) -> None:
 def test_out_of_scope_examples_lower_confidence_near_them(engine, bundled) -> None:
     from dataclasses import replace
 
-    from router.engine import Engine
+    from router.routing.engine import Engine
 
     text = "tell me a funny joke about cats"
     plain = engine.classify([text]).predictions[0]

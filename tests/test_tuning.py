@@ -12,8 +12,8 @@ import pytest
 from helpers import ROOT, run_cli
 
 from router.errors import TuningError
-from router.intents import UNKNOWN, load_intents
-from router.tuning import Objective, tune, write_thresholds
+from router.quality.tuning import Objective, tune, write_thresholds
+from router.routing.intents import UNKNOWN, load_intents
 
 VAL = ROOT / "intents" / "eval" / "val.jsonl"
 U = UNKNOWN

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from router.vectorcache import VectorCache
+from router.routing.vectorcache import VectorCache
 
 
 class CountingEncoder:
@@ -76,7 +76,7 @@ def test_retain_drops_texts_no_longer_used(tmp_path: Path) -> None:
 def test_engine_reembeds_only_changed_examples(encoder, bundled) -> None:
     from dataclasses import replace
 
-    from router.engine import Engine
+    from router.routing.engine import Engine
 
     engine = Engine(encoder)
     engine.load(bundled)
@@ -88,7 +88,7 @@ def test_engine_reembeds_only_changed_examples(encoder, bundled) -> None:
 
 
 def test_engine_uses_the_cache_it_is_given_even_when_empty(encoder, tmp_path: Path) -> None:
-    from router.engine import Engine
+    from router.routing.engine import Engine
 
     cache = VectorCache(encoder.fingerprint, encoder.width, tmp_path)
     assert len(cache) == 0
@@ -98,7 +98,7 @@ def test_engine_uses_the_cache_it_is_given_even_when_empty(encoder, tmp_path: Pa
 def test_a_build_leaves_the_file_to_persist_after_the_swap(
     encoder, bundled, tmp_path: Path
 ) -> None:
-    from router.engine import Engine
+    from router.routing.engine import Engine
 
     engine = Engine(encoder, cache=VectorCache(encoder.fingerprint, encoder.width, tmp_path))
     snapshot = engine.build(bundled)

@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
+
+from router.vectors import Vectors
 
 __all__ = ["VectorCache"]
 
@@ -34,8 +35,6 @@ log = logging.getLogger(__name__)
 
 _MAGIC = b"IRVC1\n"
 _HEADER = struct.Struct("<II32s")
-
-Vectors = npt.NDArray[np.float32]
 
 
 class VectorCache:

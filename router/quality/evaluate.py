@@ -36,16 +36,16 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from router.errors import DataError, Problem
-from router.index import Prediction
-from router.intents import UNKNOWN
+from router.routing.index import Prediction
+from router.routing.intents import UNKNOWN
 
 __all__ = [
     "ConfusedPair",
     "Evaluation",
     "LabelStats",
-    "Metrics",
     "Outcome",
     "Row",
+    "Scorecard",
     "SweepPoint",
     "evaluate",
     "grid_decimals",
@@ -145,7 +145,7 @@ class _Answer(Protocol):
 
 
 class Classifier(Protocol):
-    """What ``predict`` needs: ``router.engine.Engine`` is one."""
+    """What ``predict`` needs: ``router.routing.engine.Engine`` is one."""
 
     def classify(self, texts: Sequence[str], top_k: int = ...) -> _Answer: ...
 
@@ -396,7 +396,7 @@ class ConfusedPair:
 
 
 @dataclass(frozen=True, slots=True)
-class Metrics:
+class Scorecard:
     accuracy: float
     in_scope_accuracy: float | None
     in_scope_top1: float | None
@@ -416,7 +416,7 @@ class Evaluation:
     scoring: str
     default_threshold: float
     own_thresholds: Mapping[str, float]  # intents with a threshold of their own
-    metrics: Metrics
+    metrics: Scorecard
     per_intent: tuple[LabelStats, ...]
     confused_pairs: tuple[ConfusedPair, ...]
     outcomes: tuple[Outcome, ...] = field(repr=False)
@@ -544,7 +544,7 @@ def evaluate(
         ConfusedPair(gold=g, predicted=p, count=n)
         for (g, p), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:TOP_CONFUSED]
     )
-    metrics = Metrics(
+    metrics = Scorecard(
         accuracy=point.accuracy,
         in_scope_accuracy=point.in_scope_accuracy,
         in_scope_top1=_ratio(int((candidate == gold).sum()), int((~unknown_gold).sum())),

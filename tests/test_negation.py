@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from router.preprocess import Lexicon, NegationSettings, analyse, default_lexicon, pooling_spans
+from router.routing.negation import (
+    Lexicon,
+    NegationSettings,
+    analyse,
+    default_lexicon,
+    pooling_spans,
+)
 
 
 def refused(text: str) -> list[str]:

@@ -3,16 +3,16 @@
 The one place that builds the ONNX session (CPU provider, full graph optimisation,
 configurable threads) and feeds the graph only the inputs it declares. Pooling is the
 mean of the last hidden states over the attention mask, optionally weighted per token
-(negation handling, see preprocess.py), then L2-normalised: ``encode``.
+(negation handling, see routing/negation.py), then L2-normalised: ``encode``.
 
 Batches are packed when the graph allows it (the graphs ``model pull`` builds take
-``modelstore.PACKED_INPUTS``): short texts share a row, each with its own positions and
+``contract.PACKED_INPUTS``): short texts share a row, each with its own positions and
 attending only to itself, instead of each being padded to the batch's longest text.
 Other graphs (a user's own export) get one padded row per text. Either way a text's
 vector does not depend on its batch (``_Layout``).
 
 ``embed`` pools every hidden-state output of the graph the same way, unnormalised: the
-graphs ``model pull`` builds also output an earlier block (modelstore.FEATURE_BLOCKS),
+graphs ``model pull`` builds also output an earlier block (contract.FEATURE_BLOCKS),
 which the classification head reads. One row of ``embed`` is ``layers`` blocks of
 ``dimension`` values, earlier blocks first, the last hidden state last; a graph with a
 single output gives ``layers == 1``.
@@ -20,7 +20,6 @@ single output gives ``layers == 1``.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -35,7 +34,8 @@ from threadpoolctl import threadpool_limits
 from tokenizers import Encoding, Tokenizer
 
 from router.errors import ModelError
-from router.modelstore import (
+from router.memory import release_memory
+from router.model.contract import (
     DEFAULT_MAX_TOKENS,
     MODEL_FILE,
     PACKED_INPUTS,
@@ -44,16 +44,12 @@ from router.modelstore import (
     missing_files,
     sha256_of,
 )
-from router.vectors import unit_rows
+from router.vectors import Span, Vectors, unit_rows
 
-__all__ = ["Encoder", "Span", "Vectors", "release_memory"]
+__all__ = ["Encoder"]
 
 log = logging.getLogger(__name__)
 
-Vectors = npt.NDArray[np.float32]
-
-#: A character span of the input and the pooling weight of the tokens inside it.
-Span = tuple[int, int, float]
 
 #: Batches are cut so that their tokens (padded: longest x count) stay under this.
 _TOKEN_BUDGET = 32 * 64
@@ -157,7 +153,7 @@ class Encoder:
                 options,
                 providers=["CPUExecutionProvider"],
                 # its CPU kernel is slower than the Add + LayerNormalization it replaces
-                # (modelstore._optimize)
+                # (graph.optimize)
                 disabled_optimizers=["SkipLayerNormFusion"],
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -165,7 +161,7 @@ class Encoder:
                 f"{model_dir / MODEL_FILE}: onnxruntime cannot load it: {exc}"
             ) from exc
         self._inputs = {i.name for i in self._session.get_inputs()}
-        #: the graph takes several texts per row (modelstore.PACKED_INPUTS)
+        #: the graph takes several texts per row (contract.PACKED_INPUTS)
         self._packed = set(PACKED_INPUTS) <= self._inputs
         for required in ("input_ids", *(PACKED_INPUTS if self._packed else ("attention_mask",))):
             if required not in self._inputs:
@@ -422,19 +418,3 @@ def _apply_spans(weights: npt.NDArray[np.float32], enc: Encoding, spans: Sequenc
             if begin < s_end and end > s_begin:
                 weights[t] *= factor
                 break
-
-
-def release_memory() -> None:
-    """Hand memory the C heap keeps after large frees back to the system (glibc only).
-
-    Loading a graph or embedding many exemplars frees tens of MB that glibc otherwise
-    keeps resident; calling this after such work keeps the server's peak RSS down
-    (bench/throughput.py). Off the request path; a no-op without glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    trim = getattr(libc, "malloc_trim", None)
-    if trim is not None:
-        trim(0)

@@ -22,15 +22,14 @@ from grpc_reflection.v1alpha import reflection
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.batching import Batcher, BatchSettings
-from router.encoder import Encoder
-from router.engine import Engine
-from router.index import IndexSettings
-from router.intents import IntentSet
-from router.metrics import Metrics
-from router.reload import Reloader, ReloadStatus
-from router.service import IntentRouterService, Limits
-from router.vectorcache import VectorCache
+from router.routing.engine import Engine, TextEncoder
+from router.routing.index import IndexSettings
+from router.routing.intents import IntentSet
+from router.routing.vectorcache import VectorCache
+from router.serving.batching import Batcher, BatchSettings
+from router.serving.metrics import Metrics
+from router.serving.reload import Reloader, ReloadStatus
+from router.serving.service import IntentRouterService, Limits
 
 __all__ = ["RouterServer", "ServerConfig", "run"]
 
@@ -42,7 +41,10 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IntentRouter"].full_name
 @dataclass(frozen=True)
 class ServerConfig:
     intents: IntentSet
-    model_dir: Path
+    #: The model directory the encoder is loaded from (off the event loop, at start).
+    model_dir: Path | None = None
+    #: An encoder ready to use instead (tests pass a fake); one of the two is required.
+    encoder: TextEncoder | None = None
     host: str = "127.0.0.1"
     port: int = 50051
     threads: int | None = None
@@ -86,10 +88,7 @@ class RouterServer:
     async def start(self) -> int:
         """Load the model, bind, answer NOT_SERVING, build the index, then SERVING."""
         loop = asyncio.get_running_loop()
-        encoder = await loop.run_in_executor(
-            self._executor,
-            lambda: Encoder(self.config.model_dir, threads=self.config.threads),
-        )
+        encoder = await loop.run_in_executor(self._executor, self._load_encoder)
         cache = VectorCache(encoder.fingerprint, encoder.width, self.config.cache_dir)
         self.engine = Engine(encoder, self.config.settings, cache)
         if self.config.intents_path is not None:
@@ -132,6 +131,15 @@ class RouterServer:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving revision %s", self.engine.snapshot.revision)
         return self.port
+
+    def _load_encoder(self) -> TextEncoder:
+        if self.config.encoder is not None:
+            return self.config.encoder
+        if self.config.model_dir is None:
+            raise ValueError("ServerConfig needs a model_dir or an encoder")
+        from router.model.encoder import Encoder  # onnxruntime loads only when serving a model
+
+        return Encoder(self.config.model_dir, threads=self.config.threads)
 
     def _record_reload(self, status: ReloadStatus) -> None:
         self.metrics.reloads.labels(status.trigger, "ok" if status.ok else "error").inc()

@@ -33,7 +33,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from router.errors import IntentsError, Problem
-from router.preprocess import Lexicon, NegationSettings
+from router.routing.negation import Lexicon, NegationSettings
 
 __all__ = ["UNKNOWN", "Intent", "IntentSet", "load_intents"]
 

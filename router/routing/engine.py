@@ -12,18 +12,43 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from router.encoder import Encoder, Vectors, release_memory
-from router.index import Index, IndexSettings, Prediction
-from router.intents import IntentSet
-from router.preprocess import Analysis, NegationSettings, analyse, pooling_spans
-from router.vectorcache import VectorCache
+from router.memory import release_memory
+from router.routing.index import Index, IndexSettings, Prediction
+from router.routing.intents import IntentSet
+from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
+from router.routing.vectorcache import VectorCache
+from router.vectors import Span, Vectors
 
-__all__ = ["Engine", "Result", "Snapshot", "Timings"]
+__all__ = ["Engine", "Result", "Snapshot", "TextEncoder", "Timings"]
 
 log = logging.getLogger(__name__)
+
+
+class TextEncoder(Protocol):
+    """What the engine needs of an encoder: ``router.model.encoder.Encoder``, or a fake in tests.
+
+    ``embed`` gives one row per text: ``layers`` pooled hidden-state blocks of
+    ``dimension`` values, the sentence vector's block last; ``spans`` reweight tokens
+    for pooling (negation). ``fingerprint`` names what it computes (cache key).
+    """
+
+    @property
+    def model_id(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def dimension(self) -> int: ...
+    @property
+    def layers(self) -> int: ...
+    @property
+    def width(self) -> int: ...
+    def embed(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None = None
+    ) -> Vectors: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +90,7 @@ _RELEASE_AFTER = 64
 class Engine:
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: TextEncoder,
         settings: IndexSettings | None = None,
         cache: VectorCache | None = None,
         negation: NegationSettings | None = None,

@@ -31,22 +31,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from router.engine import Engine, Result, Timings
-from router.errors import RouterError
-from router.index import Prediction
-from router.preprocess import Analysis
+from router.errors import CallerGoneError, OverloadedError
+from router.routing.engine import Engine, Result, Timings
+from router.routing.index import Prediction
+from router.routing.negation import Analysis
 
-__all__ = ["Answer", "BatchSettings", "Batcher", "CallerGoneError", "OverloadedError"]
+__all__ = ["Answer", "BatchSettings", "Batcher"]
 
 log = logging.getLogger(__name__)
-
-
-class OverloadedError(RouterError):
-    """The request queue is full; the caller should back off and retry."""
-
-
-class CallerGoneError(RouterError):
-    """The caller's deadline passed while the request was queued."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +72,7 @@ class _Entry:
 
 
 #: What the consumer hands back to the loop: each future with its answer or error.
-_Outcome = tuple["asyncio.Future[Result]", "Result | BaseException"]
+_Delivery = tuple["asyncio.Future[Result]", "Result | BaseException"]
 
 
 def _estimate_tokens(text: str) -> int:
@@ -233,7 +225,7 @@ class Batcher:
             return None
         return batch
 
-    def _run(self, batch: list[_Entry]) -> list[_Outcome]:
+    def _run(self, batch: list[_Entry]) -> list[_Delivery]:
         texts = [t for e in batch for t in e.texts]
         top_k = max(e.top_k for e in batch)
         if self._on_batch is not None:
@@ -246,7 +238,7 @@ class Batcher:
                 return [(batch[0].future, exc)]
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
             return [outcome for entry in batch for outcome in self._run([entry])]
-        outcomes: list[_Outcome] = []
+        outcomes: list[_Delivery] = []
         offset = 0
         for entry in batch:
             n = len(entry.texts)
@@ -264,7 +256,7 @@ class Batcher:
         return outcomes
 
 
-def _deliver_soon(outcomes: list[_Outcome]) -> None:
+def _deliver_soon(outcomes: list[_Delivery]) -> None:
     """Hand answers to the futures' event loop (one wake-up for the whole batch)."""
     if not outcomes:
         return
@@ -273,7 +265,7 @@ def _deliver_soon(outcomes: list[_Outcome]) -> None:
         loop.call_soon_threadsafe(_deliver, outcomes)
 
 
-def _deliver(outcomes: list[_Outcome]) -> None:
+def _deliver(outcomes: list[_Delivery]) -> None:
     for future, outcome in outcomes:
         if future.done():  # cancelled meanwhile
             continue

@@ -16,13 +16,19 @@ import grpc
 from router import __version__
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.batching import Batcher, CallerGoneError, OverloadedError
-from router.engine import Engine, Snapshot, Timings
-from router.errors import InputError, RouterError
-from router.index import Prediction
-from router.metrics import Metrics
-from router.preprocess import Analysis, NegatedSpan
-from router.reload import Reloader, ReloadStatus
+from router.errors import (
+    CallerGoneError,
+    InputError,
+    NotReadyError,
+    OverloadedError,
+    RouterError,
+)
+from router.routing.engine import Engine, Snapshot, Timings
+from router.routing.index import Prediction
+from router.routing.negation import Analysis, NegatedSpan
+from router.serving.batching import Batcher
+from router.serving.metrics import Metrics
+from router.serving.reload import Reloader, ReloadStatus
 
 __all__ = ["IntentRouterService", "Limits"]
 
@@ -37,10 +43,6 @@ class Limits:
     max_batch_size: int = 512
     max_top_k: int = 20
     default_top_k: int = 3
-
-
-class NotReadyError(RouterError):
-    """No index has been built yet."""
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:

@@ -12,9 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from router.evaluate import Evaluation, SweepPoint
-from router.intents import UNKNOWN
-from router.tuning import Objective, choose
+from router.quality.evaluate import Evaluation, SweepPoint
+from router.quality.tuning import Objective, choose
+from router.routing.intents import UNKNOWN
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from router.head import Features, Head, train_head
-from router.intents import UNKNOWN, IntentSet
+from router.routing.head import Features, Head, train_head
+from router.routing.intents import UNKNOWN, IntentSet
 from router.vectors import unit_rows
 
 __all__ = [

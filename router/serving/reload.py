@@ -24,9 +24,9 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from router.engine import Engine, Snapshot
 from router.errors import IntentsError
-from router.intents import load_intents
+from router.routing.engine import Engine, Snapshot
+from router.routing.intents import load_intents
 
 __all__ = ["ReloadStatus", "Reloader"]
 

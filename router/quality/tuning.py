@@ -46,7 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.errors import TuningError
-from router.evaluate import (
+from router.quality.evaluate import (
     SweepPoint,
     grid_decimals,
     metrics_at,
@@ -54,7 +54,7 @@ from router.evaluate import (
     sweep,
     threshold_grid,
 )
-from router.intents import IntentSet, load_intents
+from router.routing.intents import IntentSet, load_intents
 
 __all__ = [
     "IntentChoice",

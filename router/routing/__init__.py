@@ -1,0 +1,12 @@
+"""The routing core: intents, negation, scoring and the engine that ties them together.
+
+    intents.py      YAML schema (file:line errors), directory merge, revision
+    negation.py     negation cues, scopes and refusals -> pooling weights (pure)
+    head.py         the trained softmax head and its confidence (pure numpy)
+    index.py        immutable exemplar matrix, scores, thresholds, the decision (pure numpy)
+    vectorcache.py  exemplar vectors by (model, preprocessing, text), memory and disk
+    engine.py       encoder + current snapshot: build, swap, classify
+
+Never imports grpc, generated code, ``serving`` or ``quality``; only ``engine`` uses
+the encoder (``router.model``), through the ``TextEncoder`` protocol.
+"""
