@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from router import __version__
 from router.errors import RouterError
+from router.extras import require
 from router.routing.index import IndexSettings, Scoring
 from router.serving.batching import BatchSettings
 
@@ -341,6 +342,8 @@ def _print_lines(lines: list[str]) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from router.quality.render import evaluation_lines, negation_compare_lines
 
+    if args.report is not None:
+        require("eval", "eval --report", "matplotlib")  # before the work, not after
     if args.negation == "compare":
         off, on = (_eval_run(args, enabled).evaluation() for enabled in (False, True))
         if args.json:
@@ -375,6 +378,8 @@ def _tune(args: argparse.Namespace) -> int:
     from router.quality.render import compact_curve, tuning_lines
     from router.quality.tuning import Objective, tune, write_thresholds
 
+    if args.write:
+        require("eval", "tune --write", "ruamel.yaml")  # before the work, not after
     run = _eval_run(args)
     now = run.evaluation()
     own = dict(now.own_thresholds)

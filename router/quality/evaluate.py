@@ -33,7 +33,6 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from tqdm import tqdm
 
 from router.errors import DataError, Problem
 from router.routing.index import Prediction
@@ -165,14 +164,8 @@ def predict(
         progress = len(texts) >= PROGRESS_MIN_ROWS and sys.stderr.isatty()
     predictions: list[Prediction] = []
     revision: str | None = None
-    with tqdm(
-        total=len(texts),
-        unit="rows",
-        desc="classifying",
-        file=sys.stderr,
-        disable=not progress,
-        leave=False,
-    ) as bar:
+    bar = _progress_bar(len(texts)) if progress else None
+    try:
         for start in range(0, len(texts), batch_size):
             batch = texts[start : start + batch_size]
             answer = classifier.classify(batch, top_k)
@@ -182,10 +175,29 @@ def predict(
                 )
             revision = answer.revision
             predictions.extend(answer.predictions)
-            bar.update(len(batch))
+            if bar is not None:
+                bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
     if revision is None:
         raise ValueError("nothing to classify")
     return predictions, revision
+
+
+class _Bar(Protocol):
+    def update(self, n: int) -> object: ...
+    def close(self) -> None: ...
+
+
+def _progress_bar(total: int) -> _Bar | None:
+    """A tqdm bar on stderr, or None when tqdm (the ``eval`` extra) is not installed."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    bar: _Bar = tqdm(total=total, unit="rows", desc="classifying", file=sys.stderr, leave=False)
+    return bar
 
 
 # -------------------------------------------------------------------------- metrics

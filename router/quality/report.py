@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from router.extras import require
 from router.quality.evaluate import Evaluation, SweepPoint
 from router.quality.tuning import Objective, choose
 from router.routing.intents import UNKNOWN
@@ -32,6 +33,7 @@ _GREEN, _ORANGE, _GREY, _BLUE, _RED = "#2e7d32", "#ef6c00", "#607d8b", "#1565c0"
 
 def write_report(evaluation: Evaluation, directory: Path | str) -> Path:
     """Write ``index.html`` and its PNG plots into ``directory``; return the page."""
+    require("eval", "eval --report", "matplotlib")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     curve = evaluation.curve()

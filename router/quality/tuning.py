@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.errors import TuningError
+from router.extras import require
 from router.quality.evaluate import (
     SweepPoint,
     grid_decimals,
@@ -378,8 +379,10 @@ def write_thresholds(
     agree), or added to the first file when none has one. With ``per_intent`` (not None),
     each named intent gets ``threshold:`` in the file that defines it and every other
     intent loses its own; with None, intents' own thresholds are left alone.
+    Needs the ``eval`` extra (ruamel.yaml).
     Returns the files that changed. The result is loaded back and checked; on any
     mismatch the files are restored and RuntimeError is raised."""
+    require("eval", "tune --write", "ruamel.yaml")
     files = [Path(f) for f in intents.files]
     if per_intent is not None:
         missing = sorted(set(per_intent) - {i.name for i in intents.intents})
