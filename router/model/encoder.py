@@ -53,31 +53,24 @@ log = logging.getLogger(__name__)
 
 #: Batches are cut so that their tokens (padded: longest x count) stay under this.
 _TOKEN_BUDGET = 32 * 64
-#: 64 made building the bundled index peak 10-30 MB higher (glibc keeps what a large
-#: run freed) at no gain in speed (0.39-0.43 vs 0.43-0.44 s).
+#: Texts per model run; larger runs raise an index build's peak RSS for no speed
+#: (ARCHITECTURE.md "Memory").
 _MAX_BATCH = 32
 
 #: A length-sorted run is also cut once it holds _MIN_RUN texts and the next text would
-#: make it wasteful. Padded: when padding to the longest would cost more than _PAD_SLACK
-#: x the real tokens; the server's batches come in arrival order (the bundled eval texts
-#: run 3-27 tokens), and cutting them so was 1.25x faster than padding 32 whole (166 vs
-#: 133 sentences/s, 2 busy cores). Packed, only when the next text is wider than a row:
-#: a run of short texts ends there, as it would widen every row (31 short texts and one
-#: of 40-130 tokens: 941 vs 898), and a run of wide texts (one to a row, or nearly)
-#: follows the padded rule.
+#: make it wasteful: padded, when padding to the longest would exceed _PAD_SLACK x the
+#: real tokens; packed, when the next text is wider than a row (it would widen every
+#: row), after which wide texts follow the padded rule (ARCHITECTURE.md "Packing").
 _MIN_RUN = 8
 _PAD_SLACK = 1.25
 
-#: Rows of a packed batch are this many tokens wide (or as wide as its longest text).
-#: Arrival-order batches of 16 bundled eval texts (3-27 tokens), sentences/s on 2 cores:
-#: 1,065 at 48 wide, 1,086 at 32, 1,042 at 64, ~900 at 96, 891 padded; the attention
-#: kernel's cost grows with the square of the width (ARCHITECTURE.md "Packing").
+#: Rows of a packed batch are this many tokens wide (or as wide as its longest text);
+#: attention's cost grows with the square of the width (ARCHITECTURE.md "Packing").
 _PACK_WIDTH = 48
 
 #: A call that embeds many texts (an index build) hands freed heap back every this many
-#: texts. glibc keeps, and fragments, what each run frees: building the bundled index in
-#: the server peaked at 229-243 MB without it, 219-224 MB trimming every 128 texts
-#: (below the graph load's own peak of ~226 MB). Requests never reach it.
+#: texts, so that glibc's fragments do not raise the peak RSS; requests never reach it
+#: (ARCHITECTURE.md "Memory").
 _TRIM_EVERY = 128
 
 
@@ -110,8 +103,8 @@ class Encoder:
         self.max_tokens = max_tokens or (manifest.max_tokens if manifest else DEFAULT_MAX_TOKENS)
         self.threads = threads or default_threads()
         # numpy's BLAS threads spin after each product and fight onnxruntime's for the
-        # cores: engine throughput fell from ~775 to ~560 sentences/s on 2 cores. The
-        # index's products are small; one BLAS thread is plenty.
+        # cores; the index's products are small, so one BLAS thread is plenty
+        # (ARCHITECTURE.md "Batching and threads").
         threadpool_limits(limits=1, user_api="blas")
         files = (
             manifest.files
@@ -136,15 +129,12 @@ class Encoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
-        # Measured with bench/throughput.py on 2 cores shared with the gRPC event loop:
-        # without the arena, peak RSS 232 vs 253 MB at the same speed. Thread spinning
-        # stays on: once numpy's BLAS threads were capped (below), turning it off no
-        # longer helped 32 clients (579 vs 582 requests/s) and cost a lone request
-        # 0.6 ms of model time (2.44 vs 1.81 ms p50).
+        # The arena off gives a lower peak RSS at the same speed (ARCHITECTURE.md
+        # "Memory"); thread spinning stays on, as turning it off costs a lone request
+        # model time (ARCHITECTURE.md "Batching and threads").
         options.enable_cpu_mem_arena = False
-        # Memory patterns pre-plan one block per input shape; shapes vary per batch here.
-        # Off: peak RSS of the served process 241-255 vs 240-262 MB over five runs of
-        # bench/throughput.py, requests/s the same (585-604 vs 580-608 at 32 clients).
+        # Memory patterns pre-plan one block per input shape; shapes vary per batch here
+        # (ARCHITECTURE.md "Memory").
         options.enable_mem_pattern = False
         options.log_severity_level = 3
         try:
@@ -196,7 +186,7 @@ class Encoder:
                 f"{model_dir}: manifest says dimension {manifest.dimension}, "
                 f"the model gives {self.dimension}"
             )
-        release_memory()  # loading the graph freed ~40 MB that glibc would keep
+        release_memory()  # loading the graph freed tens of MB that glibc would keep
 
     @property
     def width(self) -> int:
@@ -207,13 +197,8 @@ class Encoder:
         """Token ids and offsets; up to a batch's worth one by one on the calling thread.
 
         The tokenizer's own thread pool competes with onnxruntime's threads for the
-        cores: in the server at 32 clients, the consumer's step before each model run
-        took 2.35 ms with it and 1.28-1.36 ms without (0.72 ms in process, alone), and
-        onnxruntime's share of the wall time rose from 0.77 to 0.79. Requests/s moved
-        within this machine's noise (643 vs 631, five interleaved rounds; with the
-        pool switched off by TOKENIZERS_PARALLELISM, 666 vs 646, 5 of 5 rounds higher).
-        Alone, 16 texts take 0.26 ms one by one and 0.17 ms with the pool, which an
-        index build still uses.
+        cores, so a request's batch is tokenised here; larger calls (an index build)
+        still use the pool (ARCHITECTURE.md "Batching and threads").
         """
         if len(texts) <= _MAX_BATCH:
             return [self._tokenizer.encode(t, add_special_tokens=True) for t in texts]

@@ -83,9 +83,8 @@ def fuse_attention(path: Path) -> None:
     nodes, which onnxruntime's optimiser does not recognise. onnxruntime's
     ``MultiHeadAttention`` (com.microsoft) computes the same from the projected Q, K, V
     and the padding mask: scale 1/sqrt(head size), masked keys get no weight. A padded
-    query row always has unmasked keys, so the NaN guard never fired. Measured on the
-    pinned graph: vectors equal to 1e-6, model-only throughput +15% (sorted batches of
-    32), a short text 0.3 ms faster.
+    query row always has unmasked keys, so the NaN guard never fired. Vectors stay equal
+    to 1e-6 (ARCHITECTURE.md "Model provisioning and format").
     """
     import onnx
     from onnx import TensorProto, helper
@@ -224,9 +223,9 @@ def accept_packed_rows(path: Path) -> None:
 def optimize(path: Path) -> bool:
     """Fuse GELU and its bias with onnxruntime's transformer optimiser; False if unavailable.
 
-    Layer norms stay apart from their residual Add: onnxruntime 1.31's CPU
-    ``SkipLayerNormalization`` took 12% of the model's time against 4% for the Add plus
-    ``LayerNormalization`` (its profiler, batches of 16); the encoder also turns off
+    Layer norms stay apart from their residual Add: onnxruntime's CPU
+    ``SkipLayerNormalization`` is slower than the Add plus ``LayerNormalization``
+    (ARCHITECTURE.md "Model provisioning and format"); the encoder also turns off
     onnxruntime's own ``SkipLayerNormFusion`` at load.
     """
     try:

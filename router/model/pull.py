@@ -21,7 +21,7 @@ batch can carry several texts (``graph.accept_packed_rows``; the encoder packs t
 
 The hidden state of encoder block 2 (of 6) is exposed as an extra graph output
 (``hidden_2``) after ``last_hidden_state``: the service pools it too and its
-classification head reads both (see head.py, "Features"). The first output
+classification head reads both (see routing/head.py, "Features"). The first output
 is unchanged, so the sentence vector still matches the reference.
 
 A model directory holds ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; only the

@@ -4,7 +4,7 @@
     tuning.py    threshold objectives, per-intent thresholds, YAML write-back
     run.py       the eval run: build the engine as ``serve`` does and ask it
     render.py    the text ``eval`` and ``tune`` print
-    report.py    HTML + PNG report (``eval --report``; needs the ``report`` extra)
+    report.py    HTML + PNG report (``eval --report``; needs the ``eval`` extra)
 
 Never imports grpc or ``serving``.
 """

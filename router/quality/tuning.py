@@ -14,9 +14,8 @@ sensitive to a small shift of scores):
 
 * ``answer-rate`` picks the highest threshold that still answers at least ``target`` of
   the in-scope rows with an intent (right or wrong): of the thresholds that keep that
-  promise to users, the one that refuses the most out-of-scope rows. On CLINC150 (val to
-  choose, test to report; bench/clinc150.py) answering 98% gave 79.0 unknown recall
-  against 67.3 for the most accurate threshold, for 0.5 points of in-scope accuracy.
+  promise to users, the one that refuses the most out-of-scope rows (ARCHITECTURE.md,
+  "Threshold semantics and tune objectives").
 
 Per-intent thresholds: an intent whose threshold decides ``min_rows`` rows or more (rows
 where it is the gold label or the best candidate) gets the best threshold on the rows it

@@ -7,6 +7,6 @@
     vectorcache.py  exemplar vectors by (model, preprocessing, text), memory and disk
     engine.py       encoder + current snapshot: build, swap, classify
 
-Never imports grpc, generated code, ``serving`` or ``quality``; only ``engine`` uses
-the encoder (``router.model``), through the ``TextEncoder`` protocol.
+Never imports grpc, generated code, ``router.model``, ``serving`` or ``quality``: the
+engine takes any encoder that fits its ``TextEncoder`` protocol.
 """

@@ -82,8 +82,8 @@ class Result:
     timings: Timings
 
 
-#: Return freed C heap to the system after a build that embedded this many texts
-#: (a large embedding run leaves tens of MB; trimming costs 20-40 ms of a reload).
+#: Return freed C heap to the system after a build that embedded this many texts; a
+#: trim costs tens of ms, so small reloads skip it (ARCHITECTURE.md "Memory").
 _RELEASE_AFTER = 64
 
 

@@ -16,7 +16,7 @@ Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
   cosine mean + 0.25 x the top-5 cosine mean over all exemplars (the winner's score is
   head.py's confidence). With out-of-scope examples (``negatives``), the head has a reject
   class and every score also gets + 0.25 x (logit/scale - reject logit/scale) (head.py).
-  See ARCHITECTURE.md for the measurements.
+  Why: ARCHITECTURE.md, "Scoring".
 
 The best-scoring intent wins unless its score is below its threshold (the intent's
 own, else the intents' default, else the index default), in which case the answer is
@@ -49,10 +49,10 @@ __all__ = [
 
 Matrix = npt.NDArray[np.float32]
 
-#: Used when neither the intent nor the intents file sets a threshold: the head's
-#: confidence threshold tuned on the two validation sets we have (CLINC150 val 0.395,
-#: the bundled shop intents' val 0.372, both maximising accuracy). Run
-#: `intent-router tune --write` on your own labelled data to set yours.
+#: Used when neither the intent nor the intents file sets a threshold: set from the
+#: head's thresholds tuned for accuracy on CLINC150 val and the bundled val
+#: (ARCHITECTURE.md "Threshold semantics"). Run `intent-router tune --write` on your
+#: own labelled data to set yours.
 DEFAULT_THRESHOLD = 0.38
 
 

@@ -9,7 +9,7 @@ of the node it is about; every problem in every file is reported at once.
       threshold: 0.5       # optional; score in [-1, 1]
     out_of_scope:          # optional; sentences that are none of the intents (negatives)
       - what's the weather like
-    negation:              # optional; extends the built-in lexicons (preprocess.py)
+    negation:              # optional; extends the built-in lexicons (negation.py)
       enabled: true        # false switches negation handling off for this deployment
       cues: [nope]         # also contrast, refusal, filler
     intents:
