@@ -1,21 +1,74 @@
-"""The command line as a person runs it: real processes, exit codes, messages."""
+"""The command line: ``router.cli.main`` in process where a process adds nothing (output,
+exit codes, messages), real processes for what only a process shows (serving, SIGTERM,
+the exit code of a server that cannot start)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import signal
 from pathlib import Path
 
 import pytest
-from helpers import run_cli, serving
+from fakes import serving_fake
+from helpers import ROOT, run_cli, serving
+
+from router import cli
+from router.routing.intents import load_intents
+
+INTENTS = ROOT / "intents"
+RECORD = {
+    "text",
+    "intent",
+    "score",
+    "threshold",
+    "alternatives",
+    "reason",
+    "refused",
+    "negations",
+    "revision",
+}
+
+
+def in_process(*args: str) -> tuple[int, str, str]:
+    """``intent-router ARGS`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["--log-level", "warning", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The CLI's model replaced by FakeEncoder; returns the model directories it was given."""
+    import router.model.encoder
+
+    given: list[Path] = []
+
+    def encoder(model_dir: Path, threads: int | None = None):
+        given.append(model_dir)
+        return serving_fake()
+
+    monkeypatch.setattr(router.model.encoder, "Encoder", encoder)
+    # no model directory is resolved, let alone pulled
+    monkeypatch.setattr(cli, "_resolve_model", lambda model_dir: model_dir or Path("fake-model"))
+    return given
+
+
+# ------------------------------------------------------------------- classify
 
 
 @pytest.fixture(scope="module")
 def classified(model_dir: Path) -> dict[str, dict]:
+    """``classify`` with the real model, in process."""
     texts = ["where is my parcel", "tell me a joke"]
-    done = run_cli("classify", "--intents", "intents", *texts, model_dir=model_dir)
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    code, out, err = in_process(
+        "classify", "--intents", str(INTENTS), "--model-dir", str(model_dir), *texts
+    )
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["text"] for line in lines] == texts
     return {line["text"]: line for line in lines}
 
 
@@ -30,11 +83,33 @@ def test_classify_says_unknown_for_a_joke(classified: dict[str, dict]) -> None:
     assert joke["score"] < joke["threshold"]
 
 
+def test_classify_prints_a_json_line_per_text_with_its_negations(fake_model: list[Path]) -> None:
+    texts = ["where is my parcel", "I don't want a refund, where is my parcel"]
+    code, out, err = in_process(
+        "classify", "--intents", str(INTENTS), "--model-dir", "my-model", "--top-k", "2", *texts
+    )
+    assert code == 0, err
+    assert fake_model == [Path("my-model")]
+    plain, negated = (json.loads(line) for line in out.splitlines())
+    revision = load_intents(INTENTS).revision
+    for record, text in ((plain, texts[0]), (negated, texts[1])):
+        assert set(record) == RECORD
+        assert (record["text"], record["revision"]) == (text, revision)
+        assert len(record["alternatives"]) == 2
+        assert record["alternatives"][0]["intent"] == record["intent"] == "track_delivery"
+        assert record["reason"] == "matched" and record["score"] >= record["threshold"]
+    assert (plain["negations"], plain["refused"]) == ([], [])
+    assert negated["negations"] == [{"cue": "n't", "scope": "want a refund", "refusal": True}]
+    assert negated["refused"] == ["request_refund"]
+
+
+# ------------------------------------------------------------- errors, exit codes
+
 BROKEN = "version: 1\nintents:\n  - name: refund\n    examples: []\n"
 
 
 @pytest.mark.parametrize("command", ["classify", "serve"])
-def test_broken_intents_stop_with_file_line(command: str, model_dir: Path, tmp_path: Path) -> None:
+def test_broken_intents_stop_with_file_line(command: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(BROKEN, encoding="utf-8")
     args = (
@@ -42,26 +117,31 @@ def test_broken_intents_stop_with_file_line(command: str, model_dir: Path, tmp_p
         if command == "classify"
         else ["serve", "--intents", str(bad), "--port", "0"]
     )
-    done = run_cli(*args, model_dir=model_dir, timeout=60)
-    assert done.returncode == 2
-    assert f"{bad}:4:15: intents[0].examples: must not be empty" in done.stderr
+    code, out, err = in_process(*args)  # the intents are read before any model or port
+    assert code == 2
+    assert f"{bad}:4:15: intents[0].examples: must not be empty" in err
+    assert out == ""
 
 
-def test_serve_with_incomplete_model_dir_fails_clearly(tmp_path: Path, model_dir: Path) -> None:
+def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["classify"])
+    assert caught.value.code == 2
+    assert "--intents" in capsys.readouterr().err
+
+
+def test_serve_with_incomplete_model_dir_exits_3_as_a_process(tmp_path: Path) -> None:
+    """A real process: the failed start ends it, with the model error's exit code."""
     (tmp_path / "model.onnx").write_bytes(b"")
     done = run_cli(
-        "serve",
-        "--intents",
-        "intents",
-        "--model-dir",
-        str(tmp_path),
-        "--port",
-        "0",
-        model_dir=model_dir,
-        timeout=60,
-    )
+        "serve", "--intents", "intents", "--model-dir", str(tmp_path), "--port", "0",
+        model_dir=tmp_path, timeout=60,
+    )  # fmt: skip
     assert done.returncode == 3
     assert "missing tokenizer.json" in done.stderr
+
+
+# ---------------------------------------------------------------------- serve
 
 
 def test_serve_starts_answers_and_stops_on_sigterm(model_dir: Path) -> None:
@@ -78,9 +158,3 @@ def test_serve_starts_answers_and_stops_on_sigterm(model_dir: Path) -> None:
         assert reply.intent in {"reset_password", "login_problem"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-
-
-def test_usage_error_exit_code(model_dir: Path) -> None:
-    done = run_cli("classify", model_dir=model_dir, timeout=30)
-    assert done.returncode == 2
-    assert "--intents" in done.stderr

@@ -3,19 +3,20 @@ eval's predictions are the gRPC server's answers."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import ROOT, run_cli
+from fakes import serving_fake
+from helpers import ROOT
 
+from router import cli
 from router.api.v1 import router_pb2 as pb
 from router.errors import DataError
 from router.quality.evaluate import (
@@ -31,7 +32,8 @@ from router.quality.report import write_report
 from router.routing.index import Alternative, Index, IndexSettings, Prediction, Scoring
 from router.routing.intents import UNKNOWN, Intent, IntentSet
 
-VAL = ROOT / "intents" / "eval" / "val.jsonl"
+INTENTS = ROOT / "intents"
+VAL = INTENTS / "eval" / "val.jsonl"
 
 
 def prediction(intent: str, candidate: str, score: float, threshold: float = 0.5) -> Prediction:
@@ -305,16 +307,39 @@ def test_report_in_process(hand, tmp_path: Path) -> None:
     assert "text 2" in text and "closest b" in text  # the error list
 
 
-# ------------------------------------------------------------------ the real thing
+# ------------------------------------------------------------------ the command line
+# In process. The real model where its figures are the point (the bundled validation
+# set, negation on and off, the server's answers); FakeEncoder where only the command's
+# logic is.
+
+
+def in_process(*args: str) -> tuple[int, str, str]:
+    """``intent-router ARGS`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["--log-level", "warning", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's model replaced by FakeEncoder; no model directory resolved or pulled."""
+    import router.model.encoder
+
+    monkeypatch.setattr(
+        router.model.encoder, "Encoder", lambda model_dir, threads=None: serving_fake()
+    )
+    monkeypatch.setattr(cli, "_resolve_model", lambda model_dir: Path("fake-model"))
 
 
 @pytest.fixture(scope="module")
 def val_eval(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``eval`` of the bundled validation set with the real model, in process."""
     out = tmp_path_factory.mktemp("eval")
-    done = run_cli(
+    code, stdout, stderr = in_process(
         "eval",
         "--intents",
-        "intents",
+        str(INTENTS),
         "--data",
         str(VAL),
         "--json",
@@ -322,13 +347,14 @@ def val_eval(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         str(out / "report"),
         "--predictions",
         str(out / "predictions.jsonl"),
-        model_dir=model_dir,
+        "--model-dir",
+        str(model_dir),
     )
-    assert done.returncode == 0, done.stderr
-    assert len(done.stdout.strip().splitlines()) == 1  # one JSON object
+    assert code == 0, stderr
+    assert len(stdout.strip().splitlines()) == 1  # one JSON object
     lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     return {
-        "json": json.loads(done.stdout),
+        "json": json.loads(stdout),
         "out": out,
         "predictions": [json.loads(line) for line in lines],
     }
@@ -360,6 +386,7 @@ def test_cli_eval_json_has_all_fields(val_eval: dict, bundled: IntentSet) -> Non
     correct = len(rows) - len(errors)
     assert record["accuracy"] == correct / len(rows)
     # Every row's decision is the threshold rule applied to its score.
+    assert len(val_eval["predictions"]) == len(rows)
     for p in val_eval["predictions"]:
         assert (p["predicted"] != UNKNOWN) == (np.float32(p["score"]) >= np.float32(p["threshold"]))
 
@@ -379,6 +406,7 @@ def test_cli_eval_report_files(val_eval: dict) -> None:
 
 async def test_eval_predictions_equal_the_servers_answers(val_eval: dict, stub) -> None:
     ours = val_eval["predictions"][:40]
+    assert len(ours) == 40
     for row in ours:
         reply = await stub.Classify(pb.ClassifyRequest(text=row["text"]))
         assert reply.intent == row["predicted"], row["text"]
@@ -389,20 +417,20 @@ async def test_eval_predictions_equal_the_servers_answers(val_eval: dict, stub) 
         assert reply.revision == val_eval["json"]["revision"]
 
 
-def test_cli_eval_malformed_data_exits_2_with_file_line(model_dir: Path, tmp_path: Path) -> None:
+def test_cli_eval_malformed_data_exits_2_with_file_line(fake_model: None, tmp_path: Path) -> None:
     data = tmp_path / "data.jsonl"
     data.write_text(
         '{"text": "where is my parcel", "intent": "track_delivery"}\n{"text": oops}\n',
         encoding="utf-8",
     )
-    done = run_cli("eval", "--intents", "intents", "--data", str(data), model_dir=model_dir)
-    assert done.returncode == 2
-    assert f"{data}:2:" in done.stderr and "malformed JSON" in done.stderr
+    code, _, stderr = in_process("eval", "--intents", str(INTENTS), "--data", str(data))
+    assert code == 2
+    assert f"{data}:2:" in stderr and "malformed JSON" in stderr
 
     data.write_text('{"text": "hello", "intent": "say_hello"}\n', encoding="utf-8")
-    done = run_cli("eval", "--intents", "intents", "--data", str(data), model_dir=model_dir)
-    assert done.returncode == 2
-    assert f"{data}:1: intent: 'say_hello' is neither a loaded intent" in done.stderr
+    code, _, stderr = in_process("eval", "--intents", str(INTENTS), "--data", str(data))
+    assert code == 2
+    assert f"{data}:1: intent: 'say_hello' is neither a loaded intent" in stderr
 
 
 def test_report_without_errors_has_no_confusion_plot(tmp_path: Path) -> None:
@@ -415,32 +443,13 @@ def test_report_without_errors_has_no_confusion_plot(tmp_path: Path) -> None:
     assert "no errors" in text
 
 
-def test_eval_modules_import_no_grpc_onnxruntime_or_matplotlib() -> None:
-    code = (
-        "import sys, router.quality.evaluate, router.quality.tuning, router.quality.report\n"
-        "bad = sorted({m.split('.')[0] for m in sys.modules} & "
-        "{'grpc', 'onnxruntime', 'matplotlib', 'router'} - {'router'})\n"
-        "loaded = [m for m in ('router.routing.engine', 'router.model.encoder', "
-        "'router.serving.service') "
-        "if m in sys.modules]\n"
-        "assert not bad and not loaded, (bad, loaded)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=ROOT
-    )
-    assert done.returncode == 0, done.stderr
-
-
 def test_eval_compares_negation_off_and_on_in_one_run(model_dir: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "router.cli", "eval", "--intents", str(ROOT / "intents"),
-         "--data", str(ROOT / "intents" / "eval" / "negation_en.jsonl"), "--negation", "compare",
-         "--json"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
-        env={**os.environ, "INTENT_ROUTER_MODEL_DIR": str(model_dir)},
+    code, stdout, stderr = in_process(
+        "eval", "--intents", str(INTENTS), "--data", str(INTENTS / "eval" / "negation_en.jsonl"),
+        "--negation", "compare", "--json", "--model-dir", str(model_dir),
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    record = json.loads(done.stdout)
+    assert code == 0, stderr
+    record = json.loads(stdout)
     off, on = record["negation_off"], record["negation_on"]
     assert off["rows"] == on["rows"] >= 80
     # the issue's bar, measured on the bundled negation set

@@ -3,14 +3,18 @@ comments and layout, and tune --write followed by eval reproducing the tuned fig
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run_cli
+from fakes import serving_fake
+from helpers import ROOT
 
+from router import cli
 from router.errors import TuningError
 from router.quality.tuning import Objective, tune, write_thresholds
 from router.routing.intents import UNKNOWN, load_intents
@@ -280,36 +284,62 @@ def test_write_refuses_unknown_intents(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------ tune, then eval (CLI)
+# In process, with the deterministic FakeEncoder for the model: these test the command's
+# logic (what tune writes, eval applies), which does not depend on the model's quality.
 
 
-def tune_json(folder: Path, model_dir: Path, *extra: str) -> tuple[dict, str]:
-    done = run_cli(
-        "tune", "--intents", str(folder), "--data", str(VAL), "--write", "--json", *extra,
-        model_dir=model_dir,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout), done.stderr
+def in_process(*args: str) -> tuple[int, str, str]:
+    """``intent-router ARGS`` in this process: (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(["--log-level", "warning", *args])
+    return code, out.getvalue(), err.getvalue()
 
 
-def eval_json(folder: Path, model_dir: Path) -> dict:
-    done = run_cli(
-        "eval", "--intents", str(folder), "--data", str(VAL), "--json", model_dir=model_dir
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's model replaced by FakeEncoder; no model directory resolved or pulled."""
+    import router.model.encoder
+
+    monkeypatch.setattr(
+        router.model.encoder, "Encoder", lambda model_dir, threads=None: serving_fake()
     )
-    assert done.returncode == 0, done.stderr
-    result: dict = json.loads(done.stdout)
+    monkeypatch.setattr(cli, "_resolve_model", lambda model_dir: Path("fake-model"))
+
+
+def bundled_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "intents"
+    shutil.copytree(ROOT / "intents", folder, ignore=shutil.ignore_patterns("eval"))
+    return folder
+
+
+def tune_json(folder: Path, *extra: str) -> dict:
+    code, out, err = in_process(
+        "tune", "--intents", str(folder), "--data", str(VAL), "--write", "--json", *extra
+    )
+    assert code == 0, err
+    result: dict = json.loads(out)
     return result
 
 
-def test_tune_write_then_eval_reproduces_the_tuned_figures(model_dir: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "intents"
-    shutil.copytree(ROOT / "intents", folder, ignore=shutil.ignore_patterns("eval"))
+def eval_json(folder: Path) -> dict:
+    code, out, err = in_process("eval", "--intents", str(folder), "--data", str(VAL), "--json")
+    assert code == 0, err
+    result: dict = json.loads(out)
+    return result
+
+
+def test_tune_write_then_eval_reproduces_the_tuned_figures(
+    fake_model: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = bundled_copy(tmp_path)
     # start from an untuned default so that --write has something to record
     first = folder / "account.yaml"
     first.write_text(re.sub(r"threshold: [0-9.]+", "threshold: 0.9", first.read_text()))
 
-    tuned, _ = tune_json(folder, model_dir)
+    tuned = tune_json(folder)
     assert tuned["written"]
-    evaluated = eval_json(folder, model_dir)
+    evaluated = eval_json(folder)
     assert evaluated["default_threshold"] == tuned["threshold"]
     assert evaluated["accuracy"] == tuned["result"]["accuracy"]
     assert evaluated["unknown_precision"] == tuned["result"]["unknown_precision"]
@@ -317,51 +347,60 @@ def test_tune_write_then_eval_reproduces_the_tuned_figures(model_dir: Path, tmp_
     assert evaluated["accuracy"] >= tuned["now"]["accuracy"]  # never worse on its own data
 
     # Per-intent thresholds (a low --min-rows so the small bundled set yields some).
-    tuned, _ = tune_json(folder, model_dir, "--per-intent", "--min-rows", "4")
-    evaluated = eval_json(folder, model_dir)
-    assert evaluated["own_thresholds"] == tuned["per_intent"]
+    tuned = tune_json(folder, "--per-intent", "--min-rows", "4")
+    own = tuned["per_intent"]
+    assert own, "no intent kept a threshold of its own: the checks below would prove nothing"
+    evaluated = eval_json(folder)
+    assert evaluated["own_thresholds"] == own
     assert evaluated["accuracy"] == tuned["result"]["accuracy"]
     assert evaluated["unknown_precision"] == tuned["result"]["unknown_precision"]
 
     # A plain tune keeps them (and says so), applying them in its sweep.
-    tuned, stderr = tune_json(folder, model_dir)
-    if evaluated["own_thresholds"]:
-        assert "own threshold" in stderr
-        assert tuned["kept_thresholds"] == evaluated["own_thresholds"]
-    assert eval_json(folder, model_dir)["accuracy"] == tuned["result"]["accuracy"]
+    caplog.clear()
+    tuned = tune_json(folder)
+    assert f"{len(own)} intents have their own threshold" in caplog.text
+    assert tuned["now"]["own_thresholds"] == own
+    assert tuned["kept_thresholds"] == own
+    assert tuned["per_intent"] is None
+    evaluated = eval_json(folder)
+    assert evaluated["own_thresholds"] == own
+    assert evaluated["accuracy"] == tuned["result"]["accuracy"]
 
 
 def test_tune_answer_rate_writes_the_highest_threshold_keeping_the_rate(
-    model_dir: Path, tmp_path: Path
+    fake_model: None, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "intents"
-    shutil.copytree(ROOT / "intents", folder, ignore=shutil.ignore_patterns("eval"))
-    tuned, _ = tune_json(folder, model_dir, "--objective", "answer-rate", "--target", "0.95")
+    folder = bundled_copy(tmp_path)
+    target = 0.5
+    tuned = tune_json(folder, "--objective", "answer-rate", "--target", str(target))
     assert tuned["objective"] == "answer-rate" and tuned["written"]
-    assert tuned["result"]["in_scope_answered"] >= 0.95
+    assert tuned["result"]["in_scope_answered"] >= target
     above = [p for p in tuned["curve"] if p["threshold"] > tuned["threshold"]]
-    assert above and all(p["in_scope_answered"] < 0.95 for p in above)
-    accurate, _ = tune_json(folder, model_dir)
+    assert above and all(p["in_scope_answered"] < target for p in above)
+    # here the rate allows a higher threshold than the accuracy optimum: more refused
+    accurate = tune_json(folder)
+    assert tuned["threshold"] > accurate["threshold"]
     assert tuned["result"]["unknown_recall"] >= accurate["result"]["unknown_recall"]
     # what was written is what eval then applies
-    tuned, _ = tune_json(folder, model_dir, "--objective", "answer-rate", "--target", "0.95")
-    assert eval_json(folder, model_dir)["accuracy"] == tuned["result"]["accuracy"]
+    tuned = tune_json(folder, "--objective", "answer-rate", "--target", str(target))
+    evaluated = eval_json(folder)
+    assert evaluated["default_threshold"] == tuned["threshold"]
+    assert evaluated["accuracy"] == tuned["result"]["accuracy"]
 
 
-def test_tune_prints_the_curve_and_the_choice(model_dir: Path) -> None:
-    done = run_cli("tune", "--intents", "intents", "--data", str(VAL), model_dir=model_dir)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+def test_tune_prints_the_curve_and_the_choice(fake_model: None) -> None:
+    code, out, err = in_process("tune", "--intents", str(ROOT / "intents"), "--data", str(VAL))
+    assert code == 0, err
+    lines = out.splitlines()
     assert any(line.startswith(" *") for line in lines)  # the chosen row of the curve
     assert any(line.endswith("<- now") for line in lines)
     assert any(line.startswith("chosen: threshold ") for line in lines)
-    assert "not written" in done.stdout
+    assert "not written" in out
 
 
-def test_tune_bad_target_is_a_usage_error(model_dir: Path) -> None:
-    done = run_cli(
-        "tune", "--intents", "intents", "--data", str(VAL), "--objective", "unknown-precision",
-        "--target", "1.5", model_dir=model_dir,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert "must be in [0, 1]" in done.stderr
+def test_tune_bad_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["tune", "--intents", "intents", "--data", str(VAL)]
+    with pytest.raises(SystemExit) as caught:
+        cli.main([*args, "--objective", "unknown-precision", "--target", "1.5"])
+    assert caught.value.code == 2
+    assert "--target: must be in [0, 1], got 1.5" in capsys.readouterr().err
