@@ -1,11 +1,12 @@
 # Everything a fresh machine needs: `make serve` starts the service on intents/,
-# `make test` runs every check (format, lint, types, proto freshness, tests).
+# `make test` runs every check (format, lint, types, proto freshness, tests);
+# `make test-fast` runs the tests that need no model (a fake encoder), without pulling it.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test check model lint bench clean
+.PHONY: serve test test-fast check model lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required"'
@@ -27,6 +28,10 @@ lint: $(STAMP)
 
 test check: lint model
 	$(BIN)/pytest -q
+
+# no `model` prerequisite: this lane must pass on a machine without the model
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not model"
 
 bench: model
 	$(BIN)/python bench/latency.py

@@ -1,4 +1,11 @@
-"""Shared fixtures: the real model (pulled once), the bundled intents, a real server."""
+"""Shared fixtures: the bundled intents; a fake encoder, engine and server; the real model.
+
+Every test that needs the real model depends, directly or through a fixture, on
+``model_dir`` (the model pulled once); such tests are marked ``model`` here at
+collection, so ``pytest -m "not model"`` (``make test-fast``) runs the rest without a
+model on the machine. Routing, batching, reload and service logic use the fake
+(``fakes.serving_fake``): ``fake_encoder``, ``fake_engine``, ``fake_server``/``fake_stub``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from fakes import FakeEncoder, serving_fake
 
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.model.contract import default_model_dir, needs_pull
-from router.model.encoder import Encoder
 from router.model.pull import pull
+from router.model.token_graph import TokenGraphEncoder
 from router.routing.engine import Engine
 from router.routing.intents import IntentSet, load_intents
 from router.serving.server import RouterServer, ServerConfig
@@ -22,8 +30,16 @@ INTENTS = ROOT / "intents"
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "model_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
+
+
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
+    """The real model, pulled if missing. Every real-model fixture depends on this one."""
     target = default_model_dir()
     if needs_pull(target):
         pull(target)
@@ -31,8 +47,8 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def encoder(model_dir: Path) -> Encoder:
-    return Encoder(model_dir, threads=2)
+def encoder(model_dir: Path) -> TokenGraphEncoder:
+    return TokenGraphEncoder(model_dir, threads=2)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +57,7 @@ def bundled() -> IntentSet:
 
 
 @pytest.fixture(scope="session")
-def engine(encoder: Encoder, bundled: IntentSet) -> Engine:
+def engine(encoder: TokenGraphEncoder, bundled: IntentSet) -> Engine:
     engine = Engine(encoder)
     engine.load(bundled)
     return engine
@@ -64,6 +80,39 @@ async def channel(server: RouterServer) -> AsyncIterator[grpc.aio.Channel]:
 @pytest.fixture(scope="session")
 def stub(channel: grpc.aio.Channel) -> pb_grpc.IntentRouterStub:
     return pb_grpc.IntentRouterStub(channel)
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return serving_fake()
+
+
+@pytest.fixture
+def fake_engine(fake_encoder: FakeEncoder, bundled: IntentSet) -> Engine:
+    """An engine on a fresh fake with the bundled intents loaded (its own: tests may hold it)."""
+    engine = Engine(fake_encoder)
+    engine.load(bundled)
+    return engine
+
+
+@pytest.fixture(scope="session")
+async def fake_server(bundled: IntentSet) -> AsyncIterator[RouterServer]:
+    """A real grpc.aio server on 127.0.0.1 with the bundled intents and a fake encoder."""
+    srv = RouterServer(ServerConfig(intents=bundled, encoder=serving_fake(), port=0))
+    await srv.start()
+    yield srv
+    await srv.stop(grace=0)
+
+
+@pytest.fixture(scope="session")
+async def fake_channel(fake_server: RouterServer) -> AsyncIterator[grpc.aio.Channel]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{fake_server.port}") as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def fake_stub(fake_channel: grpc.aio.Channel) -> pb_grpc.IntentRouterStub:
+    return pb_grpc.IntentRouterStub(fake_channel)
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,20 @@ encoder scales tokens. ``layers=2`` gives rows of two blocks (the second a fixed
 rotation of the first) so that the head's multi-block ``Features`` are exercised.
 
 It implements ``router.routing.engine.TextEncoder``; ``calls`` and ``texts_seen``
-count what was asked of it, and ``delay`` makes each call take that long (for
-batching and overload tests).
+count what was asked of it, and ``delay`` makes each call take that long. ``hold()``
+closes a gate that every following ``embed`` call waits at until ``release()``;
+``await held()`` returns once a call is waiting there. That is how batching, start-up
+and drain tests know, without sleeping, that the model is busy: requests queue behind
+a held call, and nothing can be answered until the test says so.
+
+``serving_fake()`` is the configuration the routing and serving tests use: 256
+dimensions (words that share nothing stay well below the bundled intents' threshold)
+and two blocks, as the pulled graph gives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import threading
@@ -24,10 +32,18 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from router.vectors import Span, Vectors
 
-__all__ = ["FakeEncoder"]
+__all__ = ["SERVING_DIMENSION", "FakeEncoder", "serving_fake"]
+
+#: Dimension of ``serving_fake()``: in 256 dimensions a text with none of the bundled
+#: intents' words scores about 0.2 against them, far below their 0.386 threshold.
+SERVING_DIMENSION = 256
+#: A call held longer than this fails instead of hanging the suite (a test forgot
+#: ``release()``).
+_HOLD_LIMIT_S = 60.0
 
 _WORD = re.compile(r"[\u3400-\u9fff]|[^\W_]+", re.UNICODE)
 
@@ -45,14 +61,23 @@ class FakeEncoder:
     """Bag-of-words vectors with per-word pseudo-random directions; see the module doc."""
 
     def __init__(self, dimension: int = 64, layers: int = 1, delay: float = 0.0) -> None:
+        # as the real TokenGraphEncoder does: one BLAS thread (idle BLAS threads spinning next to
+        # the batcher's and the server's threads cost seconds on two cores)
+        threadpool_limits(limits=1, user_api="blas")
         self.dimension = dimension
         self.layers = layers
         self.delay = delay
         self.model_id = "fake/bag-of-words"
+        self.model_name = "fake"
+        #: None: the index default applies when the intents set no threshold.
+        self.default_threshold: float | None = None
         self.fingerprint = f"fake:{dimension}x{layers}"
         self.calls = 0
         self.texts_seen = 0
         self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
+        self._waiting = threading.Event()
         rng = np.random.default_rng(7)
         self._rotation = np.linalg.qr(rng.standard_normal((dimension, dimension)))[0].astype(
             np.float32
@@ -62,10 +87,28 @@ class FakeEncoder:
     def width(self) -> int:
         return self.layers * self.dimension
 
+    def hold(self) -> None:
+        """Make every following ``embed`` call wait until ``release()``."""
+        self._waiting.clear()
+        self._open.clear()
+
+    def release(self) -> None:
+        """Let held and later calls through."""
+        self._open.set()
+
+    async def held(self, timeout: float = 30.0) -> None:
+        """Return once an ``embed`` call is waiting at the gate ``hold()`` closed."""
+        if not await asyncio.to_thread(self._waiting.wait, timeout):
+            raise TimeoutError(f"no embed call reached the held gate within {timeout} s")
+
     def embed(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None = None) -> Vectors:
         with self._lock:
             self.calls += 1
             self.texts_seen += len(texts)
+        if not self._open.is_set():
+            self._waiting.set()
+            if not self._open.wait(_HOLD_LIMIT_S):
+                raise TimeoutError(f"held for {_HOLD_LIMIT_S} s: the test never called release()")
         if self.delay:
             time.sleep(self.delay)
         out = np.zeros((len(texts), self.width), dtype=np.float32)
@@ -85,3 +128,8 @@ class FakeEncoder:
                     total @ self._rotation
                 )
         return out
+
+
+def serving_fake(delay: float = 0.0) -> FakeEncoder:
+    """A new fake as the routing and serving tests use it (see the module doc)."""
+    return FakeEncoder(dimension=SERVING_DIMENSION, layers=2, delay=delay)

@@ -1,4 +1,8 @@
-"""The encoder against the reference implementation's vectors, and its model checks."""
+"""The encoder against the reference implementation's vectors, and its model checks.
+
+Most tests need the real model (the ``model_dir`` fixture marks them ``model``); the
+error paths for a broken directory and the pure head features do not.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ import numpy as np
 import pytest
 
 from router.errors import ModelError
-from router.model.encoder import Encoder
+from router.model.token_graph import TokenGraphEncoder
 
 
-def test_every_golden_vector_matches(encoder: Encoder, golden: dict) -> None:
+def test_every_golden_vector_matches(encoder: TokenGraphEncoder, golden: dict) -> None:
     items = golden["items"]
     texts = [item["text"] for item in items]
     vectors = encoder.encode(texts)
@@ -25,7 +29,7 @@ def test_every_golden_vector_matches(encoder: Encoder, golden: dict) -> None:
 
 
 def test_tokenizer_truncates_at_256_and_matches_reference_ids(
-    encoder: Encoder, golden: dict
+    encoder: TokenGraphEncoder, golden: dict
 ) -> None:
     for item in golden["items"]:
         (enc,) = encoder.tokenize([item["text"]])
@@ -33,39 +37,47 @@ def test_tokenizer_truncates_at_256_and_matches_reference_ids(
         assert enc.ids[:16] == item["input_ids_head"], item["text"][:40]
 
 
-def test_a_vector_does_not_depend_on_its_batch(encoder: Encoder) -> None:
+def test_a_vector_does_not_depend_on_its_batch(encoder: TokenGraphEncoder) -> None:
     alone = encoder.encode(["where is my parcel"])[0]
     long = "please help " * 60
     mixed = encoder.encode([long, "where is my parcel", "hi"])[1]
     assert float(alone @ mixed) > 0.99999
 
 
-def test_empty_input_list_gives_empty_matrix(encoder: Encoder) -> None:
+def test_empty_input_list_gives_empty_matrix(encoder: TokenGraphEncoder) -> None:
     assert encoder.encode([]).shape == (0, encoder.dimension)
 
 
-def test_missing_tokenizer_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:
-    shutil.copy(model_dir / "model.onnx", tmp_path / "model.onnx")
+def _tiny_tokenizer(path: Path) -> None:
+    """A valid tokenizer.json without the model: one word-level vocabulary entry."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+
+    Tokenizer(WordLevel({"[UNK]": 0}, unk_token="[UNK]")).save(str(path))
+
+
+def test_missing_tokenizer_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"a graph; the tokenizer is checked first")
     with pytest.raises(ModelError, match=r"missing tokenizer\.json"):
-        Encoder(tmp_path)
+        TokenGraphEncoder(tmp_path)
 
 
 def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):
-        Encoder(tmp_path / "nope")
+        TokenGraphEncoder(tmp_path / "nope")
 
 
-def test_garbage_model_file_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:
-    shutil.copy(model_dir / "tokenizer.json", tmp_path / "tokenizer.json")
+def test_garbage_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    _tiny_tokenizer(tmp_path / "tokenizer.json")
     (tmp_path / "model.onnx").write_bytes(b"not an onnx graph")
     with pytest.raises(ModelError, match="onnxruntime cannot load it"):
-        Encoder(tmp_path)
+        TokenGraphEncoder(tmp_path)
 
 
 def test_custom_export_without_manifest_is_served(model_dir: Path, tmp_path: Path) -> None:
     for name in ("model.onnx", "tokenizer.json"):
         shutil.copy(model_dir / name, tmp_path / name)
-    custom = Encoder(tmp_path)
+    custom = TokenGraphEncoder(tmp_path)
     assert custom.model_id == f"custom:{tmp_path.name}"
     assert custom.dimension == 384
 
@@ -81,8 +93,8 @@ MIXED = [
 ]
 
 
-def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: Encoder) -> None:
-    from router.model.encoder import _Layout
+def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: TokenGraphEncoder) -> None:
+    from router.model.token_graph import _Layout
 
     assert encoder._packed  # the pulled graph takes several texts per row
     layout = _Layout.of(encoder.tokenize(MIXED), True, 0)
@@ -94,8 +106,8 @@ def test_packed_rows_give_each_text_the_vector_it_has_alone(encoder: Encoder) ->
     assert not np.allclose(together, encoder.embed(MIXED), atol=1e-3)  # the spans count
 
 
-def test_long_texts_one_to_a_row_keep_their_own_vectors(encoder: Encoder) -> None:
-    from router.model.encoder import _Layout
+def test_long_texts_one_to_a_row_keep_their_own_vectors(encoder: TokenGraphEncoder) -> None:
+    from router.model.token_graph import _Layout
 
     long = [
         "My order arrived damaged and the box was open; " * k + "I do not want a refund"
@@ -145,15 +157,15 @@ def _plain_export(source: Path, target: Path) -> None:
 
 
 def test_an_export_without_packed_inputs_pads_each_text(
-    model_dir: Path, encoder: Encoder, tmp_path: Path
+    model_dir: Path, encoder: TokenGraphEncoder, tmp_path: Path
 ) -> None:
     _plain_export(model_dir, tmp_path)
-    plain = Encoder(tmp_path, threads=2)
+    plain = TokenGraphEncoder(tmp_path, threads=2)
     assert not plain._packed
     np.testing.assert_allclose(plain.embed(MIXED), encoder.embed(MIXED), atol=2e-5)
 
 
-def test_pulled_graph_gives_earlier_blocks_for_the_head(encoder: Encoder) -> None:
+def test_pulled_graph_gives_earlier_blocks_for_the_head(encoder: TokenGraphEncoder) -> None:
     texts = ["where is my parcel", "I do not want a refund, I want a bigger size"]
     rows = encoder.embed(texts)
     assert encoder.layers == 2  # block 2, then the last hidden state

@@ -1,15 +1,22 @@
-"""Hot reload against a real server: each trigger, bad edits, and edits under load."""
+"""Hot reload against a real server: each trigger, bad edits, and edits under load.
+
+In-process servers run on the fake encoder (a reload's logic does not depend on the
+model; "purple elephant" shares words with the marker intent only). The SIGHUP test
+runs the real command line, so it needs the real model.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from helpers import serving
+from fakes import serving_fake
+from helpers import running, serving
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
@@ -34,6 +41,17 @@ def with_marker(n: int) -> str:
     )
 
 
+def watchers() -> list[asyncio.Task[object]]:
+    """The running servers' directory watchers (``Reloader.start_watching`` names its task)."""
+    return [t for t in asyncio.all_tasks() if t.get_name() == "intents-watcher"]
+
+
+#: What a watcher logs in its task's first step. The task is created before the server
+#: answers anything and the event loop runs ready tasks in order, so once a server has
+#: answered, this line is in its log if it will ever be.
+WATCHING = "for changes"
+
+
 BAD = "version: 1\nintents:\n  - name: request_refund\n    examples: []\n"
 
 
@@ -47,49 +65,52 @@ class Served:
         assert self.server.reloader is not None
         return self.server.reloader
 
-    async def wait_revision(self, revision: str, timeout: float = 10.0) -> None:
-        await self.reloader.wait_until(lambda s: s.revision == revision, timeout)
+    @property
+    def revision(self) -> str:
+        """The revision serving now (what answers name)."""
+        assert self.server.engine is not None
+        return self.server.engine.snapshot.revision
+
+    async def wait_for_edit(self, directory: Path, timeout: float = 10.0) -> str:
+        """Wait until the intents now in ``directory`` serve; the revision they serve as."""
+        want = load_intents(directory).revision
+        engine = self.server.engine
+        assert engine is not None
+        await self.reloader.wait_until(lambda _: engine.snapshot.intents.revision == want, timeout)
+        return engine.snapshot.revision
 
     async def classify(self, text: str) -> pb.ClassifyResponse:
         return await self.stub.Classify(pb.ClassifyRequest(text=text))
 
 
-async def serve(path: Path, model_dir: Path, **kw) -> AsyncIterator[Served]:
-    server = RouterServer(
-        ServerConfig(
-            intents=load_intents(path),
-            intents_path=path,
-            model_dir=model_dir,
-            port=0,
-            threads=1,
-            **kw,
-        )
+async def serve(path: Path, **kw) -> AsyncIterator[Served]:
+    config = ServerConfig(
+        intents=load_intents(path), intents_path=path, encoder=serving_fake(), port=0, **kw
     )
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield Served(server, pb_grpc.IntentRouterStub(channel))
-    finally:
-        await server.stop(grace=0)
+    async with running(config) as run:
+        yield Served(run.server, run.stub)
 
 
 @pytest.fixture
-async def plain(tmp_path: Path, model_dir: Path) -> AsyncIterator[tuple[Served, Path]]:
+async def plain(tmp_path: Path) -> AsyncIterator[tuple[Served, Path]]:
     directory = tmp_path / "intents"
     directory.mkdir()
     (directory / "shop.yaml").write_text(with_marker(0))
-    async for served in serve(directory, model_dir):
+    async for served in serve(directory):
         yield served, directory
 
 
 async def test_file_edit_in_place(plain) -> None:
     served, directory = plain
+    assert len(watchers()) == 1
     assert (await served.classify("purple elephant")).intent == "marker_0"
+    before = served.revision
     (directory / "shop.yaml").write_text(with_marker(1))
-    await served.wait_revision(load_intents(directory).revision)
+    revision = await served.wait_for_edit(directory)
     reply = await served.classify("purple elephant")
     assert reply.intent == "marker_1"
-    assert reply.revision == load_intents(directory).revision
+    assert reply.revision == revision != before
+    assert served.reloader.status.trigger == "watch"
 
 
 async def test_rename_over_like_an_editor(plain) -> None:
@@ -97,33 +118,65 @@ async def test_rename_over_like_an_editor(plain) -> None:
     tmp = directory / ".shop.yaml.swp"
     tmp.write_text(with_marker(2))
     os.replace(tmp, directory / "shop.yaml")
-    await served.wait_revision(load_intents(directory).revision)
+    await served.wait_for_edit(directory)
     assert (await served.classify("purple elephant")).intent == "marker_2"
 
 
-async def test_configmap_symlink_swap(tmp_path: Path, model_dir: Path) -> None:
+async def test_configmap_symlink_swap(tmp_path: Path) -> None:
     directory = tmp_path / "configmap"
     (directory / "..2026_01").mkdir(parents=True)
     (directory / "..2026_01" / "shop.yaml").write_text(with_marker(3))
     (directory / "..data").symlink_to("..2026_01")
     (directory / "shop.yaml").symlink_to("..data/shop.yaml")
-    async for served in serve(directory, model_dir):
+    async for served in serve(directory):
         assert (await served.classify("purple elephant")).intent == "marker_3"
         # what the kubelet does: write a new timestamped dir, then swap ..data atomically
         (directory / "..2026_02").mkdir()
         (directory / "..2026_02" / "shop.yaml").write_text(with_marker(4))
         (directory / "..data_tmp").symlink_to("..2026_02")
         os.replace(directory / "..data_tmp", directory / "..data")
-        await served.wait_revision(load_intents(directory).revision)
+        await served.wait_for_edit(directory)
         assert (await served.classify("purple elephant")).intent == "marker_4"
 
 
-async def test_reload_rpc_reports_errors_and_keeps_serving(tmp_path: Path, model_dir: Path) -> None:
+async def test_a_watching_server_says_so_before_it_answers(tmp_path: Path, caplog) -> None:
+    """The log line the SIGHUP test relies on to show a server is not watching."""
+    caplog.set_level(logging.INFO, logger="router.serving.reload")
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(11))
+    async for served in serve(directory):
+        assert (await served.classify("purple elephant")).intent == "marker_11"
+        assert len(watchers()) == 1
+        assert [r.getMessage() for r in caplog.records] == [f"watching {directory} {WATCHING}"]
+
+
+async def test_without_watching_only_a_trigger_reloads(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="router.serving.reload")
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(9))
+    async for served in serve(directory, watch=False):
+        assert watchers() == []  # nothing can react to an edit on its own
+        old = served.revision
+        (directory / "shop.yaml").write_text(with_marker(10))
+        assert (await served.classify("purple elephant")).intent == "marker_9"
+        assert not [r for r in caplog.records if WATCHING in r.getMessage()]
+        reply = await served.stub.Reload(pb.ReloadRequest())
+        # the trigger's reload is the one that swapped the edit in: no reload came before it
+        assert reply.ok and reply.changed and reply.trigger == "rpc"
+        assert reply.revision == served.revision != old
+        assert served.server.engine.snapshot.intents.revision == load_intents(directory).revision
+        assert served.reloader.count == 1
+        assert (await served.classify("purple elephant")).intent == "marker_10"
+
+
+async def test_reload_rpc_reports_errors_and_keeps_serving(tmp_path: Path) -> None:
     directory = tmp_path / "intents"
     directory.mkdir()
     (directory / "shop.yaml").write_text(with_marker(5))
-    async for served in serve(directory, model_dir, watch=False):
-        good = load_intents(directory).revision
+    async for served in serve(directory, watch=False):
+        good = served.revision
         (directory / "shop.yaml").write_text(BAD)
         reply = await served.stub.Reload(pb.ReloadRequest())
         assert not reply.ok
@@ -144,7 +197,8 @@ async def test_reload_rpc_reports_errors_and_keeps_serving(tmp_path: Path, model
         (directory / "shop.yaml").write_text(with_marker(6))
         reply = await served.stub.Reload(pb.ReloadRequest())
         assert reply.ok and reply.changed and reply.trigger == "rpc"
-        assert reply.revision == load_intents(directory).revision != good
+        assert reply.revision == served.revision != good
+        assert served.server.engine.snapshot.intents.revision == load_intents(directory).revision
         assert (await served.classify("purple elephant")).intent == "marker_6"
         info = await served.stub.Info(pb.InfoRequest())
         assert info.last_reload.ok and info.revision == reply.revision
@@ -152,7 +206,7 @@ async def test_reload_rpc_reports_errors_and_keeps_serving(tmp_path: Path, model
 
 async def test_twenty_edits_under_load_lose_nothing(plain) -> None:
     served, directory = plain
-    valid = {load_intents(directory).revision: "marker_0"}
+    valid = {served.revision: "marker_0"}
     failures: list[BaseException] = []
     replies: list[pb.ClassifyResponse] = []
     done = asyncio.Event()
@@ -173,9 +227,8 @@ async def test_twenty_edits_under_load_lose_nothing(plain) -> None:
             await served.reloader.wait_until(lambda s: not s.ok)
         else:
             path.write_text(with_marker(n))
-            last_good = load_intents(directory).revision
+            last_good = await served.wait_for_edit(directory)
             valid[last_good] = f"marker_{n}"
-            await served.wait_revision(last_good)
     # a good edit after the last one written above, so answers must follow it
     done.set()
     await asyncio.gather(*clients)
@@ -199,20 +252,29 @@ def test_sighup_reloads_a_running_server(tmp_path: Path, model_dir: Path) -> Non
     directory.mkdir()
     (directory / "shop.yaml").write_text(with_marker(7))
     args = ("--intents", str(directory), "--threads", "1", "--no-watch", "--no-cache")
-    with serving(*args, model_dir=model_dir) as (proc, port):
+    log = tmp_path / "serve.log"
+    with serving(*args, model_dir=model_dir, log=log) as (proc, port):
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = pb_grpc.IntentRouterStub(channel)
             ask = pb.ClassifyRequest(text="purple elephant")
             assert stub.Classify(ask, timeout=30).intent == "marker_7"
+            # it has answered: had it started a watcher, the log would say so by now
+            text = log.read_text()
+            assert "serving revision" in text and WATCHING not in text, text
+            started = stub.Info(pb.InfoRequest(), timeout=30)
+            assert started.last_reload.trigger == "start"
             (directory / "shop.yaml").write_text(with_marker(8))
-            time.sleep(0.5)  # no watcher: nothing may change without the signal
             assert stub.Classify(ask, timeout=30).intent == "marker_7"
             proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 30
-            while stub.Classify(ask, timeout=30).intent != "marker_8":
+            while (info := stub.Info(pb.InfoRequest(), timeout=30)).last_reload.trigger != "sighup":
+                assert info.last_reload.trigger == "start", info.last_reload  # no other reload
                 assert time.monotonic() < deadline, "SIGHUP did not reload"
                 time.sleep(0.02)
-            info = stub.Info(pb.InfoRequest(), timeout=30)
-            assert info.last_reload.trigger == "sighup" and info.last_reload.ok
+            # no watcher: the revision SIGHUP's reload replaced was still the first one,
+            # so nothing had reloaded the edit before the signal
+            assert info.last_reload.ok and info.last_reload.changed
+            assert info.last_reload.revision == info.revision != started.revision
+            assert stub.Classify(ask, timeout=30).intent == "marker_8"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

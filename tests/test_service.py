@@ -1,4 +1,9 @@
-"""The gRPC API against a real server on 127.0.0.1 with the real model and bundled intents."""
+"""The gRPC API against a real server on 127.0.0.1 with the bundled intents.
+
+Status codes, validation, fields, health, reflection and metrics run on the fake
+encoder (``fake_stub``); what only the real model can show (a joke is unknown,
+negation on real vectors) runs on the real one (``stub``, marked ``model``).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,38 @@ import asyncio
 
 import grpc
 import pytest
+from fakes import SERVING_DIMENSION, FakeEncoder, serving_fake
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
 from router.api.v1 import router_pb2 as pb
+from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.model.contract import DIMENSION, MODEL_ID
 from router.routing.intents import IntentSet
 from router.serving.server import RouterServer, ServerConfig
 
+#: No word of it is in the bundled intents: the fake scores it far below the threshold.
+UNRELATED = "zebra quantum xylophone"
 
-async def test_classify_routes_and_reports(stub, bundled: IntentSet) -> None:
+
+async def test_real_model_routes_the_bundled_intents(stub, bundled: IntentSet) -> None:
     reply = await stub.Classify(pb.ClassifyRequest(text="where is my parcel", top_k=3))
+    assert (reply.intent, reply.reason) == ("track_delivery", "matched")
+    assert reply.score >= reply.threshold
+    joke = await stub.Classify(pb.ClassifyRequest(text="tell me a joke"))
+    assert (joke.intent, joke.reason) == ("unknown", "below_threshold")
+    assert joke.score < joke.threshold
+    assert joke.alternatives and joke.alternatives[0].intent != "unknown"
+    info = await stub.Info(pb.InfoRequest())
+    assert (info.model_id, info.dimension) == (MODEL_ID, DIMENSION)
+    assert info.revision == reply.revision == joke.revision
+    assert info.intent_count == len(bundled.intents)
+
+
+async def test_classify_routes_and_reports(fake_server, fake_stub, bundled: IntentSet) -> None:
+    reply = await fake_stub.Classify(pb.ClassifyRequest(text="where is my parcel", top_k=3))
     assert reply.intent == "track_delivery"
     assert reply.score >= reply.threshold
     assert len(reply.alternatives) == 3
@@ -27,60 +52,72 @@ async def test_classify_routes_and_reports(stub, bundled: IntentSet) -> None:
     assert all(a.example in examples for a in reply.alternatives)
     runners_up = [a.score for a in reply.alternatives[1:]]
     assert runners_up == sorted(runners_up, reverse=True)
-    assert reply.revision == bundled.revision
+    snapshot = fake_server.engine.snapshot
+    assert snapshot.intents.revision == bundled.revision
+    assert reply.revision == snapshot.revision
     assert reply.timings.encode_ms > 0
     assert reply.timings.total_ms >= reply.timings.encode_ms
 
 
-async def test_out_of_scope_is_unknown_with_candidate(stub) -> None:
-    reply = await stub.Classify(pb.ClassifyRequest(text="tell me a joke"))
-    assert reply.intent == "unknown"
+async def test_out_of_scope_is_unknown_with_candidate(fake_stub) -> None:
+    reply = await fake_stub.Classify(pb.ClassifyRequest(text=UNRELATED))
+    assert (reply.intent, reply.reason) == ("unknown", "below_threshold")
     assert reply.score < reply.threshold
     assert reply.alternatives and reply.alternatives[0].intent != "unknown"
+    assert reply.alternatives[0].score == pytest.approx(reply.score)
     assert len(reply.alternatives) == 3  # top_k 0 means the default
 
 
-async def test_batch_keeps_order_and_matches_single(stub) -> None:
+async def test_batch_keeps_order_and_matches_single(fake_stub) -> None:
     texts = [
-        "tell me a joke",
+        UNRELATED,
         "where is my parcel",
         "my card was declined at checkout",
         "I want to speak to a real person",
     ]
-    batch = await stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=texts, top_k=2))
-    assert len(batch.results) == len(texts)
+    batch = await fake_stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=texts, top_k=2))
+    assert [r.intent for r in batch.results] == [
+        "unknown",
+        "track_delivery",
+        "payment_failed",
+        "human_agent",
+    ]
     for text, result in zip(texts, batch.results, strict=True):
-        single = await stub.Classify(pb.ClassifyRequest(text=text, top_k=2))
+        single = await fake_stub.Classify(pb.ClassifyRequest(text=text, top_k=2))
         assert result.intent == single.intent
         assert result.score == pytest.approx(single.score, abs=1e-5)
         assert result.revision == batch.revision
     assert batch.timings.encode_ms > 0
 
 
-async def test_list_intents_and_info(stub, bundled: IntentSet, encoder) -> None:
-    listed = await stub.ListIntents(pb.ListIntentsRequest())
+async def test_list_intents_and_info(fake_server, fake_stub, bundled: IntentSet) -> None:
+    listed = await fake_stub.ListIntents(pb.ListIntentsRequest())
     assert [i.name for i in listed.intents] == [i.name for i in bundled.intents]
     assert [i.example_count for i in listed.intents] == [len(i.examples) for i in bundled.intents]
-    assert all(-1 <= i.threshold <= 1 for i in listed.intents)
-    info = await stub.Info(pb.InfoRequest())
-    assert info.model_id == encoder.model_id
-    assert info.dimension == 384
+    assert [i.description for i in listed.intents] == [i.description for i in bundled.intents]
+    snapshot = fake_server.engine.snapshot
+    applied = [float(t) for t in snapshot.index.thresholds]
+    assert [i.threshold for i in listed.intents] == pytest.approx(applied)
+    assert all(-1 <= t <= 1 for t in applied)
+    info = await fake_stub.Info(pb.InfoRequest())
+    assert info.model_id == FakeEncoder().model_id
+    assert info.dimension == SERVING_DIMENSION
     assert info.intent_count == len(bundled.intents)
     assert info.example_count == bundled.example_count
-    assert info.revision == bundled.revision == listed.revision
+    assert info.revision == listed.revision == snapshot.revision
 
 
-async def test_health_serving(channel) -> None:
-    health = health_pb2_grpc.HealthStub(channel)
+async def test_health_serving(fake_channel) -> None:
+    health = health_pb2_grpc.HealthStub(fake_channel)
     for service in ("", "router.api.v1.IntentRouter"):
         reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-async def test_reflection_lists_and_describes_the_service(server) -> None:
+async def test_reflection_lists_and_describes_the_service(fake_server) -> None:
     # the reflection client is synchronous; run it off the event loop
     def describe() -> tuple[list[str], list[str]]:
-        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        with grpc.insecure_channel(f"127.0.0.1:{fake_server.port}") as ch:
             db = ProtoReflectionDescriptorDatabase(ch)
             services = list(db.get_services())
             from google.protobuf.descriptor_pool import DescriptorPool
@@ -119,42 +156,54 @@ async def test_reflection_lists_and_describes_the_service(server) -> None:
         "batch-top_k",
     ],
 )
-async def test_bad_input_is_invalid_argument_and_server_keeps_serving(stub, call) -> None:
+async def test_bad_input_is_invalid_argument_and_server_keeps_serving(fake_stub, call) -> None:
     method, request = call
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await getattr(stub, method)(request)
+        await getattr(fake_stub, method)(request)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details()
-    reply = await stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
+    reply = await fake_stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
     assert reply.intent == "track_delivery"
 
 
-async def test_batch_error_names_the_item(stub) -> None:
+async def test_batch_error_names_the_item(fake_stub) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=["ok", "fine", ""]))
+        await fake_stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=["ok", "fine", ""]))
     assert "texts[2]" in info.value.details()
 
 
-async def test_health_is_not_serving_until_the_index_is_built(model_dir, bundled) -> None:
-    srv = RouterServer(ServerConfig(intents=bundled, model_dir=model_dir, port=0, threads=1))
+async def test_health_is_not_serving_until_the_index_is_built(bundled) -> None:
+    encoder = serving_fake()
+    encoder.hold()  # the first index build waits inside the encoder until released
+    srv = RouterServer(ServerConfig(intents=bundled, encoder=encoder, port=0))
     starting = asyncio.create_task(srv.start())
-    seen: list[int] = []
     try:
-        while not starting.done():
-            if srv.port:
-                async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
-                    reply = await health_pb2_grpc.HealthStub(ch).Check(
-                        health_pb2.HealthCheckRequest(service="")
-                    )
-                    seen.append(reply.status)
-            await asyncio.sleep(0.01)
-        await starting
+        await encoder.held()  # building: the port is bound and the server answers
         async with grpc.aio.insecure_channel(f"127.0.0.1:{srv.port}") as ch:
-            reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+            health = health_pb2_grpc.HealthStub(ch)
+            for service in ("", "router.api.v1.IntentRouter"):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == health_pb2.HealthCheckResponse.NOT_SERVING
+            stub = pb_grpc.IntentRouterStub(ch)
+            for call in (
+                stub.Classify(pb.ClassifyRequest(text="where is my parcel")),
+                stub.Info(pb.InfoRequest()),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call
+                assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert not starting.done()
+            encoder.release()
+            await starting
+            reply = await health.Check(health_pb2.HealthCheckRequest())
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            answer = await stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
+            assert answer.intent == "track_delivery"
     finally:
+        encoder.release()
+        if not starting.done():
+            starting.cancel()
         await srv.stop(grace=0)
-    assert health_pb2.HealthCheckResponse.NOT_SERVING in seen
 
 
 async def test_negation_is_explained_in_the_response(stub) -> None:
@@ -169,11 +218,29 @@ async def test_negation_is_explained_in_the_response(stub) -> None:
     assert all(a.intent != "request_refund" for a in reply.alternatives)
 
 
-async def test_refusing_only_is_unknown_with_a_reason(stub) -> None:
-    reply = await stub.Classify(pb.ClassifyRequest(text="I don't want a refund"))
+async def test_negation_fields_and_refused_intents(fake_stub) -> None:
+    """The negation part of the response, field by field (the real model's answer: above)."""
+    text = "I don't want a refund, I want a bigger size"
+    reply = await fake_stub.Classify(pb.ClassifyRequest(text=text, top_k=5))
+    (negation,) = reply.negations
+    assert negation.refusal
+    assert negation.cue == "n't" == text[negation.cue_start : negation.cue_end]
+    assert negation.scope == "want a refund" == text[negation.scope_start : negation.scope_end]
+    assert list(reply.refused_intents) == ["request_refund"]
+    assert reply.intent not in ("request_refund", "unknown")
+    assert all(a.intent != "request_refund" for a in reply.alternatives)
+    kept = await fake_stub.Classify(pb.ClassifyRequest(text="my phone won't turn on"))
+    assert kept.intent == "broken_device"
+    assert [(n.cue, n.refusal) for n in kept.negations] == [("n't", False)]
+    assert not kept.refused_intents
+
+
+async def test_refusing_only_is_unknown_with_a_reason(fake_stub) -> None:
+    reply = await fake_stub.Classify(pb.ClassifyRequest(text="I don't want a refund"))
     assert reply.intent == "unknown"
     assert reply.reason == "nothing_wanted"
-    below = await stub.Classify(pb.ClassifyRequest(text="tell me a joke"))
+    assert list(reply.refused_intents) == ["request_refund"]
+    below = await fake_stub.Classify(pb.ClassifyRequest(text=UNRELATED))
     assert below.reason == "below_threshold"
 
 
@@ -184,30 +251,30 @@ async def test_negation_inside_the_intent_is_kept(stub) -> None:
     assert not reply.refused_intents
 
 
-async def test_metrics_count_requests_and_answers(server, stub) -> None:
+async def test_metrics_count_requests_and_answers(fake_server, fake_stub) -> None:
     from prometheus_client import generate_latest
 
-    await stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
+    await fake_stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
     with pytest.raises(grpc.aio.AioRpcError):
-        await stub.Classify(pb.ClassifyRequest(text=""))
-    text = generate_latest(server.metrics.registry).decode()
+        await fake_stub.Classify(pb.ClassifyRequest(text=""))
+    text = generate_latest(fake_server.metrics.registry).decode()
     assert 'intent_router_requests_total{code="OK",method="Classify"}' in text
     assert 'intent_router_requests_total{code="INVALID_ARGUMENT",method="Classify"}' in text
     assert 'intent_router_predictions_total{intent="track_delivery"}' in text
     assert "intent_router_revision_info{revision=" in text
-    registry = server.metrics.registry
+    registry = fake_server.metrics.registry
     assert (registry.get_sample_value("intent_router_batch_texts_count") or 0) >= 1
     assert (registry.get_sample_value("intent_router_batch_texts_sum") or 0) >= 1
 
 
-def test_out_of_scope_examples_lower_confidence_near_them(engine, bundled) -> None:
+def test_out_of_scope_examples_lower_confidence_near_them(fake_engine, bundled) -> None:
     from dataclasses import replace
 
     from router.routing.engine import Engine
 
     text = "tell me a funny joke about cats"
-    plain = engine.classify([text]).predictions[0]
-    with_oos = Engine(engine.encoder)
+    plain = fake_engine.classify([text]).predictions[0]
+    with_oos = Engine(fake_engine.encoder)
     with_oos.load(
         replace(
             bundled,

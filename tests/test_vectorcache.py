@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from fakes import FakeEncoder
 
 from router.routing.vectorcache import VectorCache
 
@@ -73,33 +74,42 @@ def test_retain_drops_texts_no_longer_used(tmp_path: Path) -> None:
     assert len(cache) == 1
 
 
-def test_engine_reembeds_only_changed_examples(encoder, bundled) -> None:
+def test_engine_reembeds_only_changed_examples(fake_encoder: FakeEncoder, bundled) -> None:
     from dataclasses import replace
 
     from router.routing.engine import Engine
 
-    engine = Engine(encoder)
+    engine = Engine(fake_encoder)
     engine.load(bundled)
     misses = engine.cache.misses
+    seen = fake_encoder.texts_seen
     first = bundled.intents[0]
     edited = replace(first, examples=(*first.examples, "a brand new example sentence"))
     engine.load(replace(bundled, intents=(edited, *bundled.intents[1:]), revision="edited"))
     assert engine.cache.misses == misses + 1
+    assert fake_encoder.texts_seen == seen + 1  # the encoder saw that one text only
+    result = engine.classify(["a brand new example sentence"])
+    assert engine.snapshot.intents.revision == "edited"
+    assert result.revision == engine.snapshot.revision
+    assert result.predictions[0].intent == first.name  # the new example routes to its intent
 
 
-def test_engine_uses_the_cache_it_is_given_even_when_empty(encoder, tmp_path: Path) -> None:
-    from router.routing.engine import Engine
-
-    cache = VectorCache(encoder.fingerprint, encoder.width, tmp_path)
-    assert len(cache) == 0
-    assert Engine(encoder, cache=cache).cache is cache
-
-
-def test_a_build_leaves_the_file_to_persist_after_the_swap(
-    encoder, bundled, tmp_path: Path
+def test_engine_uses_the_cache_it_is_given_even_when_empty(
+    fake_encoder: FakeEncoder, tmp_path: Path
 ) -> None:
     from router.routing.engine import Engine
 
+    cache = VectorCache(fake_encoder.fingerprint, fake_encoder.width, tmp_path)
+    assert len(cache) == 0
+    assert Engine(fake_encoder, cache=cache).cache is cache
+
+
+def test_a_build_leaves_the_file_to_persist_after_the_swap(
+    fake_encoder: FakeEncoder, bundled, tmp_path: Path
+) -> None:
+    from router.routing.engine import Engine
+
+    encoder = fake_encoder
     engine = Engine(encoder, cache=VectorCache(encoder.fingerprint, encoder.width, tmp_path))
     snapshot = engine.build(bundled)
     assert not list(tmp_path.glob("*.vec"))  # building wrote nothing
