@@ -2,15 +2,17 @@
 
     python bench/clinc150.py [--data ../shared/data/clinc150] [--model DIR] [--cache DIR]
                              [--answer-rate 0.98] [--scoring head] [--with-oos]
+                             [--no-negation] [--no-record]
 
 What it does, step by step, with the same objects ``intent-router tune`` / ``eval`` use:
 
 1. writes CLINC's in-scope train rows (100 per intent) as one intents YAML in a temp dir
-   (if the product's schema accepts ``out_of_scope:`` examples and ``--with-oos`` is
-   given, CLINC's 100 train rows labelled unknown are written there too);
-2. builds ``router.routing.engine.Engine`` (exemplar vectors cached on disk via ``VectorCache``,
-   so a second run does not re-embed) and classifies val through
-   ``router.quality.evaluate.predict`` (``Engine.classify``, what the gRPC service answers);
+   (with ``--with-oos``, CLINC's 100 train rows labelled unknown are written there too,
+   as ``out_of_scope:`` examples);
+2. builds ``router.routing.engine.Engine`` (exemplar vectors cached on disk via
+   ``VectorCache``, so a second run does not re-embed) and runs val through
+   ``router.quality.run.run_eval``, the eval run of ``intent-router eval`` / ``tune``
+   (``Engine.classify``, what the gRPC service answers);
 3. chooses the default threshold on val only with ``router.quality.tuning.tune``
    (``intent-router tune``), under two objectives:
 
@@ -20,10 +22,11 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
      ``--answer-rate`` of the val in-scope rows with an intent (a quantile of the
      in-scope scores; the val unknown rows play no part);
 
-4. writes it into the YAML (``router.quality.tuning.write_thresholds``: ``defaults.threshold``),
-   reloads the intents into the engine and evaluates test with ``router.quality.evaluate.evaluate``;
+4. writes it into the YAML (``router.quality.tuning.write_thresholds``:
+   ``defaults.threshold``), loads the intents again and runs test through ``run_eval``;
 5. prints in-scope accuracy, unknown recall / precision, overall accuracy and the
-   threshold for both rules, next to the paper's anchors.
+   threshold for both rules, next to the paper's anchors, and writes them to
+   bench/results/ (bench/_record.py).
 
 Never tunes on test. Figures differ slightly from bench/clinc_scoring.py because the
 engine applies negation preprocessing (pooling weights) exactly as the server does.
@@ -38,13 +41,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from router.model.encoder import Encoder
-from router.quality.evaluate import evaluate, load_labelled, predict
+from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
+
+from router.model.token_graph import TokenGraphEncoder
+from router.quality.run import run_eval
 from router.quality.tuning import Objective, tune, write_thresholds
 from router.routing.engine import Engine
 from router.routing.index import IndexSettings, Scoring
@@ -106,7 +110,9 @@ def main() -> None:
     ap.add_argument(
         "--no-negation", action="store_true", help="write negation: enabled: false in the YAML"
     )
+    add_record_flag(ap)
     args = ap.parse_args()
+    run = Run("clinc150", args)
     logging.basicConfig(level=logging.WARNING)
     model = args.model
     if model is None:
@@ -115,35 +121,29 @@ def main() -> None:
         model = default_model_dir()
 
     train = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines() if x]
-    encoder = Encoder(model, threads=2)
+    encoder = TokenGraphEncoder(model, threads=2)
     args.cache.mkdir(parents=True, exist_ok=True)
     cache = VectorCache(encoder.fingerprint, encoder.width, args.cache)
     engine = Engine(encoder, IndexSettings(scoring=Scoring(args.scoring)), cache=cache)
 
-    # Query vectors are not cached by the engine; cache val/test predictions per revision
-    # would be wrong (scores depend on the index), so classify each time (~20-40 s).
-    results: list[tuple[str, float, dict[str, float]]] = []
+    # Query vectors are not cached: scores depend on the index, so each run classifies.
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clinc150.yaml"
         write_yaml(train, path, args.with_oos, not args.no_negation)
         intents = load_intents(path)
         t0 = time.perf_counter()
-        snapshot = engine.load(intents)
+        val = run_eval(engine, intents, args.data / "val.jsonl", progress=False)
+        val_seconds = time.perf_counter() - t0
         print(
-            f"built index: {len(intents.intents)} intents, {intents.example_count} examples, "
-            f"{time.perf_counter() - t0:.1f}s (incl. any embedding; "
-            f"build_seconds={snapshot.build_seconds:.1f})",
+            f"index: {len(intents.intents)} intents, {intents.example_count} examples "
+            f"({len(intents.out_of_scope)} out_of_scope); built and classified val "
+            f"({len(val.rows)} rows) in {val_seconds:.1f}s",
             flush=True,
         )
-        names = {i.name for i in intents.intents}
-        val = load_labelled(args.data / "val.jsonl", names)
-        test = load_labelled(args.data / "test.jsonl", names)
-        t0 = time.perf_counter()
-        preds, _ = predict(engine, [r.text for r in val], progress=False)
-        print(f"classified val ({len(val)} rows) in {time.perf_counter() - t0:.1f}s", flush=True)
-        gold = [r.intent for r in val]
-        cand = [p.candidate for p in preds]
-        scores = np.array([p.score for p in preds], dtype=np.float32)
+        gold = [r.intent for r in val.rows]
+        cand = [p.candidate for p in val.predictions]
+        scores = [p.score for p in val.predictions]
         rules = {
             "accuracy": tune(gold, cand, scores, objective=Objective.ACCURACY).default,
             f"answer-rate {args.answer_rate:g}": tune(
@@ -153,44 +153,56 @@ def main() -> None:
         for rule, threshold in rules.items():
             write_thresholds(intents, threshold, None)
             intents = load_intents(path)
-            engine.load(intents)
             t0 = time.perf_counter()
-            tp, revision = predict(engine, [r.text for r in test], progress=False)
-            e = evaluate(
-                test,
-                tp,
-                labels=[i.name for i in intents.intents],
-                revision=revision,
-                scoring=args.scoring,
-                default_threshold=engine.snapshot.index.default_threshold,
-            )
+            test = run_eval(engine, intents, args.data / "test.jsonl", progress=False)
+            e = test.evaluation()
+            if e.default_threshold != threshold:  # the YAML's threshold is the one applied
+                raise RuntimeError(f"threshold {e.default_threshold} applied, not {threshold}")
             m = e.metrics
-            print(f"classified test with rule {rule!r} in {time.perf_counter() - t0:.1f}s")
+            print(
+                f"classified test ({e.rows} rows) with rule {rule!r} "
+                f"in {time.perf_counter() - t0:.1f}s",
+                flush=True,
+            )
             results.append(
-                (
-                    rule,
-                    threshold,
-                    {
-                        "in": 100 * (m.in_scope_accuracy or 0.0),
-                        "top1": 100 * (m.in_scope_top1 or 0.0),
-                        "unkR": 100 * (m.unknown_recall or 0.0),
-                        "unkP": 100 * (m.unknown_precision or 0.0),
-                        "all": 100 * m.accuracy,
-                    },
-                )
+                {
+                    "rule": rule,
+                    "threshold": threshold,
+                    "revision": e.revision,
+                    "in_scope_accuracy": 100 * (m.in_scope_accuracy or 0.0),
+                    "in_scope_top1": 100 * (m.in_scope_top1 or 0.0),
+                    "unknown_recall": 100 * (m.unknown_recall or 0.0),
+                    "unknown_precision": 100 * (m.unknown_precision or 0.0),
+                    "accuracy": 100 * m.accuracy,
+                }
             )
 
     oos = " + 100 out_of_scope rows" if args.with_oos else ""
     oos += ", negation off" if args.no_negation else ""
     print(f"\nCLINC150 full, test; threshold chosen on val; scoring {args.scoring}{oos}")
     print(f"{'':34s} {'in-acc':>6s} {'unkR':>6s} {'unkP':>6s} {'all':>6s} {'thr':>7s}")
-    for rule, threshold, f in results:
+    for f in results:
         print(
-            f"{'intent-router, ' + rule:34s} {f['in']:6.1f} {f['unkR']:6.1f} {f['unkP']:6.1f}"
-            f" {f['all']:6.1f} {threshold:7.4f}   (closed-set top-1 {f['top1']:.1f})"
+            f"{'intent-router, ' + f['rule']:34s} {f['in_scope_accuracy']:6.1f} "
+            f"{f['unknown_recall']:6.1f} {f['unknown_precision']:6.1f} {f['accuracy']:6.1f} "
+            f"{f['threshold']:7.4f}   (closed-set top-1 {f['in_scope_top1']:.1f})"
         )
     for name, (acc, recall) in ANCHORS.items():
         print(f"{'paper: ' + name:34s} {acc:6.1f} {recall:6.1f} {'-':>6s} {'-':>6s} {'-':>7s}")
+    run.finish(
+        {
+            "scoring": args.scoring,
+            "with_oos": args.with_oos,
+            "negation": not args.no_negation,
+            "val_rows": len(val.rows),
+            "test_rows": e.rows,
+            "unit": "percent of the test rows (threshold: score)",
+            "rules": results,
+            "paper_anchors": {
+                k: {"in_scope_accuracy": a, "unknown_recall": r} for k, (a, r) in ANCHORS.items()
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -13,25 +13,28 @@ intents, then alternates, in rounds so that both see the same machine state:
 Each round starts with a 0.2 s pause so that this process's onnxruntime threads have
 stopped spinning before the gRPC block (they would take a core from the server).
 
-Prints p50/p99 of each and the overhead the service adds over both model figures.
+Prints p50/p99 of each and the overhead the service adds over both model figures, and
+writes them to bench/results/ (bench/_record.py; ``--no-record`` to skip).
 
     python bench/latency.py [--rounds 10] [--block 60] [--threads 2] [--text "where is my parcel"]
+                            [--no-record]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import grpc
 import numpy as np
-from throughput import Server, ServerSettings  # bench/ is on sys.path when run as a script
+from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
+from throughput import Server, ServerSettings
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.model.contract import default_model_dir
-from router.model.encoder import Encoder, default_threads
+from router.model.session import default_threads
+from router.model.token_graph import TokenGraphEncoder
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:
@@ -44,10 +47,12 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=60, help="calls of each kind per round")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--text", default="where is my parcel")
+    add_record_flag(parser)
     args = parser.parse_args()
+    run = Run("latency", args)
 
     server = Server(ServerSettings(threads=args.threads))
-    encoder = Encoder(default_model_dir(), threads=args.threads)
+    encoder = TokenGraphEncoder(default_model_dir(), threads=args.threads)
     wall: list[float] = []
     server_encode: list[float] = []
     idle: list[float] = []
@@ -87,17 +92,31 @@ def main() -> None:
     m50, m99 = percentiles(model)
     p50, p99 = percentiles(paced)
     n = args.rounds * args.block
-    load = os.getloadavg()[0]
+    load = run.load_before["1m"]
     print(f"text: {args.text!r}; {args.rounds} rounds x {args.block} calls of each kind "
           f"({n} each); {args.threads} onnxruntime threads; load average {load:.2f}")  # fmt: skip
     print(f"{'path':<52}{'p50 ms':>8}{'p99 ms':>8}")
     print(f"{'Classify over gRPC (loopback, client wall)':<52}{g50:>8.2f}{g99:>8.2f}")
     print(f"{'  of which encode inside the server':<52}{s50:>8.2f}{s99:>8.2f}")
     print(f"{'model in process, back to back':<52}{m50:>8.2f}{m99:>8.2f}")
-    label = f"model in process, paced (idle {np.median(idle):.2f} ms between)"
+    idle_ms = float(np.median(idle))
+    label = f"model in process, paced (idle {idle_ms:.2f} ms between)"
     print(f"{label:<52}{p50:>8.2f}{p99:>8.2f}")
     print(f"service overhead at p50 over the model back to back: {g50 - m50:+.2f} ms "
           f"(goal <= 1 ms); paced: {g50 - p50:+.2f} ms")  # fmt: skip
+    run.finish(
+        {
+            "text": args.text,
+            "calls_each": n,
+            "threads": args.threads,
+            "grpc_ms": {"p50": g50, "p99": g99},
+            "server_encode_ms": {"p50": s50, "p99": s99},
+            "model_back_to_back_ms": {"p50": m50, "p99": m99},
+            "model_paced_ms": {"p50": p50, "p99": p99},
+            "paced_idle_ms": idle_ms,
+            "overhead_p50_ms": {"over_back_to_back": g50 - m50, "over_paced": g50 - p50},
+        }
+    )
 
 
 if __name__ == "__main__":

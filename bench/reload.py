@@ -8,7 +8,10 @@ then measures, with real servers on 127.0.0.1:
      answer that follows it (file watcher, debounce, validation, re-embedding one
      example, index build and swap), median of several edits.
 
+Prints the figures and writes them to bench/results/ (bench/_record.py).
+
     python bench/reload.py [--data ../shared/data/clinc150] [--exemplars 2000] [--edits 10]
+                           [--no-record]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import grpc
 import yaml
+from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
@@ -88,7 +92,7 @@ async def save_to_answer(
     return samples, inside
 
 
-async def main_async(args: argparse.Namespace) -> None:
+async def main_async(args: argparse.Namespace, run: Run) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory, cache = Path(tmp) / "intents", Path(tmp) / "cache"
         directory.mkdir()
@@ -111,6 +115,21 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"{'  worst of ' + str(len(samples)):<52}{worst * 1e3:>9.0f} ms   (goal < 250 ms)")
     inner = statistics.median(inside)
     print(f"{'  the reload as the server times it (+ cache write)':<52}{inner * 1e3:>9.0f} ms")
+    run.finish(
+        {
+            "exemplars": count,
+            "debounce_ms": DEBOUNCE_MS,
+            "cold_start_ms": cold * 1e3,
+            "cached_restart_ms": warm * 1e3,
+            "cold_over_cached": cold / warm,
+            "save_to_answer_ms": {
+                "median": med * 1e3,
+                "worst": worst * 1e3,
+                "samples": [x * 1e3 for x in samples],
+            },
+            "server_reload_ms": {"median": inner * 1e3, "samples": [x * 1e3 for x in inside]},
+        }
+    )
 
 
 def main() -> None:
@@ -118,7 +137,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/clinc150")
     parser.add_argument("--exemplars", type=int, default=2000)
     parser.add_argument("--edits", type=int, default=10)
-    asyncio.run(main_async(parser.parse_args()))
+    add_record_flag(parser)
+    args = parser.parse_args()
+    asyncio.run(main_async(args, Run("reload", args)))
 
 
 if __name__ == "__main__":

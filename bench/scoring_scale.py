@@ -6,13 +6,13 @@ size and scoring, builds ``router.routing.index.Index`` from an ``IntentSet`` of
 examples (HEAD trains its head at build; the build time is reported) and times
 ``index.scores`` + ``index.decide`` for one query (a noisy copy of an exemplar), the
 work one Classify request adds after the model. numpy's BLAS runs on one thread, as in
-the server (router/encoder.py caps it next to onnxruntime). Each build runs in its own process
-with a time limit (``--build-timeout``), so a slow HEAD build at 100,000 is reported
-rather than waited for.
+the server (router/model/token_graph.py caps it next to onnxruntime). Each build runs in
+its own process with a time limit (``--build-timeout``), so a slow HEAD build at 100,000 is reported
+rather than waited for. Prints a table and writes it to bench/results/ (bench/_record.py).
 
     python bench/scoring_scale.py [--sizes 1000,10000,100000] [--per-intent 100]
         [--scorings head,topk_mean,nearest,centroid] [--queries 300] [--build-timeout 300]
-        [--layers 2]
+        [--layers 2] [--no-record]
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
-import subprocess
 import time
 from typing import Any
 
 import numpy as np
+from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
 DIM = 384
 
@@ -36,7 +36,9 @@ def measure(size: int, per_intent: int, scoring: str, queries: int, layers: int,
     from router.routing.index import Index, IndexSettings, Scoring
     from router.routing.intents import Intent, IntentSet
 
-    threadpool_limits(limits=1, user_api="blas")  # as in the server (see router/encoder.py)
+    threadpool_limits(
+        limits=1, user_api="blas"
+    )  # as in the server (see router/model/token_graph.py)
 
     rng = np.random.default_rng(size)
     n_intents = size // per_intent
@@ -88,10 +90,10 @@ def main() -> None:
     parser.add_argument(
         "--build-timeout", type=float, default=300.0, help="seconds per index: build + timing"
     )
+    add_record_flag(parser)
     args = parser.parse_args()
+    run = Run("scoring_scale", args)
 
-    load = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
-    print(f"load before: {load}")
     print(
         f"random unit rows, {args.layers} blocks of {DIM}, {args.per_intent} exemplars per intent; "
         f"one query per call, {args.queries} calls; scores + decide (top_k 3)"
@@ -101,6 +103,7 @@ def main() -> None:
         f"{'p50 ms':>8} {'p99 ms':>8} {'matrix MB':>9}"
     )
     ctx = multiprocessing.get_context("spawn")
+    rows: list[dict[str, Any]] = []
     for size in (int(s) for s in args.sizes.split(",")):
         for scoring in args.scorings.split(","):
             receive, send = ctx.Pipe(duplex=False)
@@ -112,23 +115,30 @@ def main() -> None:
             started = time.perf_counter()
             ready = receive.poll(args.build_timeout)
             head = f"{size:>9,} {size // args.per_intent:>7,} {scoring:<10}"
+            row: dict[str, Any] = {
+                "exemplars": size,
+                "intents": size // args.per_intent,
+                "scoring": scoring,
+            }
             if ready:
                 r = receive.recv()
+                rows.append({**row, **r, "finished": True})
                 print(
                     f"{head} {r['build_s']:>8.2f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
                     f"{r['matrix_mb']:>9.1f}",
                     flush=True,
                 )
             else:
+                stopped_after = time.perf_counter() - started
+                rows.append({**row, "finished": False, "stopped_after_s": stopped_after})
                 print(
-                    f"{head} {'> ' + str(round(time.perf_counter() - started)):>8}  "
+                    f"{head} {'> ' + str(round(stopped_after)):>8}  "
                     "(build + timing did not finish in time; stopped)",
                     flush=True,
                 )
                 proc.kill()
             proc.join()
-    load = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
-    print(f"load after:  {load}")
+    run.finish({"dim": DIM, "layers": args.layers, "queries": args.queries, "rows": rows})
 
 
 if __name__ == "__main__":

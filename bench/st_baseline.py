@@ -2,7 +2,8 @@
 
 Runs ONLY in the benchmark's own venv (bench/.venv-st, made by
 ``python bench/throughput.py --setup-st``); the project never depends on torch.
-bench/throughput.py runs this as a subprocess and reads the one JSON object it prints:
+bench/throughput.py runs this as a subprocess and reads the one JSON object it prints
+(and records it in its own result file; this script writes none):
 
 * ``single``: one text per ``encode`` call, as a naive service does it (sentences/s,
   and p50/p99 of a call);

@@ -8,19 +8,21 @@ p50/p99, the server's and the client's CPU use, and the server's peak resident m
 (the 360 utterances of intents/eval/val.jsonl + test.jsonl, cycled):
 
 * model-only ceiling, in this process, no gRPC: tokenise + encode + pool with
-  router.model.encoder.Encoder in length-sorted batches of 32 (and, for reference, batches
-  of 32 in arrival order, which is what the server's batcher gets);
+  router.model.token_graph.TokenGraphEncoder in length-sorted batches of 32 (and, for
+  reference, batches of 32 in arrival order, which is what the server's batcher gets);
 * sentence-transformers on torch CPU (bench/st_baseline.py, run with the benchmark's
   own venv bench/.venv-st so the project never imports torch): one text per call,
   and its batched encode (batch_size=32).
 
 Client and server share the machine's cores: the figures are for both on one box.
-Each configuration runs ``--repeats`` times (interleaved) and medians are printed.
+Each configuration runs ``--repeats`` times (interleaved) and medians are printed; every
+run's figures are also written to bench/results/ (bench/_record.py; ``--no-record``).
 ``--sweep`` also measures server settings (threads, batch size, batch wait).
 
     python bench/throughput.py --setup-st          # once: bench/.venv-st + the ST model
     python bench/throughput.py [--duration 10] [--clients 1,8,32,128] [--repeats 2]
                                [--threads N] [--sweep] [--sweep-duration 5] [--no-st]
+                               [--no-record]
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 ST_VENV = ROOT / "bench" / ".venv-st"
@@ -351,10 +355,6 @@ def st_baseline(texts: list[str], duration: float, threads: int) -> dict[str, An
 # ------------------------------------------------------------------ printing
 
 
-def uptime() -> str:
-    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
-
-
 def runs(values: Sequence[float], fmt: str = "{:.0f}") -> str:
     return "/".join(fmt.format(v) for v in values)
 
@@ -385,24 +385,27 @@ def main() -> int:
     parser.add_argument("--sweep", action="store_true", help="also measure server settings")
     parser.add_argument("--sweep-duration", type=float, default=5.0)
     parser.add_argument("--sweep-clients", default="1,8,32")
+    add_record_flag(parser)
     args = parser.parse_args()
     if args.setup_st:
         return setup_st()
+    record = Run("throughput", args)
 
     from router.model.contract import default_model_dir
-    from router.model.encoder import Encoder, default_threads
+    from router.model.session import default_threads
+    from router.model.token_graph import TokenGraphEncoder
 
     clients = [int(c) for c in args.clients.split(",")]
     threads = args.threads or default_threads()
     texts = load_texts()
-    print(f"load before: {uptime()}")
+    print("load average before: {1m:.2f} {5m:.2f} {15m:.2f}".format(**record.load_before))
     print(
         f"{len(texts)} texts (intents/eval val+test, cycled); {os.cpu_count()} cores, "
         f"{threads} model threads; {args.duration:g} s per measurement, "
         f"{args.repeats} runs each, medians; client and server share the cores"
     )
 
-    encoder = Encoder(default_model_dir(), threads=threads)
+    encoder = TokenGraphEncoder(default_model_dir(), threads=threads)
     main_settings = ServerSettings(threads=args.threads)
     table: dict[tuple[str, int], Level] = {}
     model_runs: list[ModelFigures] = []
@@ -441,7 +444,7 @@ def main() -> int:
                         pool, cfg, sweep_clients, args.warmup, args.sweep_duration, texts, table
                     )
 
-    print(f"load after:  {uptime()}\n")
+    print()
     ceiling = med([m.sorted_per_s for m in model_runs])
     arrival = med([m.arrival_per_s for m in model_runs])
     single_ms = med([m.single_p50_ms for m in model_runs])
@@ -470,19 +473,24 @@ def main() -> int:
     print(f"\ngRPC Classify, server {main_settings.label()} (one text per request)")
     print_levels(table, main_settings.label(), clients)
 
+    peak = max(max(v.hwm) for k, v in table.items() if k[0] == main_settings.label())
+    ratios: dict[str, float] = {}
     if 32 in clients:
         lv = table[(main_settings.label(), 32)]
         rps = med(lv.rps)
+        ratios = {"over_ceiling": rps / ceiling, "over_arrival_order": rps / arrival}
         print("\nAt 32 concurrent clients:")
         print(f"  gRPC / model-only ceiling          {rps / ceiling:6.2f}   (bar >= 0.75)")
         print(f"  gRPC / model-only arrival-order    {rps / arrival:6.2f}")
         if st_runs:
+            ratios |= {"over_st_single": rps / st_single, "over_st_batched": rps / st_batched}
             print(f"  gRPC / ST one text per call        {rps / st_single:6.2f}   (bar >= 3)")
             print(f"  gRPC / ST batched encode           {rps / st_batched:6.2f}   (bar >= 0.8)")
-        peak = max(max(v.hwm) for k, v in table.items() if k[0] == main_settings.label())
         print(f"  server peak RSS (VmHWM), all levels {peak:6.1f} MB (bar <= 250)")
+    lone_over_model = None
     if 1 in clients:
         lone = med(table[(main_settings.label(), 1)].p50)
+        lone_over_model = lone - single_ms
         print(
             f"  lone client p50 {lone:.2f} ms vs model one text {single_ms:.2f} ms: "
             f"{lone - single_ms:+.2f} ms (bar <= +1 ms; bench/latency.py for one short text)"
@@ -499,6 +507,47 @@ def main() -> int:
                 cells += f"{med(lv.rps):>12.0f}{med(lv.p50):>7.2f}{med(lv.p99):>7.2f}"
             hwm = max(max(table[(cfg.label(), n)].hwm) for n in sweep_clients)
             print(f"{cfg.label():<48}{cells}{hwm:>7.0f}")
+
+    def level_figures(label: str, counts: Sequence[int]) -> list[dict[str, Any]]:
+        return [
+            {
+                "clients": n,
+                "requests_per_s": med(table[(label, n)].rps),
+                "p50_ms": med(table[(label, n)].p50),
+                "p99_ms": med(table[(label, n)].p99),
+                "server_cpu": med(table[(label, n)].server_cpu),
+                "client_cpu": med(table[(label, n)].client_cpu),
+                "vmhwm_mb": max(table[(label, n)].hwm),
+                "runs": table[(label, n)],
+            }
+            for n in counts
+        ]
+
+    record.finish(
+        {
+            "texts": len(texts),
+            "model_threads": threads,
+            "server": main_settings.label(),
+            "model_only": {
+                "sorted_batches_per_s": ceiling,
+                "arrival_batches_per_s": arrival,
+                "one_text_p50_ms": single_ms,
+                "runs": model_runs,
+            },
+            "sentence_transformers": (
+                {"single_per_s": st_single, "batched_per_s": st_batched, "runs": st_runs}
+                if st_runs
+                else None
+            ),
+            "grpc": level_figures(main_settings.label(), clients),
+            "at_32_clients": ratios or None,
+            "server_peak_rss_mb": peak,
+            "lone_client_p50_over_model_ms": lone_over_model,
+            "sweep": {
+                cfg.label(): level_figures(cfg.label(), sweep_clients) for cfg in sweep_configs
+            },
+        }
+    )
     return 0
 
 
