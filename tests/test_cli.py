@@ -15,6 +15,7 @@ from fakes import serving_fake
 from helpers import ROOT, run_cli, serving
 
 from router import cli
+from router.routing.engine import revision_of
 from router.routing.intents import load_intents
 
 INTENTS = ROOT / "intents"
@@ -42,7 +43,7 @@ def in_process(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The CLI's model replaced by FakeEncoder; returns the model directories it was given."""
-    import router.model.encoder
+    import router.model.loading
 
     given: list[Path] = []
 
@@ -50,9 +51,9 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
         given.append(model_dir)
         return serving_fake()
 
-    monkeypatch.setattr(router.model.encoder, "Encoder", encoder)
+    monkeypatch.setattr(router.model.loading, "load_encoder", encoder)
     # no model directory is resolved, let alone pulled
-    monkeypatch.setattr(cli, "_resolve_model", lambda model_dir: model_dir or Path("fake-model"))
+    monkeypatch.setattr(cli, "_resolve_model", Path)
     return given
 
 
@@ -64,7 +65,7 @@ def classified(model_dir: Path) -> dict[str, dict]:
     """``classify`` with the real model, in process."""
     texts = ["where is my parcel", "tell me a joke"]
     code, out, err = in_process(
-        "classify", "--intents", str(INTENTS), "--model-dir", str(model_dir), *texts
+        "classify", "--intents", str(INTENTS), "--model", str(model_dir), *texts
     )
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
@@ -86,12 +87,12 @@ def test_classify_says_unknown_for_a_joke(classified: dict[str, dict]) -> None:
 def test_classify_prints_a_json_line_per_text_with_its_negations(fake_model: list[Path]) -> None:
     texts = ["where is my parcel", "I don't want a refund, where is my parcel"]
     code, out, err = in_process(
-        "classify", "--intents", str(INTENTS), "--model-dir", "my-model", "--top-k", "2", *texts
+        "classify", "--intents", str(INTENTS), "--model", "my-model", "--top-k", "2", *texts
     )
     assert code == 0, err
     assert fake_model == [Path("my-model")]
     plain, negated = (json.loads(line) for line in out.splitlines())
-    revision = load_intents(INTENTS).revision
+    revision = revision_of(load_intents(INTENTS), serving_fake())
     for record, text in ((plain, texts[0]), (negated, texts[1])):
         assert set(record) == RECORD
         assert (record["text"], record["revision"]) == (text, revision)
@@ -134,7 +135,7 @@ def test_serve_with_incomplete_model_dir_exits_3_as_a_process(tmp_path: Path) ->
     """A real process: the failed start ends it, with the model error's exit code."""
     (tmp_path / "model.onnx").write_bytes(b"")
     done = run_cli(
-        "serve", "--intents", "intents", "--model-dir", str(tmp_path), "--port", "0",
+        "serve", "--intents", "intents", "--model", str(tmp_path), "--port", "0",
         model_dir=tmp_path, timeout=60,
     )  # fmt: skip
     assert done.returncode == 3

@@ -29,6 +29,7 @@ from router.quality.evaluate import (
     threshold_grid,
 )
 from router.quality.report import write_report
+from router.routing.engine import revision_of
 from router.routing.index import Alternative, Index, IndexSettings, Prediction, Scoring
 from router.routing.intents import UNKNOWN, Intent, IntentSet
 
@@ -324,12 +325,12 @@ def in_process(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's model replaced by FakeEncoder; no model directory resolved or pulled."""
-    import router.model.encoder
+    import router.model.loading
 
     monkeypatch.setattr(
-        router.model.encoder, "Encoder", lambda model_dir, threads=None: serving_fake()
+        router.model.loading, "load_encoder", lambda model_dir, threads=None: serving_fake()
     )
-    monkeypatch.setattr(cli, "_resolve_model", lambda model_dir: Path("fake-model"))
+    monkeypatch.setattr(cli, "_resolve_model", lambda model: Path("fake-model"))
 
 
 @pytest.fixture(scope="module")
@@ -347,7 +348,7 @@ def val_eval(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
         str(out / "report"),
         "--predictions",
         str(out / "predictions.jsonl"),
-        "--model-dir",
+        "--model",
         str(model_dir),
     )
     assert code == 0, stderr
@@ -360,11 +361,11 @@ def val_eval(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     }
 
 
-def test_cli_eval_json_has_all_fields(val_eval: dict, bundled: IntentSet) -> None:
+def test_cli_eval_json_has_all_fields(val_eval: dict, bundled: IntentSet, encoder) -> None:
     record = val_eval["json"]
     rows = VAL.read_text(encoding="utf-8").splitlines()
     assert record["rows"] == len(rows)
-    assert record["revision"] == bundled.revision
+    assert record["revision"] == revision_of(bundled, encoder)
     assert record["scoring"] == IndexSettings().scoring.value
     for key in HEADLINE:
         assert 0.0 <= record[key] <= 1.0, key
@@ -446,7 +447,7 @@ def test_report_without_errors_has_no_confusion_plot(tmp_path: Path) -> None:
 def test_eval_compares_negation_off_and_on_in_one_run(model_dir: Path) -> None:
     code, stdout, stderr = in_process(
         "eval", "--intents", str(INTENTS), "--data", str(INTENTS / "eval" / "negation_en.jsonl"),
-        "--negation", "compare", "--json", "--model-dir", str(model_dir),
+        "--negation", "compare", "--json", "--model", str(model_dir),
     )  # fmt: skip
     assert code == 0, stderr
     record = json.loads(stdout)

@@ -79,7 +79,10 @@ LAYERS: dict[str, Layer] = {
 #: Rules finer than a layer: module -> (router modules, third-party packages) it never imports.
 NARROWER: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "router.model.contract": (("router.model.pull", "router.model.graph"), ("onnx", "safetensors")),
-    "router.model.encoder": (("router.model.pull", "router.model.graph"), ("onnx", "safetensors")),
+    "router.model.token_graph": (
+        ("router.model.pull", "router.model.graph"),
+        ("onnx", "safetensors"),
+    ),
     # metrics, sweeps, tuning and their rendering work on predictions: only run.py builds
     # an engine
     **{
@@ -220,7 +223,7 @@ def test_every_layer_holds_modules_and_lazy_imports_are_seen() -> None:
     report = imports_of(PACKAGE / "quality" / "report.py")
     matplotlib = [i for i in report if i.target.split(".")[0] == "matplotlib"]
     assert matplotlib and all(i.lazy for i in matplotlib)
-    cli = [i for i in imports_of(PACKAGE / "cli.py") if i.target == "router.model.encoder"]
+    cli = [i for i in imports_of(PACKAGE / "cli.py") if i.target == "router.model.loading"]
     assert cli and all(i.lazy for i in cli)  # only inside functions
     assert any(i.target == "router.model.graph" for i in imports_of(PACKAGE / "model" / "pull.py"))
 
@@ -236,7 +239,7 @@ def test_a_violation_names_the_module_line_and_import() -> None:
         "    import matplotlib.pyplot\n"
         "\n"
         "def later():\n"
-        "    from router.model.encoder import Encoder\n"
+        "    from router.model.token_graph import TokenGraphEncoder\n"
     )
     module = "router.routing.probe"
     imports = imports_in(text, module)
@@ -247,7 +250,7 @@ def test_a_violation_names_the_module_line_and_import() -> None:
         ("router.quality.evaluate", 4, False),
         ("typing", 5, False),
         ("matplotlib.pyplot", 7, True),
-        ("router.model.encoder", 10, True),
+        ("router.model.token_graph", 10, True),
     ]
     assert violations(module, imports) == [
         "router.routing.probe:2 imports grpc: layer routing never imports grpc",
@@ -256,7 +259,7 @@ def test_a_violation_names_the_module_line_and_import() -> None:
         "router.routing.probe:7 imports matplotlib.pyplot: layer routing never imports matplotlib",
         "router.routing.probe:7 imports matplotlib.pyplot: "
         "matplotlib only in router.quality.report",
-        "router.routing.probe:10 imports router.model.encoder: "
+        "router.routing.probe:10 imports router.model.token_graph: "
         "layer routing may not import layer model",
     ]
     eager = imports_in("import matplotlib\n", MATPLOTLIB_HOME)
@@ -295,7 +298,7 @@ RUNTIME: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("router.model.contract",),
         ("grpc", "onnxruntime", "tokenizers", "onnx", "safetensors", "matplotlib"),
     ),
-    "model.encoder": (("router.model.encoder",), ("grpc", "onnx", "safetensors", "matplotlib")),
+    "model.encoder": (("router.model.token_graph",), ("grpc", "onnx", "safetensors", "matplotlib")),
     "serving": (
         tuple(f"router.serving.{p.stem}" for p in sorted((PACKAGE / "serving").glob("[!_]*.py"))),
         ("matplotlib", "onnx", "safetensors"),

@@ -299,12 +299,12 @@ def in_process(*args: str) -> tuple[int, str, str]:
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI's model replaced by FakeEncoder; no model directory resolved or pulled."""
-    import router.model.encoder
+    import router.model.loading
 
     monkeypatch.setattr(
-        router.model.encoder, "Encoder", lambda model_dir, threads=None: serving_fake()
+        router.model.loading, "load_encoder", lambda model_dir, threads=None: serving_fake()
     )
-    monkeypatch.setattr(cli, "_resolve_model", lambda model_dir: Path("fake-model"))
+    monkeypatch.setattr(cli, "_resolve_model", lambda model: Path("fake-model"))
 
 
 def bundled_copy(tmp_path: Path) -> Path:

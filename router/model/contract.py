@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import platformdirs
-
 from router.errors import ModelError
+from router.model.catalogue import DEFAULT_MODEL, entry, model_home
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
     "DIMENSION",
-    "ENV_MODEL_DIR",
     "ENV_WHEEL_DIR",
     "FEATURE_BLOCKS",
     "GRAPH_VERSION",
@@ -57,7 +54,6 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 REQUIRED_FILES = (MODEL_FILE, TOKENIZER_FILE)
-ENV_MODEL_DIR = "INTENT_ROUTER_MODEL_DIR"
 ENV_WHEEL_DIR = "INTENT_ROUTER_WHEEL_DIR"
 
 
@@ -65,6 +61,10 @@ ENV_WHEEL_DIR = "INTENT_ROUTER_WHEEL_DIR"
 class Manifest:
     """What a pulled model directory holds; written as ``manifest.json``."""
 
+    #: The catalogue name it was pulled as (catalogue.py); "minilm" for older manifests.
+    name: str = "minilm"
+    #: "token": tokenizer.json + token vectors pooled here; "text": strings in, vectors out.
+    kind: str = "token"
     model_id: str = MODEL_ID
     dimension: int = DIMENSION
     max_tokens: int = DEFAULT_MAX_TOKENS
@@ -79,33 +79,44 @@ class Manifest:
     sources: list[str] = field(default_factory=list)
 
 
-def default_model_dir() -> Path:
-    """``$INTENT_ROUTER_MODEL_DIR``, else the user's cache directory."""
-    env = os.environ.get(ENV_MODEL_DIR)
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("intent-router")) / "models" / "all-MiniLM-L6-v2"
+def default_model_dir(name: str = DEFAULT_MODEL) -> Path:
+    """Where the catalogue model ``name`` lives: ``$INTENT_ROUTER_MODEL_HOME/<its folder>``."""
+    return model_home() / entry(name).directory
 
 
-def missing_files(model_dir: Path) -> list[str]:
-    """The required files absent from ``model_dir`` (empty when it is usable)."""
-    return [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+def missing_files(model_dir: Path, kind: str | None = None) -> list[str]:
+    """The required files absent from ``model_dir`` (empty when it is usable).
 
-
-def needs_pull(model_dir: Path) -> str | None:
-    """Why ``model pull`` should (re)build ``model_dir``, or None when it is current.
-
-    Missing files, or a manifest written by an older ``model pull`` (one that did not
-    expose the blocks the head reads). A directory without a manifest is a user's own
-    export and is never replaced.
+    ``kind`` "text" needs only the graph; "token" (the default, or what the manifest
+    says) needs the tokenizer too.
     """
-    missing = missing_files(model_dir)
+    if kind is None:
+        manifest = load_manifest(model_dir) if model_dir.is_dir() else None
+        kind = manifest.kind if manifest is not None else "token"
+    required = (MODEL_FILE,) if kind == "text" else REQUIRED_FILES
+    return [name for name in required if not (model_dir / name).is_file()]
+
+
+def needs_pull(model_dir: Path, name: str = DEFAULT_MODEL) -> str | None:
+    """Why ``model pull --model name`` should (re)build ``model_dir``, or None when current.
+
+    Missing files, a manifest of another model, or one written by an older ``model
+    pull`` (a graph layout or head outputs this version does not read). A directory
+    without a manifest is a user's own export and is never replaced.
+    """
+    missing = missing_files(model_dir, entry(name).kind)
     if missing:
         return f"missing {', '.join(missing)}"
     manifest = load_manifest(model_dir)
-    if manifest is not None and tuple(manifest.feature_blocks) != FEATURE_BLOCKS:
+    if manifest is None:
+        return None
+    if manifest.name != name:
+        return f"holds {manifest.name}, not {name}"
+    if entry(name).kind == "text":
+        return None
+    if tuple(manifest.feature_blocks) != FEATURE_BLOCKS:
         return "pulled by an older version (no hidden-state outputs for the head)"
-    if manifest is not None and manifest.graph != GRAPH_VERSION:
+    if manifest.graph != GRAPH_VERSION:
         return f"pulled by an older version (graph layout {manifest.graph}, now {GRAPH_VERSION})"
     return None
 

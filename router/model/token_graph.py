@@ -22,19 +22,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 from tokenizers import Encoding, Tokenizer
 
 from router.errors import ModelError
 from router.memory import release_memory
+from router.model.catalogue import default_threshold_of
 from router.model.contract import (
     DEFAULT_MAX_TOKENS,
     MODEL_FILE,
@@ -44,9 +43,10 @@ from router.model.contract import (
     missing_files,
     sha256_of,
 )
+from router.model.session import default_threads, inference_session
 from router.vectors import Span, Vectors, unit_rows
 
-__all__ = ["Encoder"]
+__all__ = ["TokenGraphEncoder"]
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,7 @@ _PACK_WIDTH = 48
 _TRIM_EVERY = 128
 
 
-def default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-class Encoder:
+class TokenGraphEncoder:
     """Turns texts into unit-length float32 vectors. Thread-safe (onnxruntime sessions are)."""
 
     def __init__(
@@ -100,6 +96,10 @@ class Encoder:
             )
         manifest = load_manifest(model_dir)
         self.model_id = manifest.model_id if manifest else f"custom:{model_dir.name}"
+        #: The catalogue name, or ``custom:<dir>`` for a user's own export.
+        self.model_name = manifest.name if manifest else f"custom:{model_dir.name}"
+        #: The model's own fallback threshold (catalogue.py), None for an export.
+        self.default_threshold = default_threshold_of(manifest.name) if manifest else None
         self.max_tokens = max_tokens or (manifest.max_tokens if manifest else DEFAULT_MAX_TOKENS)
         self.threads = threads or default_threads()
         # numpy's BLAS threads spin after each product and fight onnxruntime's for the
@@ -125,31 +125,13 @@ class Encoder:
         self._tokenizer.no_padding()  # batches are padded here, to their own longest input
         self._pad_id = self._tokenizer.token_to_id("[PAD]") or 0
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        # The arena off gives a lower peak RSS at the same speed (ARCHITECTURE.md
-        # "Memory"); thread spinning stays on, as turning it off costs a lone request
-        # model time (ARCHITECTURE.md "Batching and threads").
-        options.enable_cpu_mem_arena = False
-        # Memory patterns pre-plan one block per input shape; shapes vary per batch here
-        # (ARCHITECTURE.md "Memory").
-        options.enable_mem_pattern = False
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(model_dir / MODEL_FILE),
-                options,
-                providers=["CPUExecutionProvider"],
-                # its CPU kernel is slower than the Add + LayerNormalization it replaces
-                # (graph.optimize)
-                disabled_optimizers=["SkipLayerNormFusion"],
-            )
-        except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise ModelError(
-                f"{model_dir / MODEL_FILE}: onnxruntime cannot load it: {exc}"
-            ) from exc
+        self._session = inference_session(
+            model_dir / MODEL_FILE,
+            threads=self.threads,
+            # its CPU kernel is slower than the Add + LayerNormalization it replaces
+            # (graph.optimize)
+            disabled_optimizers=["SkipLayerNormFusion"],
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         #: the graph takes several texts per row (contract.PACKED_INPUTS)
         self._packed = set(PACKED_INPUTS) <= self._inputs

@@ -432,6 +432,8 @@ class Evaluation:
     per_intent: tuple[LabelStats, ...]
     confused_pairs: tuple[ConfusedPair, ...]
     outcomes: tuple[Outcome, ...] = field(repr=False)
+    model: str = ""  # the model that answered (catalogue name, or custom:<dir>)
+    threshold_source: str = ""  # where the thresholds came from (Engine.thresholds_for)
 
     @property
     def rows(self) -> int:
@@ -474,8 +476,10 @@ class Evaluation:
             "rows": self.rows,
             "in_scope_rows": self.in_scope_rows,
             "revision": self.revision,
+            "model": self.model,
             "scoring": self.scoring,
             "default_threshold": self.default_threshold,
+            "threshold_source": self.threshold_source,
             "own_thresholds": dict(self.own_thresholds),
             **asdict(self.metrics),
             "per_intent": {s.name: s.to_json() for s in self.per_intent},
@@ -494,6 +498,8 @@ def evaluate(
     default_threshold: float,
     own_thresholds: Mapping[str, float] | None = None,
     data: str = "",
+    model: str = "",
+    threshold_source: str = "",
 ) -> Evaluation:
     """Score ``predictions`` (one per row, in order) against the rows' gold labels.
 
@@ -576,4 +582,6 @@ def evaluate(
         per_intent=tuple(stats),
         confused_pairs=confused,
         outcomes=outcomes,
+        model=model,
+        threshold_source=threshold_source,
     )

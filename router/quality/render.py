@@ -24,8 +24,9 @@ def evaluation_lines(e: Evaluation, show_errors: int) -> list[str]:
     own = f"; {len(e.own_thresholds)} intents with their own" if e.own_thresholds else ""
     out = [
         f"{e.data}: {e.rows} rows ({n_in} in scope, {n_out} unknown)",
-        f"revision {e.revision}, scoring {e.scoring}, "
-        f"default threshold {e.default_threshold:g}{own}",
+        f"revision {e.revision}, model {e.model or '-'}, scoring {e.scoring}, "
+        f"default threshold {e.default_threshold:g}{own}"
+        + (f" ({e.threshold_source})" if e.threshold_source else ""),
         "",
     ]
     correct = sum(o.correct for o in e.outcomes)

@@ -31,20 +31,25 @@ class EvalRun:
     predictions: list[Prediction]
     index: Index
     data: str
+    revision: str  # the snapshot's: intents and model together
+    model: str  # the model's name (catalogue name, or custom:<dir>)
+    threshold_source: str
 
     def evaluation(self) -> Evaluation:
-        intents = self.intents
+        intents = self.index.intents  # the thresholds applied (Engine.thresholds_for)
         return evaluate(
             self.rows,
             self.predictions,
             labels=[i.name for i in intents.intents],
-            revision=self.index.revision,
+            revision=self.revision,
             scoring=str(self.index.settings.scoring),
             default_threshold=self.index.default_threshold,
             own_thresholds={
                 i.name: i.threshold for i in intents.intents if i.threshold is not None
             },
             data=self.data,
+            model=self.model,
+            threshold_source=self.threshold_source,
         )
 
 
@@ -59,4 +64,13 @@ def run_eval(
     )
     if revision != snapshot.revision:  # pragma: no cover - nothing swaps in this process
         raise RuntimeError("the engine answered with another revision")
-    return EvalRun(intents, rows, predictions, snapshot.index, str(data))
+    return EvalRun(
+        intents,
+        rows,
+        predictions,
+        snapshot.index,
+        str(data),
+        snapshot.revision,
+        engine.encoder.model_name,
+        snapshot.threshold_source,
+    )

@@ -8,28 +8,29 @@ two revisions in one answer.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
 
 from router.memory import release_memory
-from router.routing.index import Index, IndexSettings, Prediction
+from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
 from router.routing.vectorcache import VectorCache
 from router.vectors import Span, Vectors
 
-__all__ = ["Engine", "Result", "Snapshot", "TextEncoder", "Timings"]
+__all__ = ["Engine", "Result", "Snapshot", "TextEncoder", "Timings", "revision_of"]
 
 log = logging.getLogger(__name__)
 
 
 class TextEncoder(Protocol):
-    """What the engine needs of an encoder: ``router.model.encoder.Encoder``, or a fake in tests.
+    """What the engine needs of an encoder (``router.model.loading.load_encoder``; a fake in tests).
 
     ``embed`` gives one row per text: ``layers`` pooled hidden-state blocks of
     ``dimension`` values, the sentence vector's block last; ``spans`` reweight tokens
@@ -38,6 +39,10 @@ class TextEncoder(Protocol):
 
     @property
     def model_id(self) -> str: ...
+    @property
+    def model_name(self) -> str: ...
+    @property
+    def default_threshold(self) -> float | None: ...
     @property
     def fingerprint(self) -> str: ...
     @property
@@ -59,10 +64,12 @@ class Snapshot:
     index: Index
     built_at: float
     build_seconds: float
-
-    @property
-    def revision(self) -> str:
-        return self.intents.revision
+    #: Names the intents and the model together (answers name it; the vector cache and
+    #: thresholds depend on both).
+    revision: str
+    #: Where the thresholds come from, in words (Info, eval): the intents' own, or the
+    #: model's default because the intents' were tuned with another model.
+    threshold_source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,12 @@ class Result:
     analyses: list[Analysis]  # what preprocessing found in each text
     revision: str
     timings: Timings
+
+
+def revision_of(intents: IntentSet, encoder: TextEncoder) -> str:
+    """The revision that names ``intents`` served with ``encoder``'s model (12 hex digits)."""
+    key = f"{intents.revision}\0{encoder.fingerprint}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
 #: Return freed C heap to the system after a build that embedded this many texts; a
@@ -116,6 +129,45 @@ class Engine:
     def negation_of(self, intents: IntentSet) -> NegationSettings:
         return self.negation if self.negation is not None else intents.negation
 
+    def thresholds_for(self, intents: IntentSet) -> tuple[IntentSet, IndexSettings, str]:
+        """The intents and settings the index applies, and where its thresholds come from.
+
+        A threshold belongs to the model it was tuned with: when the files name another
+        model (``defaults.model``), their thresholds are set aside and the model's own
+        default applies (logged, and shown by Info and eval).
+        """
+        model = self.encoder.model_name
+        settings = self.settings
+        if settings.default_threshold is None:
+            model_default = self.encoder.default_threshold
+            settings = replace(
+                settings,
+                default_threshold=DEFAULT_THRESHOLD if model_default is None else model_default,
+            )
+        tuned_for = intents.threshold_model
+        if tuned_for is None or tuned_for == model:
+            own = intents.default_threshold is not None or any(
+                i.threshold is not None for i in intents.intents
+            )
+            where = "the intents" + (f" (tuned for {tuned_for})" if tuned_for else "")
+            return intents, settings, where if own else f"the default for {model}"
+        log.warning(
+            "the thresholds in %s were tuned for model %s, not %s: set aside; %s's default "
+            "%.4g applies (run `intent-router tune --write --model %s` to tune them for it)",
+            ", ".join(intents.files) or "the intents",
+            tuned_for,
+            model,
+            model,
+            settings.default_threshold,
+            model,
+        )
+        stripped = replace(
+            intents,
+            default_threshold=None,
+            intents=tuple(replace(i, threshold=None) for i in intents.intents),
+        )
+        return stripped, settings, f"the default for {model} (the intents' are for {tuned_for})"
+
     def build(self, intents: IntentSet) -> Snapshot:
         """Embed every example and build an index; the current snapshot is untouched."""
         start = time.perf_counter()
@@ -136,18 +188,22 @@ class Engine:
                 negation.key(),
                 save=False,
             )
-        index = Index(intents, vectors, self.settings, negatives, layers=self.encoder.layers)
+        applied, settings, source = self.thresholds_for(intents)
+        index = Index(applied, vectors, settings, negatives, layers=self.encoder.layers)
         if self.cache.misses - misses >= _RELEASE_AFTER:
             release_memory()  # what embedding freed; see encoder.release_memory
         elapsed = time.perf_counter() - start
+        revision = revision_of(intents, self.encoder)
         log.info(
-            "built index revision %s: %d intents, %d examples in %.2f s",
+            "built index revision %s (intents %s, model %s): %d intents, %d examples in %.2f s",
+            revision,
             intents.revision,
+            self.encoder.model_name,
             len(intents.intents),
             len(texts),
             elapsed,
         )
-        return Snapshot(intents=intents, index=index, built_at=time.time(), build_seconds=elapsed)
+        return Snapshot(intents, index, time.time(), elapsed, revision, source)
 
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` the one that answers from now on (a single reference store)."""
@@ -180,7 +236,7 @@ class Engine:
         negation: NegationSettings,
         extra: Sequence[str] = (),
     ) -> Vectors:
-        """Rows (``Encoder.embed``) pooled with negation weights, then plain rows of ``extra``."""
+        """Rows of ``TextEncoder.embed`` with negation weights, then plain rows of ``extra``."""
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
         return self.encoder.embed([*(a.text for a in analyses), *extra], spans)
 

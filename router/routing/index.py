@@ -67,7 +67,8 @@ class Scoring(enum.StrEnum):
 class IndexSettings:
     scoring: Scoring = Scoring.HEAD
     k: int = 3
-    default_threshold: float = DEFAULT_THRESHOLD
+    #: The fallback threshold; None: the model's own default (``Engine.thresholds_for``).
+    default_threshold: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +122,7 @@ class Index:
         layers: int = 1,
     ) -> None:
         """``vectors``: one row per example, ``layers`` pooled hidden-state blocks (the last
-        block: the sentence vector; ``Encoder.embed``), or unit sentence vectors with
+        block: the sentence vector; ``TokenGraphEncoder.embed``), or unit sentence vectors with
         ``layers=1``. ``negatives``: the same for out-of-scope examples (head scoring only).
         """
         n_examples = intents.example_count
@@ -159,10 +160,10 @@ class Index:
         centroids.setflags(write=False)
         self._centroids = centroids
 
-        fallback = (
-            intents.default_threshold
-            if intents.default_threshold is not None
-            else settings.default_threshold
+        fallback = next(
+            t
+            for t in (intents.default_threshold, settings.default_threshold, DEFAULT_THRESHOLD)
+            if t is not None
         )
         thresholds = np.array(
             [fallback if i.threshold is None else i.threshold for i in intents.intents],

@@ -7,6 +7,7 @@ of the node it is about; every problem in every file is reported at once.
     version: 1
     defaults:              # optional
       threshold: 0.5       # optional; score in [-1, 1]
+      model: minilm        # optional; the model the file's thresholds were tuned with
     out_of_scope:          # optional; sentences that are none of the intents (negatives)
       - what's the weather like
     negation:              # optional; extends the built-in lexicons (negation.py)
@@ -42,7 +43,7 @@ SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
 _TOP_KEYS = frozenset({"version", "defaults", "negation", "out_of_scope", "intents"})
 _NEGATION_KEYS = frozenset({"enabled", "cues", "contrast", "refusal", "filler"})
-_DEFAULT_KEYS = frozenset({"threshold"})
+_DEFAULT_KEYS = frozenset({"threshold", "model"})
 #: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INTENT_KEYS = frozenset({"name", "description", "threshold", "examples"})
@@ -68,6 +69,9 @@ class IntentSet:
     negation: NegationSettings = field(default_factory=NegationSettings)
     #: Examples of what is none of the intents (``out_of_scope:``, every file's, in order).
     out_of_scope: tuple[str, ...] = ()
+    #: ``defaults.model``: the model the thresholds in these files were tuned with; None
+    #: when the files do not say (their thresholds then apply to any model).
+    threshold_model: str | None = None
 
     def by_name(self, name: str) -> Intent | None:
         return next((i for i in self.intents if i.name == name), None)
@@ -99,6 +103,7 @@ def load_intents(path: Path | str) -> IntentSet:
     default: tuple[float, str] | None = None
     lexicon = NegationSettings().lexicon
     enabled: tuple[bool, str] | None = None
+    threshold_model: tuple[str, str] | None = None
     out_of_scope: list[str] = []
     for file in files:
         parsed = _parse_file(file, problems)
@@ -129,6 +134,17 @@ def load_intents(path: Path | str) -> IntentSet:
                 )
             else:
                 default = file_default
+        if parsed.threshold_model is not None:
+            if threshold_model is not None and threshold_model[0] != parsed.threshold_model[0]:
+                problems.append(
+                    Problem(
+                        *_split(parsed.threshold_model[1]),
+                        "defaults.model",
+                        f"conflicts with {threshold_model[0]} set at {threshold_model[1]}",
+                    )
+                )
+            else:
+                threshold_model = parsed.threshold_model
         for intent, name_at in file_intents:
             if intent.name in seen:
                 problems.append(
@@ -151,9 +167,16 @@ def load_intents(path: Path | str) -> IntentSet:
         intents=tuple(intents),
         default_threshold=default_threshold,
         files=tuple(str(f) for f in files),
-        revision=_revision(intents, default_threshold, negation, out_of_scope),
+        revision=_revision(
+            intents,
+            default_threshold,
+            negation,
+            out_of_scope,
+            threshold_model[0] if threshold_model else None,
+        ),
         negation=negation,
         out_of_scope=tuple(out_of_scope),
+        threshold_model=threshold_model[0] if threshold_model else None,
     )
 
 
@@ -162,11 +185,13 @@ def _revision(
     default_threshold: float | None,
     negation: NegationSettings,
     out_of_scope: list[str],
+    threshold_model: str | None,
 ) -> str:
     canonical = json.dumps(
         {
             "negation": negation.key(),
             "default_threshold": default_threshold,
+            **({"threshold_model": threshold_model} if threshold_model else {}),
             "intents": [[i.name, i.threshold, list(i.examples)] for i in intents],
             **({"out_of_scope": out_of_scope} if out_of_scope else {}),
         },
@@ -279,6 +304,7 @@ class _File:
     negation: _Negation | None
     intents: list[tuple[Intent, str]]
     out_of_scope: list[str] = field(default_factory=list)
+    threshold_model: tuple[str, str] | None = None  # (value, file:line:col)
 
 
 def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
@@ -312,6 +338,7 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
         check.error(top["version"], "version", f"unsupported; expected {SUPPORTED_VERSION}")
 
     default: tuple[float, str] | None = None
+    threshold_model: tuple[str, str] | None = None
     negation = _parse_negation(check, top["negation"]) if "negation" in top else None
     if "defaults" in top:
         defaults = check.mapping(top["defaults"], "defaults", _DEFAULT_KEYS)
@@ -319,6 +346,10 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
             value = check.threshold(defaults["threshold"], "defaults.threshold")
             if value is not None:
                 default = (value, check.at(defaults["threshold"]))
+        if defaults and "model" in defaults:
+            model = check.string(defaults["model"], "defaults.model")
+            if model is not None:
+                threshold_model = (model.strip(), check.at(defaults["model"]))
 
     out_of_scope: list[str] = []
     if "out_of_scope" in top:
@@ -332,18 +363,18 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
     intents: list[tuple[Intent, str]] = []
     if "intents" not in top:
         check.error(root, "intents", "required: a list of intents")
-        return _File(default, negation, intents, out_of_scope)
+        return _File(default, negation, intents, out_of_scope, threshold_model)
     seq = top["intents"]
     if not isinstance(seq, SequenceNode):
         check.error(seq, "intents", f"must be a list, not {_kind(seq)}")
-        return _File(default, negation, intents, out_of_scope)
+        return _File(default, negation, intents, out_of_scope, threshold_model)
     if not seq.value:
         check.error(seq, "intents", "must not be empty")
     for index, item in enumerate(seq.value):
         parsed = _parse_intent(check, item, f"intents[{index}]")
         if parsed is not None:
             intents.append(parsed)
-    return _File(default, negation, intents, out_of_scope)
+    return _File(default, negation, intents, out_of_scope, threshold_model)
 
 
 def _parse_negation(check: _Checker, node: Node) -> _Negation | None:

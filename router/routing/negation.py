@@ -59,7 +59,11 @@ _EN_FILLER = (
     "anything", "something", "at", "all", "for", "of", "on", "with", "now", "again",
     "anymore", "any", "more", "mind", "hi", "hello", "hey", "sorry", "though", "actually",
 )  # fmt: skip
-_ZH_FILLER = ("我", "你", "的", "了", "吧", "呢", "啊", "请", "谢", "谢谢", "好", "这", "个", "们")
+_ZH_FILLER = (
+    "我", "你", "的", "了", "吧", "呢", "啊", "请", "谢", "谢谢", "好", "这", "个", "们", "并",
+    "也", "都", "还", "就", "先", "暂", "时", "真", "其", "实", "麻", "烦", "亲", "哦", "嗯",
+    "啦", "呀", "吗", "一", "下", "再",
+)  # fmt: skip
 #: Verbs of knowing and feeling: "I don't know", "don't care", "never mind" are no refusal.
 _EN_STATIVE = (
     "know", "think", "understand", "care", "remember", "recall", "believe", "see", "get",
@@ -69,7 +73,24 @@ _EN_STATIVE = (
 #: or remove something (cancel, delete, unsync), not a refusal of the thing named.
 _DISCONTINUE = re.compile(r"\b(?:any ?more|any longer)\b")
 # Chinese -------------------------------------------------------------------------------
-_ZH_CUES = ("没有", "不要", "不是", "不想", "不用", "无法", "不", "没", "别", "未", "无")
+_ZH_CUES = (
+    "没有", "不要", "不是", "不想", "不用", "不必", "无需", "无法", "不", "没", "别", "甭",
+    "未", "无",
+)  # fmt: skip
+#: Chinese cues that refuse whatever follows (volition, "no need", imperatives).
+_ZH_REFUSING = ("不要", "不想", "不用", "不必", "无需", "别", "甭")
+#: "不想用了", "不要了", "不想买了": the customer wants to stop (return, refund, cancel),
+#: which is a request, not a refusal (the English "don't want it anymore").
+_ZH_DISCONTINUE = re.compile(r"再?[\u4e00-\u9fff]?了")
+#: Words that hold a cue's character but negate nothing: 性别, 别人, 无线, 不过, ...
+_ZH_NOT_CUES = (
+    "别人", "别的", "性别", "特别", "区别", "分别", "类别", "级别", "告别", "识别", "差别",
+    "无线", "无论", "无聊", "不同", "不错", "不少", "不久", "不过", "不断", "不仅", "不管",
+    "不如", "不然", "不但", "不得不", "差不多", "要不要", "是不是", "能不能", "可不可以",
+    "有没有", "会不会", "好不好", "行不行", "对不起", "了不起",
+)  # fmt: skip
+#: Words before a cue that leave it at the head of its clause ("我并不是想...").
+_ZH_LEAD_FILLER = re.compile(r"^(?:我|我们|并|也|都|还|就|真的|其实|暂时|先)*")
 _ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
 _ZH_REFUSAL = ("要", "想", "是", "用", "需要", "打算")
 #: Clause boundaries, Latin and CJK.
@@ -111,7 +132,7 @@ class NegationSettings:
     """How negation changes routing; part of the vector cache's key.
 
     ``scope_weight`` is the pooling weight of the tokens a refusal covers (cue and
-    scope; 1.0 would leave them as they are). Measured in ARCHITECTURE.md.
+    scope; 1.0 would leave them as they are). Why 0: ARCHITECTURE.md, "Negation".
     """
 
     enabled: bool = True
@@ -130,13 +151,17 @@ class NegatedSpan:
     cue: tuple[int, int]  # character offsets of the cue
     scope: tuple[int, int]  # character offsets of what it negates (to the clause's end)
     refusal: bool  # the customer refuses this, rather than reporting a state
+    #: A refused object put before the cue (Chinese topic: "地址不用改了"), or None.
+    topic: tuple[int, int] | None = None
 
     @property
     def start(self) -> int:
-        return min(self.cue[0], self.scope[0])
+        return min(self.cue[0], self.scope[0], *(self.topic[:1] if self.topic else ()))
 
     def text(self, utterance: str) -> str:
-        return utterance[self.scope[0] : self.scope[1]]
+        """What is negated: the fronted topic, if any, then the scope."""
+        lead = utterance[self.topic[0] : self.topic[1]] if self.topic else ""
+        return lead + utterance[self.scope[0] : self.scope[1]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +220,8 @@ def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
         if _is_interjection(lower, start, end):
             continue
         refusal = _is_refusal(lower, start, end, scope_end, lex)
-        spans.append(NegatedSpan((start, end), (scope_start, scope_end), refusal))
+        topic = _zh_topic(lower, start) if refusal and _is_cjk(lower[start]) else None
+        spans.append(NegatedSpan((start, end), (scope_start, scope_end), refusal, topic))
     return Analysis(text, tuple(spans))
 
 
@@ -213,8 +239,14 @@ def _alternation(words: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _find_cues(lower: str, lex: Lexicon) -> list[tuple[int, int]]:
-    """Non-overlapping cues, left to right, the longest at each position."""
-    return [(m.start(), m.end()) for m in _alternation(lex.cues).finditer(lower)]
+    """Non-overlapping cues, left to right, the longest at each position; a Chinese cue
+    inside a word that only looks negative (性别, 无线, 是不是) is skipped."""
+    inert = [range(m.start(), m.end()) for m in _alternation(_ZH_NOT_CUES).finditer(lower)]
+    return [
+        (m.start(), m.end())
+        for m in _alternation(lex.cues).finditer(lower)
+        if not any(m.start() in r for r in inert)
+    ]
 
 
 def _clause_end(lower: str, start: int, lex: Lexicon) -> int:
@@ -225,6 +257,11 @@ def _clause_end(lower: str, start: int, lex: Lexicon) -> int:
         if lower[i] in _PUNCT:
             end = i
             break
+    if _is_cjk(lower[start - 1]):
+        # 了 closes a Chinese clause that runs on without punctuation: "我不想用了能退钱吗"
+        done = lower.find("了", start, end - 1)
+        if done >= 0:
+            end = done + 1
     turn = _alternation(lex.contrast).search(lower, start + 1, end)
     return turn.start() if turn else end
 
@@ -245,13 +282,45 @@ def _is_interjection(lower: str, start: int, end: int) -> bool:
     return bool(words) and words[0] in _PRONOUNS
 
 
+def _clause_lead(lower: str, start: int) -> tuple[int, str]:
+    """Where the clause holding ``start`` begins, and its words before ``start``."""
+    clause_start = max((lower.rfind(p, 0, start) for p in _PUNCT), default=-1) + 1
+    while clause_start < start and lower[clause_start].isspace():
+        clause_start += 1
+    return clause_start, lower[clause_start:start]
+
+
+def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) -> bool:
+    cue = lower[start:end]
+    scope = lower[end:scope_end]
+    if cue in ("不要", "不想") and _ZH_DISCONTINUE.fullmatch(scope.strip()):
+        return False  # 不要了 / 不想用了: wants to stop, a request
+    if cue in _ZH_REFUSING:
+        return True
+    nxt = lower[end : end + 2]
+    if cue == "不是":
+        # "不是要退货", clause-initial "(我并)不是投诉": refused; "收到的不是我订的",
+        # "不是我买的", "不是15的" state a fact
+        if nxt[:1] in ("要", "想", "来"):
+            return True
+        lead = _ZH_LEAD_FILLER.sub("", _clause_lead(lower, start)[1].strip())
+        return not lead and bool(nxt) and _is_cjk(nxt[0]) and nxt[0] not in "我你他她它这那"
+    return any(nxt.startswith(w) for w in lex.refusal if _is_cjk(w[0]))
+
+
+def _zh_topic(lower: str, start: int) -> tuple[int, int] | None:
+    """A short object fronted before a Chinese refusal cue ("地址不用改了"), or None."""
+    lead = _clause_lead(lower, start)[1]
+    stripped = _ZH_LEAD_FILLER.sub("", lead)
+    if not stripped.strip() or len(stripped) > 8:
+        return None
+    return (start - len(stripped), start)
+
+
 def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) -> bool:
     cue = lower[start:end]
     if _is_cjk(cue[0]):
-        if cue in ("不要", "不想", "不是", "不用", "别"):
-            return True
-        nxt = lower[end : end + 2]
-        return any(nxt.startswith(w) for w in lex.refusal if _is_cjk(w[0]))
+        return _is_zh_refusal(lower, start, end, scope_end, lex)
     if cue in ("instead of", "rather than"):
         return True
     if cue == "no longer" or _DISCONTINUE.search(lower, end, scope_end + 12):

@@ -78,7 +78,7 @@ class VectorCache:
             if fresh.shape[1] != self.dimension:
                 raise ValueError(
                     f"encoder gave rows of {fresh.shape[1]} values; this cache holds "
-                    f"{self.dimension} (build it with Encoder.width)"
+                    f"{self.dimension} (build it with TokenGraphEncoder.width)"
                 )
             with self._lock:
                 for key, vector in zip(missing, fresh, strict=True):

@@ -84,7 +84,8 @@ class Reloader:
         async with self._lock:
             start = time.perf_counter()
             loop = asyncio.get_running_loop()
-            current = self.engine.snapshot.revision if self.engine.ready else ""
+            serving = self.engine.snapshot if self.engine.ready else None
+            current = serving.revision if serving is not None else ""
             try:
                 intents = await loop.run_in_executor(self._executor, load_intents, self.path)
             except IntentsError as exc:
@@ -93,16 +94,17 @@ class Reloader:
                     log.error("reload (%s) rejected: %s", trigger, line)
                 status = ReloadStatus(trigger, time.time(), False, current, False, errors)
             else:
-                changed = intents.revision != current
+                changed = serving is None or intents.revision != serving.intents.revision
                 if changed:
                     snapshot = await loop.run_in_executor(
                         self._executor, self.engine.build, intents
                     )
                     self.engine.swap(snapshot)
-                    log.info("reload (%s): now serving revision %s", trigger, intents.revision)
+                    current = snapshot.revision
+                    log.info("reload (%s): now serving revision %s", trigger, current)
                     # after the swap: writing the vector file does not delay the answers
                     await loop.run_in_executor(self._executor, self.engine.persist)
-                status = ReloadStatus(trigger, time.time(), True, intents.revision, changed)
+                status = ReloadStatus(trigger, time.time(), True, current, changed)
             status = replace(status, seconds=time.perf_counter() - start)
             async with self._changed:
                 self.status = status

@@ -137,9 +137,9 @@ class RouterServer:
             return self.config.encoder
         if self.config.model_dir is None:
             raise ValueError("ServerConfig needs a model_dir or an encoder")
-        from router.model.encoder import Encoder  # onnxruntime loads only when serving a model
+        from router.model.loading import load_encoder  # onnxruntime loads only here
 
-        return Encoder(self.config.model_dir, threads=self.config.threads)
+        return load_encoder(self.config.model_dir, threads=self.config.threads)
 
     def _record_reload(self, status: ReloadStatus) -> None:
         self.metrics.reloads.labels(status.trigger, "ok" if status.ok else "error").inc()

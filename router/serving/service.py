@@ -160,6 +160,8 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             max_batch_size=self.limits.max_batch_size,
             max_top_k=self.limits.max_top_k,
             last_reload=_reload(self.reloader.status) if self.reloader else None,
+            model=encoder.model_name,
+            threshold_source=snapshot.threshold_source,
         )
 
     async def Reload(  # noqa: N802
