@@ -428,7 +428,7 @@ def _tune(args: argparse.Namespace) -> int:
     )
     written: list[Path] = []
     if args.write:
-        written = write_thresholds(run.intents, tuning.default, tuning.per_intent)
+        written = write_thresholds(run.intents, tuning.default, tuning.per_intent, run.model)
     # The current default on the curve's terms (intents' own thresholds as the curve has them).
     threshold = run.index.default_threshold
     current = metrics_at(gold, candidates, scores, threshold, tuning.kept)

@@ -1,7 +1,8 @@
 """Shared fixtures: the bundled intents; a fake encoder, engine and server; the real model.
 
-Every test that needs the real model depends, directly or through a fixture, on
-``model_dir`` (the model pulled once); such tests are marked ``model`` here at
+Every test that needs a real model depends, directly or through a fixture, on
+``model_dir`` (MiniLM) or ``use_model_dir`` (Universal Sentence Encoder multilingual),
+each pulled once as ``model pull`` pulls it; such tests are marked ``model`` here at
 collection, so ``pytest -m "not model"`` (``make test-fast``) runs the rest without a
 model on the machine. Routing, batching, reload and service logic use the fake
 (``fakes.serving_fake``): ``fake_encoder``, ``fake_engine``, ``fake_server``/``fake_stub``.
@@ -33,7 +34,7 @@ SHARED = ROOT.parent / "shared"
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "model_dir" in getattr(item, "fixturenames", ()):
+        if {"model_dir", "use_model_dir"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.model)
 
 
@@ -43,6 +44,15 @@ def model_dir() -> Path:
     target = default_model_dir()
     if needs_pull(target):
         pull(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def use_model_dir() -> Path:
+    """The multilingual model, pulled if missing (as ``model pull --model use-multilingual``)."""
+    target = default_model_dir("use-multilingual")
+    if needs_pull(target, "use-multilingual"):
+        pull(target, name="use-multilingual")
     return target
 
 

@@ -63,7 +63,7 @@ CATALOGUE: dict[str, CatalogueEntry] = {
             kind="text",
             languages="ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW",
             size="about 45 MB",
-            default_threshold=0.45,
+            default_threshold=0.44,
         ),
     )
 }

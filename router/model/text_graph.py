@@ -27,8 +27,6 @@ __all__ = ["KEEP_WEIGHT", "TextGraphEncoder", "without_spans"]
 
 #: Spans weighted below this are cut out of the text; others are left as they are.
 KEEP_WEIGHT = 0.5
-#: Texts per model run: bounds the memory of one call (the graph pads to the longest).
-_MAX_BATCH = 32
 _SPACES = re.compile(r"\s+")
 
 
@@ -87,14 +85,17 @@ class TextGraphEncoder:
         return out
 
     def embed(self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None = None) -> Vectors:
-        """(n, dimension) unit sentence vectors; refused spans are cut out of the text."""
+        """(n, dimension) unit sentence vectors, each computed alone; refused spans are cut
+        out of the text."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         edited = [
             without_spans(t, spans[i]) if spans is not None else t for i, t in enumerate(texts)
         ]
-        rows = [self._run(edited[i : i + _MAX_BATCH]) for i in range(0, len(edited), _MAX_BATCH)]
-        return unit_rows(np.concatenate(rows))
+        # One text a run: the int8 graph quantises its activations with one scale per
+        # run, so a text's vector would move with the rest of its batch (cosine down to
+        # 0.995); alone it is always the same. ARCHITECTURE.md, "Text-level models".
+        return unit_rows(np.concatenate([self._run([text]) for text in edited]))
 
     def encode(
         self, texts: Sequence[str], spans: Sequence[Sequence[Span]] | None = None

@@ -370,18 +370,30 @@ def _delete(mapping: Any, key: str) -> None:
 
 
 def write_thresholds(
-    intents: IntentSet, default: float, per_intent: Mapping[str, float] | None
+    intents: IntentSet,
+    default: float,
+    per_intent: Mapping[str, float] | None,
+    model: str | None = None,
 ) -> list[Path]:
     """Record thresholds in the intents' YAML files, keeping comments, order and layout.
 
     ``defaults.threshold`` is set in every file that has a ``defaults`` block (files must
-    agree), or added to the first file when none has one. With ``per_intent`` (not None),
-    each named intent gets ``threshold:`` in the file that defines it and every other
-    intent loses its own; with None, intents' own thresholds are left alone.
+    agree), or added to the first file when none has one; ``defaults.model`` records
+    ``model``, the model they were tuned with (a threshold belongs to its model). With
+    ``per_intent`` (not None), each named intent gets ``threshold:`` in the file that
+    defines it and every other intent loses its own; with None, intents' own thresholds
+    are left alone, unless they were recorded for another model: then they are removed.
     Needs the ``eval`` extra (ruamel.yaml).
     Returns the files that changed. The result is loaded back and checked; on any
     mismatch the files are restored and RuntimeError is raised."""
     require("eval", "tune --write", "ruamel.yaml")
+    if per_intent is None and model is not None and intents.threshold_model not in (None, model):
+        log.warning(
+            "the intents' own thresholds were tuned for %s, not %s: removed",
+            intents.threshold_model,
+            model,
+        )
+        per_intent = {}
     files = [Path(f) for f in intents.files]
     if per_intent is not None:
         missing = sorted(set(per_intent) - {i.name for i in intents.intents})
@@ -403,6 +415,8 @@ def write_thresholds(
             block = CommentedMap()
             _set_after(data, "defaults", block, ["version"])
         block["threshold"] = _number(yaml, default)
+        if model is not None:
+            _set_after(block, "model", model, ["threshold"])
 
     if per_intent is not None:
         by_file = {str(f): f for f in files}
@@ -427,7 +441,7 @@ def write_thresholds(
             changed.append(f)
 
     try:
-        _verify(intents, files, default, per_intent)
+        _verify(intents, files, default, per_intent, model)
     except Exception:
         for f in changed:
             _atomic_write(f, originals[f].decode("utf-8"))
@@ -436,13 +450,19 @@ def write_thresholds(
 
 
 def _verify(
-    before: IntentSet, files: list[Path], default: float, per_intent: Mapping[str, float] | None
+    before: IntentSet,
+    files: list[Path],
+    default: float,
+    per_intent: Mapping[str, float] | None,
+    model: str | None,
 ) -> None:
     after = load_intents(files[0] if len(files) == 1 else files[0].parent)
     if after.default_threshold != default:
         raise RuntimeError(
             f"wrote defaults.threshold {default} but read back {after.default_threshold}"
         )
+    if model is not None and after.threshold_model != model:
+        raise RuntimeError(f"wrote defaults.model {model} but read back {after.threshold_model}")
     for intent in before.intents:
         now = after.by_name(intent.name)
         expected = intent.threshold if per_intent is None else per_intent.get(intent.name)

@@ -1,0 +1,298 @@
+"""Choosing a model per deployment: the catalogue, --model, thresholds that belong to a
+model, text-level graphs, and Chinese routing with the multilingual model."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fakes import FakeEncoder, serving_fake
+from helpers import running
+
+from router import cli
+from router.api.v1 import router_pb2 as pb
+from router.errors import ModelError
+from router.model.catalogue import CATALOGUE, DEFAULT_MODEL, resolve
+from router.model.contract import needs_pull
+from router.model.session import inference_session
+from router.model.text_graph import TextGraphEncoder, without_spans
+from router.routing.engine import Engine, revision_of
+from router.routing.index import DEFAULT_THRESHOLD
+from router.routing.intents import UNKNOWN, load_intents
+from router.serving.server import ServerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+ZH = ROOT / "intents" / "zh"
+
+
+def in_process(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(["--log-level", "warning", *args])
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+# ----------------------------------------------------------------- the catalogue
+
+
+def test_catalogue_names_resolve_to_their_folders(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("INTENT_ROUTER_MODEL_HOME", str(tmp_path))
+    assert set(CATALOGUE) == {"minilm", "use-multilingual"}
+    assert resolve(None).name == DEFAULT_MODEL == "minilm"
+    for name, entry in CATALOGUE.items():
+        choice = resolve(name)
+        assert (choice.name, choice.directory) == (name, tmp_path / entry.directory)
+    mine = tmp_path / "my-export"
+    mine.mkdir()
+    assert resolve(str(mine)).name is None
+    assert resolve(str(mine)).label == "custom:my-export"
+
+
+@pytest.mark.parametrize("value", ["use-multi", "MiniLM", "bert"])
+def test_an_unknown_model_name_names_the_choices(value: str) -> None:
+    with pytest.raises(ModelError) as raised:
+        resolve(value)
+    assert raised.value.exit_code == 3
+    assert all(name in str(raised.value) for name in CATALOGUE)
+
+
+def test_cli_unknown_model_exits_3_naming_the_choices() -> None:
+    code, _, err = in_process("classify", "--intents", str(ZH), "--model", "use-multi", "hi")
+    assert code == 3
+    assert "minilm" in err and "use-multilingual" in err
+    assert err.count("\n") == 1  # one line, no traceback
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["classify", "--intents", "intents", "--model-d", "x", "hi"],  # no prefix of --model-dir
+        ["serve", "--mod", "use-multilingual"],
+        ["--log", "debug", "model", "pull"],
+        ["model", "pull", "--model-d", "x"],
+    ],
+)
+def test_options_are_never_matched_by_prefix(args: list[str]) -> None:
+    code, _, err = in_process(*args)
+    assert code == 2
+    assert "error:" in err and "--log-level" not in err.split("error:")[1]
+
+
+def test_needs_pull_knows_each_kind(tmp_path: Path) -> None:
+    assert needs_pull(tmp_path, "use-multilingual") == "missing model.onnx"
+    (tmp_path / "model.onnx").write_bytes(b"graph")
+    manifest = {"name": "use-multilingual", "kind": "text", "model_id": "use", "dimension": 512}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    assert needs_pull(tmp_path, "use-multilingual") is None  # no tokenizer needed
+    assert needs_pull(tmp_path, "minilm") == "missing tokenizer.json"
+    (tmp_path / "tokenizer.json").write_text("{}")
+    assert needs_pull(tmp_path, "minilm") == "holds use-multilingual, not minilm"
+
+
+def test_a_graph_needing_missing_custom_ops_is_a_one_line_error(monkeypatch, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime_extensions", None)  # import fails
+    with pytest.raises(ModelError) as raised:
+        inference_session(tmp_path / "model.onnx", custom_ops=True)
+    message = str(raised.value)
+    assert "onnxruntime-extensions" in message and "\n" not in message
+    assert raised.value.exit_code == 3
+
+
+def test_cut_spans_leave_the_rest_of_the_text() -> None:
+    text = "我不要退款，我想换个大一号的"
+    assert without_spans(text, [(1, 5, 0.0)]) == "我 ，我想换个大一号的"
+    assert without_spans("I don't want a refund, a bigger size", [(2, 21, 0.0)]) == (
+        "I , a bigger size"
+    )
+    assert without_spans(text, [(1, 5, 0.9)]) == text  # weights kept are not cut
+    assert without_spans(text, []) == text
+    assert without_spans("abc", [(0, 3, 0.0)]) == ""
+
+
+# ------------------------------------------------------- thresholds belong to a model
+
+TUNED = """version: 1
+defaults:
+  threshold: 0.99
+  model: {model}
+intents:
+  - name: refund
+    threshold: 0.98
+    examples: [refund my money, I want a refund]
+  - name: track
+    examples: [where is my parcel, track my order]
+"""
+
+
+def test_thresholds_tuned_for_another_model_are_set_aside(tmp_path: Path, caplog) -> None:
+    (tmp_path / "a.yaml").write_text(TUNED.format(model="minilm"))
+    intents = load_intents(tmp_path)
+    assert intents.threshold_model == "minilm"
+    snapshot = Engine(serving_fake()).build(intents)  # the fake is model "fake"
+    assert snapshot.index.default_threshold == DEFAULT_THRESHOLD  # the fake has no default
+    assert snapshot.index.thresholds.tolist() == pytest.approx([DEFAULT_THRESHOLD] * 2)
+    assert "minilm" in snapshot.threshold_source and "fake" in snapshot.threshold_source
+    assert "tuned for model minilm, not fake" in caplog.text
+
+
+def test_thresholds_tuned_for_this_model_apply(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(TUNED.format(model="fake"))
+    snapshot = Engine(serving_fake()).build(load_intents(tmp_path))
+    assert snapshot.index.default_threshold == pytest.approx(0.99)
+    assert snapshot.index.thresholds.tolist() == pytest.approx([0.98, 0.99])
+    assert snapshot.threshold_source == "the intents (tuned for fake)"
+
+
+def test_the_models_own_default_applies_without_tuned_thresholds(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(
+        TUNED.replace("defaults:\n  threshold: 0.99\n  model: {model}\n", "")
+    )
+    encoder = serving_fake()
+    encoder.default_threshold = 0.61
+    snapshot = Engine(encoder).build(load_intents(tmp_path))
+    assert snapshot.index.default_threshold == pytest.approx(0.61)
+    assert snapshot.index.thresholds.tolist() == pytest.approx([0.98, 0.61])
+
+
+def test_defaults_model_must_agree_across_files(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(TUNED.format(model="minilm"))
+    other = TUNED.format(model="use-multilingual").replace("refund", "r2").replace("track", "t2")
+    (tmp_path / "b.yaml").write_text(other)
+    with pytest.raises(Exception, match=r"b\.yaml:4:\d+: defaults\.model: conflicts with minilm"):
+        load_intents(tmp_path)
+
+
+def test_the_revision_names_the_model(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(TUNED.format(model="fake"))
+    intents = load_intents(tmp_path)
+    one, other = FakeEncoder(dimension=64), FakeEncoder(dimension=32)
+    assert revision_of(intents, one) != revision_of(intents, other)
+    assert Engine(one).build(intents).revision == revision_of(intents, one)
+
+
+def test_tune_write_records_the_model_and_drops_another_models_thresholds(
+    tmp_path: Path, monkeypatch
+) -> None:
+    import router.model.loading
+
+    monkeypatch.setattr(
+        router.model.loading, "load_encoder", lambda d, threads=None: serving_fake()
+    )
+    monkeypatch.setattr(cli, "_resolve_model", Path)
+    (tmp_path / "a.yaml").write_text(TUNED.format(model="minilm"))
+    data = tmp_path / "val.jsonl"
+    rows = [("refund my money please", "refund"), ("where is my parcel now", "track")] * 5
+    rows += [("purple zebra quantum", UNKNOWN)] * 4
+    data.write_text("".join(json.dumps({"text": t, "intent": i}) + "\n" for t, i in rows))
+    code, _, err = in_process("tune", "--intents", str(tmp_path), "--data", str(data), "--write")
+    assert code == 0, err
+    written = load_intents(tmp_path)
+    assert written.threshold_model == "fake"
+    assert written.by_name("refund").threshold is None  # was tuned for minilm: removed
+    assert written.default_threshold is not None and written.default_threshold != 0.99
+
+
+async def test_info_names_the_model_and_where_thresholds_come_from(fake_stub) -> None:
+    info = await fake_stub.Info(pb.InfoRequest())
+    assert info.model == "fake"
+    # the bundled English thresholds were tuned for minilm: the fake does not use them
+    assert "minilm" in info.threshold_source and "fake" in info.threshold_source
+
+
+# ------------------------------------------------------- the multilingual model, real
+
+REFUND = ["怎么退款？", "我不想用了能退钱吗？", "订单取消后钱啥时候回来？"]
+
+
+@pytest.fixture(scope="module")
+def use_encoder(use_model_dir: Path) -> TextGraphEncoder:
+    return TextGraphEncoder(use_model_dir, threads=2)
+
+
+def test_the_multilingual_model_gives_unit_vectors_independent_of_the_batch(
+    use_encoder: TextGraphEncoder,
+) -> None:
+    texts = ["怎么退款？", "where is my parcel", "我的iPhone无法开机", "Wo ist mein Paket?"]
+    vectors = use_encoder.embed(texts)
+    assert vectors.shape == (4, 512) and use_encoder.width == 512 == use_encoder.dimension
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(1.0, abs=1e-5)
+    alone = np.stack([use_encoder.embed([t])[0] for t in texts])
+    assert np.abs(alone - vectors).max() < 1e-6  # one text a run: never moved by its batch
+    # the refusal cut out of the text: its vector is the rest's
+    cut = use_encoder.embed(["我不要退款，我想换个大一号的"], [[(1, 5, 0.0)]])
+    assert cut[0] @ use_encoder.embed(["我 ，我想换个大一号的"])[0] == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_chinese_messages_route_over_grpc_with_the_multilingual_model(
+    use_model_dir: Path,
+) -> None:
+    config = ServerConfig(intents=load_intents(ZH), model_dir=use_model_dir, port=0, threads=2)
+    async with running(config) as served:
+        stub = served.stub
+        for text in REFUND:
+            reply = await stub.Classify(pb.ClassifyRequest(text=text))
+            assert (reply.intent, text) == ("request_refund", text)
+        exchange = await stub.Classify(pb.ClassifyRequest(text="我不要退款，我想换个大一号的"))
+        assert exchange.intent == "exchange_item"
+        assert list(exchange.refused_intents) == ["request_refund"]
+        refusing = await stub.Classify(pb.ClassifyRequest(text="我不要退款"))
+        assert (refusing.intent, refusing.reason) == (UNKNOWN, "nothing_wanted")
+        broken = await stub.Classify(pb.ClassifyRequest(text="手机开不了机"))
+        assert broken.intent == "broken_device"  # the negation describes the problem
+        joke = await stub.Classify(pb.ClassifyRequest(text="给我讲个笑话"))
+        assert joke.intent == UNKNOWN and joke.score < joke.threshold
+        info = await stub.Info(pb.InfoRequest())
+        assert (info.model, info.dimension) == ("use-multilingual", 512)
+        assert info.threshold_source == "the intents (tuned for use-multilingual)"
+        batch = await stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=[*REFUND, "where is it"]))
+        assert [r.intent for r in batch.results[:3]] == ["request_refund"] * 3
+
+
+def test_the_english_intents_served_by_the_multilingual_model_use_its_default(
+    use_encoder: TextGraphEncoder, bundled
+) -> None:
+    snapshot = Engine(use_encoder).build(bundled)  # bundled thresholds are for minilm
+    assert snapshot.index.default_threshold == pytest.approx(
+        CATALOGUE["use-multilingual"].default_threshold
+    )
+    assert "use-multilingual" in snapshot.threshold_source
+    engine = Engine(use_encoder)
+    engine.swap(snapshot)
+    (p,) = engine.classify(["我的包裹到哪了"]).predictions  # Chinese against English exemplars
+    assert p.intent == "track_delivery"
+
+
+def test_eval_json_names_the_multilingual_model(use_model_dir: Path) -> None:
+    code, out, err = in_process(
+        "eval", "--intents", str(ZH), "--data", str(ZH / "eval" / "val.jsonl"),
+        "--model", str(use_model_dir), "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["model"] == "use-multilingual"
+    assert record["in_scope_top1"] > 0.8  # near-random vectors (MiniLM on Chinese) give ~0.3
+
+
+def test_a_vector_cache_is_never_shared_between_models(
+    use_encoder: TextGraphEncoder, tmp_path: Path
+) -> None:
+    from router.routing.vectorcache import VectorCache
+
+    fake = serving_fake()
+    fake_cache = VectorCache(fake.fingerprint, fake.width, tmp_path)
+    intents = load_intents(ZH)
+    Engine(fake, cache=fake_cache).load(intents)
+    use_cache = VectorCache(use_encoder.fingerprint, use_encoder.width, tmp_path)
+    assert len(use_cache) == 0  # the fake's vectors are under another namespace
+    engine = Engine(use_encoder, cache=use_cache)
+    engine.load(replace(intents))
+    assert use_cache.misses == intents.example_count + len(intents.out_of_scope)
