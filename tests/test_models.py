@@ -296,3 +296,29 @@ def test_a_vector_cache_is_never_shared_between_models(
     engine = Engine(use_encoder, cache=use_cache)
     engine.load(replace(intents))
     assert use_cache.misses == intents.example_count + len(intents.out_of_scope)
+
+
+async def test_a_reload_with_the_multilingual_model_serves_the_edit(
+    use_model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    directory = tmp_path / "zh"
+    shutil.copytree(ZH, directory, ignore=shutil.ignore_patterns("eval", "*.md"))
+    config = ServerConfig(
+        intents=load_intents(directory), model_dir=use_model_dir, port=0, threads=2,
+        intents_path=directory, watch=False,
+    )  # fmt: skip
+    async with running(config) as served:
+        before = await served.stub.Classify(pb.ClassifyRequest(text="我想加盟你们的店"))
+        edit = directory / "franchise.yaml"
+        edit.write_text(
+            "version: 1\nintents:\n  - name: franchise\n    examples:\n"
+            "      - 我想加盟你们\n      - 怎么成为你们的加盟商\n      - 加盟需要多少钱\n",
+            encoding="utf-8",
+        )
+        status = await served.stub.Reload(pb.ReloadRequest())
+        assert status.ok and status.changed and status.revision != before.revision
+        after = await served.stub.Classify(pb.ClassifyRequest(text="我想加盟你们的店"))
+        assert (after.intent, after.revision) == ("franchise", status.revision)
+        assert before.intent != "franchise"
