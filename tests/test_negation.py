@@ -101,3 +101,16 @@ def test_pooling_spans_cover_cue_and_scope() -> None:
 )
 def test_discontinuation_and_stative_verbs_are_not_refusals(text: str) -> None:
     assert not analyse(text).refusals
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "isn't my top-up supposed to mean its complete?",
+        "shouldn't my new card be here by now?",
+        "don't really care",
+    ],
+)
+def test_one_word_before_a_cue_then_a_denied_word_does_not_crash(text: str) -> None:
+    analysis = analyse(text)  # raised IndexError
+    assert [text[s.cue[0] : s.cue[1]] for s in analysis.spans] == ["n't"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -107,8 +107,13 @@ class Engine:
         settings: IndexSettings | None = None,
         cache: VectorCache | None = None,
         negation: NegationSettings | None = None,
+        on_negation_failure: Callable[[], None] | None = None,
     ) -> None:
         self.encoder = encoder
+        #: Called once per text whose negation analysis raised (the metrics count it).
+        self.on_negation_failure = on_negation_failure
+        #: Texts routed without negation handling because their analysis raised.
+        self.negation_failures = 0
         self.settings = settings or IndexSettings()
         self.cache = cache if cache is not None else VectorCache(encoder.fingerprint, encoder.width)
         #: Overrides the intents' own negation settings (eval compares on and off).
@@ -224,11 +229,32 @@ class Engine:
         """Write newly embedded exemplar vectors to the cache file (blocking I/O)."""
         self.cache.save()
 
-    @staticmethod
-    def _analyse(texts: Sequence[str], negation: NegationSettings) -> list[Analysis]:
+    def _analyse(self, texts: Sequence[str], negation: NegationSettings) -> list[Analysis]:
         if not negation.enabled:
             return [Analysis(t) for t in texts]
-        return [analyse(t, negation.lexicon) for t in texts]
+        return [self._analyse_one(t, negation) for t in texts]
+
+    def _analyse_one(self, text: str, negation: NegationSettings) -> Analysis:
+        """One text's analysis; a failure routes that text without negation handling.
+
+        A bug in the rules must never fail another text, a batch or an index build:
+        the text is logged (its length, never its words), counted, and embedded as it is.
+        """
+        try:
+            return analyse(text, negation.lexicon)
+        except Exception as exc:  # any bug in the rules: contain it to this text
+            self.negation_failures += 1
+            log.warning(
+                "negation analysis failed on a text of %d characters (%s: %s); "
+                "routed without negation handling",
+                len(text),
+                type(exc).__name__,
+                exc,
+                exc_info=self.negation_failures == 1,  # the traceback once per process
+            )
+            if self.on_negation_failure is not None:
+                self.on_negation_failure()
+            return Analysis(text)
 
     def _encode(
         self,

@@ -343,7 +343,11 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
             return True
         if before[-1:] and before[-1] in _PRONOUN_COPULAS:
             return True
-        if before[-2:] and before[-2] in ("it", "that", "this") and before[-1] in ("is", "was"):
+        if (
+            len(before) >= 2
+            and before[-2] in ("it", "that", "this")
+            and before[-1] in ("is", "was")
+        ):
             return True
     if cue == "not" and not lead and words and words[0].endswith("ing"):
         return True  # "not cancelling, ..."

@@ -8,7 +8,9 @@ server, so tests and embedded servers do not collide.
 * ``intent_router_predictions_total{intent}`` (``unknown`` included) and
   ``intent_router_score``: what is being answered and how confidently;
 * ``intent_router_reloads_total{trigger, result}``, ``intent_router_revision_info``;
-* ``intent_router_batch_texts`` and ``intent_router_queue_depth``: the batcher.
+* ``intent_router_batch_texts`` and ``intent_router_queue_depth``: the batcher;
+* ``intent_router_negation_failures_total``: texts whose negation analysis failed
+  (routed without it; see ``Engine._analyse_one``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ class Metrics:
         )  # fmt: skip
         self.queue_depth = Gauge(
             "intent_router_queue_depth", "requests waiting for the model", registry=r
+        )
+        self.negation_failures = Counter(
+            "intent_router_negation_failures",
+            "texts routed without negation handling because their analysis failed",
+            registry=r,
         )
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:

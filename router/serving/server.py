@@ -90,7 +90,12 @@ class RouterServer:
         loop = asyncio.get_running_loop()
         encoder = await loop.run_in_executor(self._executor, self._load_encoder)
         cache = VectorCache(encoder.fingerprint, encoder.width, self.config.cache_dir)
-        self.engine = Engine(encoder, self.config.settings, cache)
+        self.engine = Engine(
+            encoder,
+            self.config.settings,
+            cache,
+            on_negation_failure=self.metrics.negation_failures.inc,
+        )
         if self.config.intents_path is not None:
             self.reloader = Reloader(
                 self.engine, self.config.intents_path, on_status=self._record_reload
