@@ -121,3 +121,55 @@ def test_a_build_leaves_the_file_to_persist_after_the_swap(
     assert path.stat().st_mtime_ns == written
     again = VectorCache(encoder.fingerprint, encoder.width, tmp_path)
     assert len(again) == bundled.example_count
+
+
+def test_an_unwritable_directory_keeps_vectors_in_memory(tmp_path: Path, caplog) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a directory")
+    cache = VectorCache("model-a", 8, in_the_way / "vectors")  # mkdir and writes fail
+    enc = CountingEncoder()
+    first = cache.embed(["a", "b"], enc)  # saves: must warn, not raise
+    assert "not writable" in caplog.text and cache.path is None
+    assert np.array_equal(cache.embed(["a"], enc)[0], first[0]) and enc.seen == ["a", "b"]
+
+
+async def test_a_server_with_an_unwritable_cache_directory_serves(
+    tmp_path: Path, bundled, caplog
+) -> None:
+    from fakes import serving_fake
+    from helpers import running
+
+    from router.api.v1 import router_pb2 as pb
+    from router.serving.server import ServerConfig
+
+    in_the_way = tmp_path / "cache"
+    in_the_way.write_text("a file where the cache directory should be")
+    config = ServerConfig(intents=bundled, encoder=serving_fake(), port=0, cache_dir=in_the_way)
+    async with running(config) as served:  # start-up crashed after the index was built
+        reply = await served.stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
+        assert reply.revision == served.server.engine.snapshot.revision
+    assert "keeping vectors in memory only" in caplog.text
+
+
+def test_the_file_is_compacted_when_examples_go(tmp_path: Path) -> None:
+    enc = CountingEncoder()
+    cache = VectorCache("model-a", 8, tmp_path)
+    cache.embed(["a", "b", "c"], enc)
+    size = cache.path.stat().st_size
+    cache.retain(["a"])
+    cache.save()
+    assert cache.path.stat().st_size < size
+    assert len(VectorCache("model-a", 8, tmp_path)) == 1
+
+
+def test_what_a_killed_writer_left_is_removed(tmp_path: Path) -> None:
+    import os
+    import time
+
+    stale, fresh = tmp_path / ".vec-dead1234", tmp_path / ".vec-live5678"
+    stale.write_bytes(b"")
+    fresh.write_bytes(b"")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    VectorCache("model-a", 8, tmp_path)
+    assert not stale.exists() and fresh.exists()  # a live writer's file is left alone

@@ -22,6 +22,7 @@ import os
 import struct
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -34,6 +35,8 @@ __all__ = ["VectorCache"]
 log = logging.getLogger(__name__)
 
 _MAGIC = b"IRVC1\n"
+_TEMPORARY = ".vec-"  # prefix of a file being written; renamed over the cache when done
+_STALE_SECONDS = 60
 _HEADER = struct.Struct("<II32s")
 
 
@@ -48,8 +51,9 @@ class VectorCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-        self._unsaved = False  # entries added since the file was written
+        self._unsaved = False  # entries added or dropped since the file was written
         if self.path is not None:
+            self._remove_stale_temporaries(self.path.parent)
             self._load(self.path)
 
     def __len__(self) -> int:
@@ -98,7 +102,10 @@ class VectorCache:
         """Forget every vector but those of ``texts`` under ``variant`` (bounds the file)."""
         keep = {f"{variant}\x00{t}" for t in texts}
         with self._lock:
+            before = len(self._vectors)
             self._vectors = {t: v for t, v in self._vectors.items() if t in keep}
+            if len(self._vectors) < before:
+                self._unsaved = True  # the next save compacts the file
 
     def save(self) -> None:
         """Write the file if entries were added since it was last written."""
@@ -118,8 +125,17 @@ class VectorCache:
         )
         body += matrix.tobytes()
         digest = hashlib.sha256(body).digest()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".vec-")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=_TEMPORARY)
+        except OSError as exc:  # read-only file system, a file in the way, no permission
+            log.warning(
+                "vector cache directory %s is not writable (%s): keeping vectors in memory only",
+                self.path.parent,
+                exc,
+            )
+            self.path = None
+            return
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(_MAGIC + _HEADER.pack(self.dimension, len(items), digest) + body)
@@ -127,6 +143,20 @@ class VectorCache:
         except OSError as exc:
             log.warning("could not write the vector cache %s: %s", self.path, exc)
             Path(tmp).unlink(missing_ok=True)
+
+    @staticmethod
+    def _remove_stale_temporaries(directory: Path) -> None:
+        """Delete what a writer killed mid-write left (``.vec-*`` older than a minute)."""
+        try:
+            stale = [
+                p
+                for p in directory.glob(f"{_TEMPORARY}*")
+                if p.stat().st_mtime < time.time() - _STALE_SECONDS
+            ]
+            for path in stale:
+                path.unlink(missing_ok=True)
+        except OSError:
+            return  # an unreadable directory: _load and save say so
 
     def _load(self, path: Path) -> None:
         try:
