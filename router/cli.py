@@ -13,7 +13,8 @@ model/pull.py resolve those, so that the CLI, the benchmarks and the tests agree
                             [--per-intent] [--write] [--json] [--model NAME|DIR] [--scoring S]
 
 Options are never matched by prefix. Exit codes: 0 success, 1 unexpected error, 2 bad
-intents or usage, 3 model problem (an unknown model name lists the choices).
+intents or usage, 3 model problem (an unknown model name lists the choices), 4 the
+server cannot start (a busy port, a bad host).
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--intents", type=Path, default=Path("intents"), help="file or directory")
     _model_args(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 for all)")
-    serve.add_argument("--port", type=int, default=50051, help="port (0 picks a free one)")
+    serve.add_argument(
+        "--port", type=_port, default=50051, help="port, 0-65535 (0 picks a free one)"
+    )
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     serve.add_argument("--max-text-chars", type=int, default=20_000)
     serve.add_argument("--max-batch-size", type=int, default=512, help="texts per ClassifyBatch")
@@ -103,8 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--no-cache", action="store_true", help="keep vectors in memory only")
     serve.add_argument(
-        "--metrics-port", type=int, default=None,
-        help="serve Prometheus metrics on this port (same host as gRPC)",
+        "--metrics-port", type=_port, default=None,
+        help="serve Prometheus metrics over HTTP on this port",
+    )  # fmt: skip
+    serve.add_argument(
+        "--metrics-host", default="127.0.0.1",
+        help="address of the metrics endpoint (default loopback, whatever --host is)",
     )  # fmt: skip
     serve.set_defaults(func=_serve)
 
@@ -217,6 +224,7 @@ def _serve(args: argparse.Namespace) -> int:
         intents_path=args.intents,
         watch=not args.no_watch,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts, max_wait_ms=args.batch_wait_ms, max_queue=args.queue_size
@@ -464,6 +472,16 @@ def _tune(args: argparse.Namespace) -> int:
     else:
         print("\n(not written: --write records them in the intents files)")
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in 0-65535, got {value}")
+    return value
 
 
 def _fraction(text: str) -> float:

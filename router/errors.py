@@ -9,6 +9,7 @@
     |                           holds one or more Problem(file, line, column, field, message)
     +-- TuningError             no threshold meets the tuning objective on the data (exit 2)
     +-- MissingExtraError       a command needs an optional extra that is not installed (exit 2)
+    +-- StartError              the server cannot start: a busy port, a bad host (exit 4)
     +-- NotReadyError           a request came before the first index was built
     +-- OverloadedError         the request queue is full; the caller should back off
     +-- CallerGoneError         the caller's deadline passed while its request was queued
@@ -32,6 +33,7 @@ __all__ = [
     "OverloadedError",
     "Problem",
     "RouterError",
+    "StartError",
     "TuningError",
 ]
 
@@ -109,6 +111,12 @@ class MissingExtraError(RouterError):
     """A command needs an optional dependency (an extra) that is not installed."""
 
     exit_code = 2
+
+
+class StartError(RouterError):
+    """The server cannot start: its port is in use, its host is not an address here."""
+
+    exit_code = 4
 
 
 class NotReadyError(RouterError):

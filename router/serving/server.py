@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.errors import StartError
 from router.routing.engine import Engine, TextEncoder
 from router.routing.index import IndexSettings
 from router.routing.intents import IntentSet
@@ -59,6 +61,23 @@ class ServerConfig:
     cache_dir: Path | None = None
     #: Serve Prometheus metrics over HTTP on this port; None: no metrics endpoint.
     metrics_port: int | None = None
+    #: The metrics endpoint's own address (loopback unless said otherwise, whatever --host).
+    metrics_host: str = "127.0.0.1"
+
+
+def _why_not(config: ServerConfig) -> str:
+    """Why gRPC could not bind: an unknown host, or what the OS says of the address."""
+    try:
+        infos = socket.getaddrinfo(config.host, config.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"{config.host!r} is not a host name or address ({exc.strerror})"
+    family, kind, proto, _, where = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(where)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return "gRPC could not bind it"
 
 
 class RouterServer:
@@ -78,6 +97,9 @@ class RouterServer:
         self._server = grpc.aio.server(
             interceptors=[self.metrics.interceptor()],
             options=[
+                # a second server on a busy port must fail, not share it (SO_REUSEPORT
+                # would split the connections between two processes)
+                ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", 16 * 1024 * 1024),
                 ("grpc.keepalive_time_ms", 60_000),
                 ("grpc.max_connection_age_ms", 30 * 60_000),
@@ -86,8 +108,23 @@ class RouterServer:
         )
 
     async def start(self) -> int:
-        """Load the model, bind, answer NOT_SERVING, build the index, then SERVING."""
+        """Bind, load the model, answer NOT_SERVING, build the index, then SERVING.
+
+        The ports are bound first, so that a busy port or a bad host fails at once
+        (``StartError``), before the model is loaded.
+        """
         loop = asyncio.get_running_loop()
+        address = f"{self.config.host}:{self.config.port}"
+        try:
+            self.port = self._server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise StartError(f"cannot listen on {address}: {_why_not(self.config)}") from exc
+        if self.config.metrics_port is not None:
+            metrics_address = f"{self.config.metrics_host}:{self.config.metrics_port}"
+            try:
+                self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
+            except OSError as exc:
+                raise StartError(f"cannot serve metrics on {metrics_address}: {exc}") from exc
         encoder = await loop.run_in_executor(self._executor, self._load_encoder)
         cache = VectorCache(encoder.fingerprint, encoder.width, self.config.cache_dir)
         self.engine = Engine(
@@ -104,8 +141,6 @@ class RouterServer:
         self.batcher.start()
         batcher = self.batcher
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
-        if self.config.metrics_port is not None:
-            self.metrics.serve(self.config.metrics_port, self.config.host)
         pb_grpc.add_IntentRouterServicer_to_server(
             IntentRouterService(
                 self.engine, self.config.limits, self.batcher, self.reloader, self.metrics
@@ -118,10 +153,6 @@ class RouterServer:
         )
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        address = f"{self.config.host}:{self.config.port}"
-        self.port = self._server.add_insecure_port(address)
-        if self.port == 0:
-            raise OSError(f"cannot bind {address}")
         await self._server.start()
         log.info(
             "listening on %s:%d (NOT_SERVING until the index is built)", self.config.host, self.port
