@@ -244,3 +244,20 @@ def test_out_of_scope_examples_load_and_count_in_the_revision(write) -> None:
     assert intents.revision != base.revision
     bad = write("c.yaml", GOOD.replace("intents:\n", "out_of_scope: nope\nintents:\n"))
     assert any("out_of_scope: must be a list of strings" in p for p in problems_of(bad))
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "where"),
+    [
+        ("version: 1\ndefaults:\n  threshold: !!int 'zz'\n", "a.yaml:3:14: defaults.threshold"),
+        ("version: !!float 'abc'\n", "a.yaml:1:10: version"),
+        ("version: 1\ndefaults:\n  threshold: !!python/name:os.system\n", "a.yaml:3:14:"),
+    ],
+)
+def test_tags_safe_load_cannot_build_are_located_errors(
+    tmp_path: Path, yaml_text: str, where: str
+) -> None:
+    (tmp_path / "a.yaml").write_text(yaml_text + "intents:\n  - name: a\n    examples: [x]\n")
+    with pytest.raises(IntentsError) as raised:  # ValueError / ConstructorError escaped
+        load_intents(tmp_path)
+    assert where in str(raised.value) and "cannot be read" in str(raised.value)

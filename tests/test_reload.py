@@ -278,3 +278,29 @@ def test_sighup_reloads_a_running_server(tmp_path: Path, model_dir: Path) -> Non
             assert stub.Classify(ask, timeout=30).intent == "marker_8"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("defaults:\n  threshold: !!int 'zz'\n", "defaults.threshold"),
+        ("defaults:\n  threshold: !!python/name:os.system\n", "defaults.threshold"),
+        ("negation:\n  enabled: !!bool 'maybe'\n", "negation.enabled"),
+    ],
+)
+async def test_yaml_tags_that_cannot_be_built_are_intents_errors(
+    tmp_path: Path, line: str, field: str
+) -> None:
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(1))
+    async for served in serve(directory, watch=False):
+        good = served.revision
+        (directory / "shop.yaml").write_text(
+            with_marker(2).replace("version: 1\n", f"version: 1\n{line}")
+        )
+        reply = await served.stub.Reload(pb.ReloadRequest())  # answered UNKNOWN before
+        assert not reply.ok and reply.revision == good
+        assert any("shop.yaml:3:" in e and f"{field}: cannot be read" in e for e in reply.errors)
+        info = await served.stub.Info(pb.InfoRequest())
+        assert not info.last_reload.ok and info.revision == good

@@ -259,8 +259,20 @@ class _Checker:
             return None
         return text
 
+    def scalar(self, node: Node, field: str) -> object:
+        """The node's value as yaml.safe_load builds it; ``_UNREADABLE`` (and a problem)
+        when its tag cannot be built: ``!!int 'zz'``, ``!!python/name:...``."""
+        try:
+            return _scalar(node)
+        except Exception as exc:  # yaml constructors raise anything: ValueError, KeyError, ...
+            reason = str(exc).splitlines()[0]
+            self.error(node, field, f"cannot be read as {_kind(node)} ({reason})")
+            return _UNREADABLE
+
     def threshold(self, node: Node, field: str) -> float | None:
-        value = _scalar(node)
+        value = self.scalar(node, field)
+        if value is _UNREADABLE:
+            return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(node, field, f"must be a number in [-1, 1], not {_kind(node)}")
             return None
@@ -269,6 +281,10 @@ class _Checker:
             self.error(node, field, f"must be in [-1, 1], got {value}")
             return None
         return number
+
+
+#: What ``_Checker.scalar`` gives for a node whose tag cannot be built (already reported).
+_UNREADABLE = object()
 
 
 def _scalar(node: Node) -> object:
@@ -334,7 +350,9 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
 
     if "version" not in top:
         check.error(root, "version", f"required (use version: {SUPPORTED_VERSION})")
-    elif _scalar(top["version"]) != SUPPORTED_VERSION:
+    elif (version := check.scalar(top["version"], "version")) is not _UNREADABLE and (
+        version != SUPPORTED_VERSION
+    ):
         check.error(top["version"], "version", f"unsupported; expected {SUPPORTED_VERSION}")
 
     default: tuple[float, str] | None = None
@@ -383,10 +401,10 @@ def _parse_negation(check: _Checker, node: Node) -> _Negation | None:
         return None
     enabled: bool | None = None
     if "enabled" in fields:
-        value = _scalar(fields["enabled"])
+        value = check.scalar(fields["enabled"], "negation.enabled")
         if isinstance(value, bool):
             enabled = value
-        else:
+        elif value is not _UNREADABLE:
             check.error(fields["enabled"], "negation.enabled", "must be true or false")
     lists: dict[str, tuple[str, ...]] = {}
     for key in ("cues", "contrast", "refusal", "filler"):
