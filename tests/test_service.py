@@ -290,3 +290,29 @@ def test_out_of_scope_examples_lower_confidence_near_them(fake_engine, bundled) 
     assert guarded.score < plain.score
     # in-scope answers stay
     assert with_oos.classify(["where is my parcel"]).predictions[0].intent == "track_delivery"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xff\xff\xff",  # not protobuf at all
+        b"\x0a\x03\xff\xfe\xfd",  # field 1 (text) with invalid UTF-8
+        b"\x0a\x10abc",  # a length longer than the message
+    ],
+)
+async def test_malformed_bytes_are_invalid_argument_without_a_traceback(
+    fake_channel, raw: bytes, caplog
+) -> None:
+    call = fake_channel.unary_unary(
+        "/router.api.v1.IntentRouter/Classify",
+        request_serializer=lambda b: b,
+        response_deserializer=pb.ClassifyResponse.FromString,
+    )
+    for _ in range(20):
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await call(raw, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # was UNKNOWN
+        assert "malformed request" in raised.value.details()
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback per bad request
+    reply = await pb_grpc.IntentRouterStub(fake_channel).Classify(pb.ClassifyRequest(text="hi"))
+    assert reply.alternatives  # and the server keeps serving

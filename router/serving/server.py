@@ -22,7 +22,6 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from router.api.v1 import router_pb2 as pb
-from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.errors import StartError
 from router.routing.engine import Engine, TextEncoder
 from router.routing.index import IndexSettings
@@ -31,7 +30,7 @@ from router.routing.vectorcache import VectorCache
 from router.serving.batching import Batcher, BatchSettings
 from router.serving.metrics import Metrics
 from router.serving.reload import Reloader, ReloadStatus
-from router.serving.service import IntentRouterService, Limits
+from router.serving.service import IntentRouterService, Limits, add_to_server
 
 __all__ = ["RouterServer", "ServerConfig", "run"]
 
@@ -141,7 +140,7 @@ class RouterServer:
         self.batcher.start()
         batcher = self.batcher
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
-        pb_grpc.add_IntentRouterServicer_to_server(
+        add_to_server(
             IntentRouterService(
                 self.engine, self.config.limits, self.batcher, self.reloader, self.metrics
             ),

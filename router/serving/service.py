@@ -8,10 +8,13 @@ status codes in ``_status_of`` and nowhere else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
 
 from router import __version__
 from router.api.v1 import router_pb2 as pb
@@ -30,7 +33,7 @@ from router.serving.batching import Batcher
 from router.serving.metrics import Metrics
 from router.serving.reload import Reloader, ReloadStatus
 
-__all__ = ["IntentRouterService", "Limits"]
+__all__ = ["IntentRouterService", "Limits", "add_to_server"]
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -256,3 +259,54 @@ def _response(
         revision=revision,
         timings=_timings(timings),
     )
+
+
+# --------------------------------------------------------------------- registration
+
+
+@dataclass(frozen=True, slots=True)
+class _Malformed:
+    """A request whose bytes did not parse (bad protobuf, invalid UTF-8 in a string)."""
+
+    reason: str
+
+
+def _lenient(parse: Callable[[bytes], Message]) -> Callable[[bytes], Message | _Malformed]:
+    def deserialize(data: bytes) -> Message | _Malformed:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return _Malformed(str(exc) or "cannot parse the message")
+
+    return deserialize
+
+
+def _guarded(handler: Callable[[Any, Context], Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def handle(request: Any, context: Context) -> Any:
+        if isinstance(request, _Malformed):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}"
+            )
+        return await handler(request, context)
+
+    return handle
+
+
+def add_to_server(service: IntentRouterService, server: grpc.aio.Server) -> None:
+    """Register the service as the generated code does, except that a request that does
+    not parse is answered INVALID_ARGUMENT by the handler (gRPC's own deserialisation
+    answered UNKNOWN and logged a traceback for every such request)."""
+    descriptor = pb.DESCRIPTOR.services_by_name["IntentRouter"]
+    handlers = {}
+    for method in descriptor.methods:
+        request = GetMessageClass(method.input_type)
+        response = GetMessageClass(method.output_type)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _guarded(getattr(service, method.name)),
+            request_deserializer=_lenient(request.FromString),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(descriptor.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(descriptor.full_name, handlers)  # type: ignore[attr-defined]
