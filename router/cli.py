@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -46,6 +47,8 @@ log = logging.getLogger("router")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(signal, "SIGHUP"):  # until serve installs its handler: a reload, never a kill
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -105,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
         help="where exemplar vectors persist (default: the user cache directory)",
     )  # fmt: skip
     serve.add_argument("--no-cache", action="store_true", help="keep vectors in memory only")
+    serve.add_argument(
+        "--grace", type=float, default=None, metavar="SECONDS",
+        help="on SIGTERM: NOT_SERVING, then in-flight calls get this long to finish "
+        "(default 15; keep it below Kubernetes' terminationGracePeriodSeconds)",
+    )  # fmt: skip
     serve.add_argument(
         "--metrics-port", type=_port, default=None,
         help="serve Prometheus metrics over HTTP on this port",
@@ -208,6 +216,7 @@ def _default_cache_dir() -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    log.info("starting: intents %s, model %s", args.intents, args.model)
     from router.routing.intents import load_intents
     from router.serving.server import ServerConfig, run
     from router.serving.service import Limits
@@ -225,6 +234,7 @@ def _serve(args: argparse.Namespace) -> int:
         watch=not args.no_watch,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        **({} if args.grace is None else {"grace_seconds": args.grace}),
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts, max_wait_ms=args.batch_wait_ms, max_queue=args.queue_size

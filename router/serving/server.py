@@ -52,7 +52,9 @@ class ServerConfig:
     batching: BatchSettings = field(default_factory=BatchSettings)
     limits: Limits = field(default_factory=Limits)
     settings: IndexSettings = field(default_factory=IndexSettings)
-    grace_seconds: float = 5.0
+    #: How long in-flight calls get to finish on SIGTERM (keep it below Kubernetes'
+    #: terminationGracePeriodSeconds: deploy/k8s gives 20 for the default 15).
+    grace_seconds: float = 15.0
     #: Where reloads read the intents from; None serves ``intents`` as they are.
     intents_path: Path | None = None
     watch: bool = True
@@ -198,16 +200,26 @@ class RouterServer:
 
 
 async def run(config: ServerConfig) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    """Serve until SIGTERM or SIGINT, then stop gracefully (NOT_SERVING, then drain).
+
+    Signal handlers are installed before start-up: a SIGHUP while the model loads is
+    kept and acted on once serving (it had killed the process); SIGTERM during start-up
+    stops the server as soon as it has started.
+    """
     server = RouterServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
     reloads: set[asyncio.Task[object]] = set()
+    started = False
+    pending: list[str] = []
 
     def on_sighup() -> None:
+        if not started:
+            log.info("SIGHUP during start-up: the intents are reloaded once serving")
+            pending[:] = ["sighup"]
+            return
         if server.reloader is None:
             log.warning("SIGHUP ignored: no intents path to reload from")
             return
@@ -216,6 +228,10 @@ async def run(config: ServerConfig) -> None:
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    await server.start()
+    started = True
+    if pending:
+        on_sighup()
     print(f"intent-router listening on {config.host}:{server.port}", flush=True)
     await stop.wait()
     log.info("stopping (grace %.1f s)", config.grace_seconds)
