@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from router import __version__
-from router.errors import RouterError
+from router.errors import RouterError, UsageError
 from router.extras import require
 from router.model.catalogue import CATALOGUE, DEFAULT_MODEL
 from router.routing.index import IndexSettings, Scoring
@@ -40,6 +40,7 @@ from router.serving.batching import BatchSettings
 if TYPE_CHECKING:
     from router.quality.run import EvalRun
     from router.routing.engine import TextEncoder
+    from router.serving.security import CertificateFiles
 
 __all__ = ["main"]
 
@@ -51,11 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), handlers=[handler])
     try:
         result: int = args.func(args)
         return result
@@ -76,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="json: one JSON object a line, for log shippers (utterances are never logged)",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = sub.add_parser("serve", help="run the gRPC service")
@@ -108,6 +114,20 @@ def _parser() -> argparse.ArgumentParser:
         help="where exemplar vectors persist (default: the user cache directory)",
     )  # fmt: skip
     serve.add_argument("--no-cache", action="store_true", help="keep vectors in memory only")
+    serve.add_argument("--tls-cert", type=Path, help="serve TLS with this certificate (PEM)")
+    serve.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    serve.add_argument(
+        "--tls-client-ca", type=Path,
+        help="require client certificates signed by this CA (mutual TLS)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--auth-tokens", type=Path, metavar="FILE",
+        help="bearer tokens, one a line ('TOKEN' or 'TOKEN admin'); read again on change",
+    )  # fmt: skip
+    serve.add_argument(
+        "--open-classify", action="store_true",
+        help="with --auth-tokens: classification needs no token (admin RPCs still do)",
+    )  # fmt: skip
     serve.add_argument(
         "--grace", type=float, default=None, metavar="SECONDS",
         help="on SIGTERM: NOT_SERVING, then in-flight calls get this long to finish "
@@ -235,6 +255,9 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         **({} if args.grace is None else {"grace_seconds": args.grace}),
+        tls=_tls(args),
+        auth_tokens=args.auth_tokens,
+        classify_open=args.open_classify,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts, max_wait_ms=args.batch_wait_ms, max_queue=args.queue_size
@@ -482,6 +505,33 @@ def _tune(args: argparse.Namespace) -> int:
     else:
         print("\n(not written: --write records them in the intents files)")
     return 0
+
+
+def _tls(args: argparse.Namespace) -> CertificateFiles | None:
+    from router.serving.security import CertificateFiles
+
+    if args.tls_cert is None and args.tls_key is None:
+        if args.tls_client_ca is not None:
+            raise UsageError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if args.tls_cert is None or args.tls_key is None:
+        raise UsageError("--tls-cert and --tls-key go together")
+    return CertificateFiles(args.tls_cert, args.tls_key, args.tls_client_ca)
+
+
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
 
 
 def _port(text: str) -> int:

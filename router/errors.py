@@ -9,6 +9,7 @@
     |                           holds one or more Problem(file, line, column, field, message)
     +-- TuningError             no threshold meets the tuning objective on the data (exit 2)
     +-- MissingExtraError       a command needs an optional extra that is not installed (exit 2)
+    +-- UsageError              options that do not go together (exit 2)
     +-- StartError              the server cannot start: a busy port, a bad host (exit 4)
     +-- NotReadyError           a request came before the first index was built
     +-- OverloadedError         the request queue is full; the caller should back off
@@ -35,6 +36,7 @@ __all__ = [
     "RouterError",
     "StartError",
     "TuningError",
+    "UsageError",
 ]
 
 
@@ -109,6 +111,12 @@ class TuningError(RouterError):
 
 class MissingExtraError(RouterError):
     """A command needs an optional dependency (an extra) that is not installed."""
+
+    exit_code = 2
+
+
+class UsageError(RouterError):
+    """Command-line options that do not go together."""
 
     exit_code = 2
 

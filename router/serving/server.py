@@ -30,6 +30,12 @@ from router.routing.vectorcache import VectorCache
 from router.serving.batching import Batcher, BatchSettings
 from router.serving.metrics import Metrics
 from router.serving.reload import Reloader, ReloadStatus
+from router.serving.security import (
+    CertificateFiles,
+    TokenFile,
+    TokenInterceptor,
+    server_credentials,
+)
 from router.serving.service import IntentRouterService, Limits, add_to_server
 
 __all__ = ["RouterServer", "ServerConfig", "run"]
@@ -64,6 +70,12 @@ class ServerConfig:
     metrics_port: int | None = None
     #: The metrics endpoint's own address (loopback unless said otherwise, whatever --host).
     metrics_host: str = "127.0.0.1"
+    #: Serve over TLS (mutual TLS when ``client_ca`` is set); None: plaintext.
+    tls: CertificateFiles | None = None
+    #: Bearer tokens (security.TokenFile); None: no authentication.
+    auth_tokens: Path | None = None
+    #: With tokens: classification without a token too (admin RPCs always need one).
+    classify_open: bool = False
 
 
 def _why_not(config: ServerConfig) -> str:
@@ -95,8 +107,12 @@ class RouterServer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
         self._health = health_aio.HealthServicer()
         self.metrics = Metrics()
+        self.tokens = TokenFile(config.auth_tokens) if config.auth_tokens is not None else None
+        interceptors: list[grpc.aio.ServerInterceptor] = [self.metrics.interceptor()]  # type: ignore[type-arg]
+        if self.tokens is not None:  # after the metrics: refused calls are counted too
+            interceptors.append(TokenInterceptor(self.tokens, classify_open=config.classify_open))
         self._server = grpc.aio.server(
-            interceptors=[self.metrics.interceptor()],
+            interceptors=interceptors,
             options=[
                 # a second server on a busy port must fail, not share it (SO_REUSEPORT
                 # would split the connections between two processes)
@@ -117,7 +133,11 @@ class RouterServer:
         loop = asyncio.get_running_loop()
         address = f"{self.config.host}:{self.config.port}"
         try:
-            self.port = self._server.add_insecure_port(address)
+            if self.config.tls is not None:
+                credentials = server_credentials(self.config.tls)
+                self.port = self._server.add_secure_port(address, credentials)
+            else:
+                self.port = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             raise StartError(f"cannot listen on {address}: {_why_not(self.config)}") from exc
         if self.config.metrics_port is not None:
@@ -144,7 +164,12 @@ class RouterServer:
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
         add_to_server(
             IntentRouterService(
-                self.engine, self.config.limits, self.batcher, self.reloader, self.metrics
+                self.engine,
+                self.config.limits,
+                self.batcher,
+                self.reloader,
+                self.metrics,
+                tokens=self.tokens,
             ),
             self._server,
         )

@@ -8,8 +8,10 @@ status codes in ``_status_of`` and nowhere else.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -32,6 +34,7 @@ from router.routing.negation import Analysis, NegatedSpan
 from router.serving.batching import Batcher
 from router.serving.metrics import Metrics
 from router.serving.reload import Reloader, ReloadStatus
+from router.serving.security import TokenFile, caller_token
 
 __all__ = ["IntentRouterService", "Limits", "add_to_server"]
 
@@ -70,12 +73,16 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         batcher: Batcher,
         reloader: Reloader | None = None,
         metrics: Metrics | None = None,
+        *,
+        tokens: TokenFile | None = None,
     ) -> None:
         self.engine = engine
         self.limits = limits
         self.batcher = batcher
         self.reloader = reloader
         self.metrics = metrics
+        #: With tokens configured, callers without a valid one see no file system paths.
+        self.tokens = tokens
 
     async def Classify(  # noqa: N802 - gRPC method name
         self, request: pb.ClassifyRequest, context: Context
@@ -142,6 +149,12 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             revision=snapshot.revision,
         )
 
+    def _redacting(self, context: Context) -> bool:
+        """Whether this caller must not see file system paths (no valid token)."""
+        if self.tokens is None:
+            return False
+        return self.tokens.check(caller_token(context.invocation_metadata())) is None
+
     async def Info(  # noqa: N802
         self, request: pb.InfoRequest, context: Context
     ) -> pb.InfoResponse:
@@ -162,7 +175,14 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             max_text_chars=self.limits.max_text_chars,
             max_batch_size=self.limits.max_batch_size,
             max_top_k=self.limits.max_top_k,
-            last_reload=_reload(self.reloader.status) if self.reloader else None,
+            last_reload=(
+                _reload(
+                    self.reloader.status,
+                    redact=_directory(self.reloader.path) if self._redacting(context) else None,
+                )
+                if self.reloader
+                else None
+            ),
             model=encoder.model_name,
             threshold_source=snapshot.threshold_source,
         )
@@ -208,16 +228,30 @@ async def _abort(context: Context, exc: BaseException) -> NoReturn:
     raise AssertionError("unreachable: context.abort raises")  # pragma: no cover
 
 
-def _reload(status: ReloadStatus) -> pb.ReloadResponse:
+def _reload(status: ReloadStatus, *, redact: Path | None = None) -> pb.ReloadResponse:
+    """``redact``: the intents directory, left out of the errors' file names."""
+    errors = [_without_directories(e, redact) if redact is not None else e for e in status.errors]
     return pb.ReloadResponse(
         ok=status.ok,
         revision=status.revision,
         changed=status.changed,
-        errors=list(status.errors),
+        errors=errors,
         trigger=status.trigger,
         finished_at_unix=status.at,
         duration_ms=status.seconds * 1e3,
     )
+
+
+def _directory(path: Path) -> Path:
+    return path if path.is_dir() else path.parent
+
+
+def _without_directories(text: str, directory: Path) -> str:
+    """``/srv/intents/shop.yaml:4:15: ...`` -> ``shop.yaml:4:15: ...`` for the intents'
+    own directory, as given and absolute (the only paths reload errors name)."""
+    for prefix in sorted({str(directory), str(directory.resolve())}, key=len, reverse=True):
+        text = text.replace(prefix + os.sep, "").replace(prefix, ".")
+    return text
 
 
 def _timings(t: Timings) -> pb.Timings:
