@@ -423,16 +423,18 @@ def _tune_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     tune.add_argument(
         "--objective",
         choices=[o.value for o in Objective],
-        default=Objective.ACCURACY.value,
-        help="accuracy (unknown as a label; default); the best accuracy whose unknown "
-        "answers / intent answers reach --target precision; or answer-rate: the highest "
-        "threshold still answering --target of the in-scope rows with an intent",
+        default=Objective.BALANCED.value,
+        help="balanced (default): the best (1 - T) x in-scope accuracy + T x unknown "
+        "recall, T = --target (default 0.2), whatever the share of out-of-scope rows in "
+        "the data; accuracy (unknown as a label); the best accuracy whose unknown answers "
+        "/ intent answers reach --target precision (default 0.9); or answer-rate: the "
+        "highest threshold still answering --target of the in-scope rows (default 0.98)",
     )
     tune.add_argument(
         "--target",
         type=_fraction,
-        default=0.9,
-        help="the objective's precision or answer rate (default 0.9)",
+        default=None,
+        help="the objective's out-of-scope share, precision or answer rate",
     )
     tune.add_argument(
         "--per-intent",
@@ -524,7 +526,7 @@ def _lint(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from router.quality.evaluate import metrics_at
     from router.quality.render import compact_curve, tuning_lines
-    from router.quality.tuning import Objective, tune, write_thresholds
+    from router.quality.tuning import DEFAULT_TARGET, Objective, tune, write_thresholds
 
     if args.write:
         require("eval", "tune --write", "ruamel.yaml")  # before the work, not after
@@ -541,12 +543,14 @@ def _tune(args: argparse.Namespace) -> int:
     gold = [r.intent for r in run.rows]
     candidates = [p.candidate for p in run.predictions]
     scores = [p.score for p in run.predictions]
+    objective = Objective(args.objective)
+    target = DEFAULT_TARGET[objective] if args.target is None else args.target
     tuning = tune(
         gold,
         candidates,
         scores,
-        objective=Objective(args.objective),
-        target=args.target,
+        objective=objective,
+        target=target,
         per_intent=args.per_intent,
         own_thresholds=own,
         min_rows=args.min_rows,
@@ -576,9 +580,7 @@ def _tune(args: argparse.Namespace) -> int:
         print(json.dumps(record, ensure_ascii=False))
         return 0
     _print_lines(
-        tuning_lines(
-            now, tuning, curve, current, threshold, target=args.target, min_rows=args.min_rows
-        )
+        tuning_lines(now, tuning, curve, current, threshold, target=target, min_rows=args.min_rows)
     )
     if args.write:
         if written:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from router.errors import IntentsError
-from router.routing.intents import load_intents
+from router.routing.intents import IntentsLimits, load_intents
 
 GOOD = """\
 version: 1
@@ -261,3 +261,92 @@ def test_tags_safe_load_cannot_build_are_located_errors(
     with pytest.raises(IntentsError) as raised:  # ValueError / ConstructorError escaped
         load_intents(tmp_path)
     assert where in str(raised.value) and "cannot be read" in str(raised.value)
+
+
+# ------------------------------------------------------------------------ limits
+
+
+def _examples_file(n: int, text: str = "example") -> str:
+    lines = "".join(f"      - {text} {i}\n" for i in range(n))
+    return f"version: 1\nintents:\n  - name: many\n    examples:\n{lines}"
+
+
+def test_alias_bomb_is_refused_at_the_first_alias_too_many(write) -> None:
+    """The hostile tester's file: one 5 kB example repeated 20,001 times by aliases.
+    It was accepted (630 MB peak); now the 17th alias is refused before anything expands."""
+    long = "x" * 5_000
+    aliases = "".join("      - *big\n" for _ in range(20_001))
+    text = f"version: 1\nintents:\n  - name: bomb\n    examples:\n      - &big {long}\n{aliases}"
+    path = write("a.yaml", text)  # 265 kB, 100 MB of examples once expanded
+    (problem,) = problems_of(path)
+    # the first example holds the anchor (line 5); aliases start on line 6: the 17th is line 22
+    assert problem.startswith(f"{path}:22:9: more than 16 YAML aliases (*big)"), problem
+
+
+def test_a_few_aliases_are_still_accepted(write) -> None:
+    text = (
+        "version: 1\nintents:\n  - name: a\n    examples: &shared [where is it, track it]\n"
+        "  - name: b\n    examples: *shared\n"
+    )
+    intents = load_intents(write("a.yaml", text))
+    assert intents.intents[1].examples == ("where is it", "track it")
+
+
+def test_a_file_over_the_size_limit_is_not_parsed(write) -> None:
+    path = write("a.yaml", _examples_file(200))
+    size = path.stat().st_size
+    assert load_intents(path, IntentsLimits(max_file_bytes=size)).example_count == 200
+    (problem,) = problems_of_with(path, IntentsLimits(max_file_bytes=size - 1))
+    assert problem == f"{path}: file is over the limit of {size - 1:,} bytes: not read"
+
+
+def test_an_example_over_the_length_limit_is_located(write) -> None:
+    path = write("a.yaml", GOOD.replace("where is my parcel", "where " + "y" * 1_000))
+    (problem,) = problems_of(path)
+    assert problem == (
+        f"{path}:12:16: intents[1].examples[0]: 1,006 characters, over the limit of 1,000"
+    )
+    text = GOOD.replace("intents:\n", "out_of_scope:\n  - " + "z" * 1_001 + "\nintents:\n")
+    (problem,) = problems_of(write("b.yaml", text))
+    assert ":5:5: out_of_scope[0]: 1,001 characters" in problem
+
+
+def test_the_example_total_counts_every_file_and_names_where_it_is_crossed(
+    tmp_path: Path, write
+) -> None:
+    write("d/a.yaml", _examples_file(30))
+    write("d/b.yaml", _examples_file(30).replace("name: many", "name: more"))
+    limits = IntentsLimits(max_examples=45)
+    (problem,) = problems_of_with(tmp_path / "d", limits)
+    # b.yaml's 16th example (line 5 + 15) is the 46th in all
+    assert problem == (
+        f"{tmp_path / 'd' / 'b.yaml'}:20:9: intents[0].examples[15]: "
+        "more than 45 examples in all files (the limit)"
+    )
+    assert load_intents(tmp_path / "d", IntentsLimits(max_examples=60)).example_count == 60
+
+
+def test_the_intent_count_is_limited(write) -> None:
+    intents = "".join(f"  - name: i{n}\n    examples: [x{n}]\n" for n in range(4))
+    path = write("a.yaml", "version: 1\nintents:\n" + intents)
+    (problem,) = problems_of_with(path, IntentsLimits(max_intents=3))
+    assert problem == f"{path}:9:5: intents[3]: more than 3 intents in all files (the limit)"
+
+
+def test_the_default_limits_pass_clinc150_sized_sets(write) -> None:
+    """15,000 examples in 150 intents plus 100 out_of_scope (bench/clinc150.py's file)."""
+    intents = "".join(
+        f"  - name: intent_{n}\n    examples:\n"
+        + "".join(f'      - "how would I ask for thing {n} number {i} today"\n' for i in range(100))
+        for n in range(150)
+    )
+    oos = "".join(f'  - "something else entirely {i}"\n' for i in range(100))
+    path = write("a.yaml", f"version: 1\nout_of_scope:\n{oos}intents:\n{intents}")
+    loaded = load_intents(path)
+    assert loaded.example_count == 15_000 and len(loaded.out_of_scope) == 100
+
+
+def problems_of_with(path: Path, limits: IntentsLimits) -> list[str]:
+    with pytest.raises(IntentsError) as info:
+        load_intents(path, limits)
+    return [str(p) for p in info.value.problems]

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from fakes import serving_fake
-from helpers import running, serving
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import CLI, ROOT, running, serving, wait_for
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.routing.intents import load_intents
+from router.routing.intents import IntentsLimits, load_intents
 from router.serving.server import RouterServer, ServerConfig
 
 BASE = """\
@@ -56,9 +59,23 @@ BAD = "version: 1\nintents:\n  - name: request_refund\n    examples: []\n"
 
 
 class Served:
-    def __init__(self, server: RouterServer, stub: pb_grpc.IntentRouterStub) -> None:
+    def __init__(
+        self,
+        server: RouterServer,
+        stub: pb_grpc.IntentRouterStub,
+        channel: grpc.aio.Channel | None = None,
+    ) -> None:
         self.server = server
         self.stub = stub
+        self.channel = channel
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.server.metrics.registry.get_sample_value(name, labels)
+
+    async def health(self) -> int:
+        assert self.channel is not None
+        check = health_pb2_grpc.HealthStub(self.channel).Check
+        return (await check(health_pb2.HealthCheckRequest(service=""))).status
 
     @property
     def reloader(self):
@@ -88,7 +105,7 @@ async def serve(path: Path, **kw) -> AsyncIterator[Served]:
         intents=load_intents(path), intents_path=path, encoder=serving_fake(), port=0, **kw
     )
     async with running(config) as run:
-        yield Served(run.server, run.stub)
+        yield Served(run.server, run.stub, run.channel)
 
 
 @pytest.fixture
@@ -304,3 +321,178 @@ async def test_yaml_tags_that_cannot_be_built_are_intents_errors(
         assert any("shop.yaml:3:" in e and f"{field}: cannot be read" in e for e in reply.errors)
         info = await served.stub.Info(pb.InfoRequest())
         assert not info.last_reload.ok and info.revision == good
+
+
+# --------------------------------------------- the watch survives its directory
+
+
+def many_examples(marker: int, n: int = 600) -> str:
+    """with_marker(marker) plus an intent of ``n`` examples: a build of several chunks."""
+    lines = "".join(f"      - filler sentence number {i}\n" for i in range(n))
+    return with_marker(marker) + f"  - name: filler\n    examples:\n{lines}"
+
+
+async def test_a_removed_and_recreated_directory_is_watched_again(plain, caplog) -> None:
+    """rm -r, then mkdir and write: the watch had stayed on the dead inode for good,
+    silently. Now the loss shows (log, Info, metric), answers go on, and it re-arms."""
+    caplog.set_level(logging.INFO, logger="router.serving.reload")
+    served, directory = plain
+    info = await served.stub.Info(pb.InfoRequest())
+    assert info.watching and not info.watch_problem and not info.reload_in_progress
+    assert served.metric("intent_router_watching") == 1
+    old = served.revision
+
+    shutil.rmtree(directory)
+    await wait_for(lambda: not served.reloader.watching, timeout=10)
+    info = await served.stub.Info(pb.InfoRequest())
+    assert not info.watching and info.watch_problem == f"intents directory {directory} is gone"
+    assert served.metric("intent_router_watching") == 0
+    assert any(
+        r.levelno == logging.WARNING and f"intents directory {directory} is gone" in r.getMessage()
+        for r in caplog.records
+    )
+    assert await served.health() == health_pb2.HealthCheckResponse.SERVING
+    reply = await served.classify("purple elephant")
+    assert reply.intent == "marker_0" and reply.revision == old
+
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(1))
+    await served.wait_for_edit(directory)
+    assert (await served.classify("purple elephant")).intent == "marker_1"
+    await wait_for(lambda: served.reloader.watching, timeout=10)
+    info = await served.stub.Info(pb.InfoRequest())
+    assert info.watching and not info.watch_problem
+    assert served.metric("intent_router_watching") == 1
+    # and the new directory's own edits are seen
+    (directory / "shop.yaml").write_text(with_marker(2))
+    await served.wait_for_edit(directory)
+    assert (await served.classify("purple elephant")).intent == "marker_2"
+
+
+async def test_a_directory_replaced_with_mv_is_watched_again(plain, caplog) -> None:
+    """mv intents intents.old; mv new intents: the watch followed the old inode (its
+    edits were even reported under the old name). Now the new directory is watched."""
+    caplog.set_level(logging.INFO, logger="router.serving.reload")
+    served, directory = plain
+    assert (await served.classify("purple elephant")).intent == "marker_0"  # watching now
+    new = directory.parent / "new"
+    new.mkdir()
+    (new / "shop.yaml").write_text(with_marker(3))
+    os.rename(directory, directory.parent / "intents.old")
+    os.rename(new, directory)
+    await served.wait_for_edit(directory)
+    assert (await served.classify("purple elephant")).intent == "marker_3"
+    await wait_for(
+        lambda: any(f"{directory} was replaced" in r.getMessage() for r in caplog.records),
+        timeout=10,
+    )
+
+    (directory / "shop.yaml").write_text(with_marker(4))
+    await served.wait_for_edit(directory)
+    assert (await served.classify("purple elephant")).intent == "marker_4"
+    await wait_for(lambda: served.reloader.watching, timeout=10)
+    assert (await served.stub.Info(pb.InfoRequest())).watching
+
+
+# ------------------------------------------------- limits, superseding, failures
+
+
+async def test_a_newer_edit_supersedes_a_build_in_progress(tmp_path: Path) -> None:
+    """A slow build (held in the model) and a good edit behind it: the build is abandoned,
+    the newest files are built next, and both callers get that reload's status."""
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(0))
+    async for served in serve(directory, watch=False):
+        encoder = served.server.engine.encoder
+        count = served.reloader.count
+        (directory / "shop.yaml").write_text(many_examples(1))
+        encoder.hold()
+        first = asyncio.ensure_future(served.stub.Reload(pb.ReloadRequest()))
+        await encoder.held()  # the build of edit 1 is in the model
+        info = await served.stub.Info(pb.InfoRequest())
+        assert info.reload_in_progress
+        assert served.metric("intent_router_reload_in_progress") == 1
+        (directory / "shop.yaml").write_text(many_examples(2))
+        second = asyncio.ensure_future(served.stub.Reload(pb.ReloadRequest()))
+        await wait_for(lambda r=served.reloader: r.requests == 2, timeout=10)
+        encoder.release()
+        one, two = await first, await second
+
+        want = load_intents(directory).revision
+        assert served.server.engine.snapshot.intents.revision == want
+        assert one.ok and two.ok and one.revision == two.revision == served.revision
+        assert served.reloader.count == count + 1  # one reload recorded: edit 1 never served
+        assert served.reloader.abandoned == 1
+        assert (await served.classify("purple elephant")).intent == "marker_2"
+        info = await served.stub.Info(pb.InfoRequest())
+        assert not info.reload_in_progress and info.last_reload.duration_ms > 0
+        assert served.metric("intent_router_reload_in_progress") == 0
+        assert served.metric("intent_router_reload_seconds_count") == 2  # start + this one
+
+
+async def test_a_build_that_raises_is_reported_and_counted(tmp_path: Path, monkeypatch) -> None:
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(0))
+    async for served in serve(directory):
+        good = served.revision
+
+        def boom(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(served.server.engine, "build", boom)
+        # a file change: the watcher's reload raised, was logged, and nothing else
+        (directory / "shop.yaml").write_text(with_marker(1))
+        status = await served.reloader.wait_until(lambda s: s.trigger == "watch" and not s.ok)
+        assert not status.ok and status.errors == ("reload failed: RuntimeError: boom",)
+        assert served.metric("intent_router_reloads_total", trigger="watch", result="error") == 1
+        reply = await served.stub.Reload(pb.ReloadRequest())  # was UNKNOWN, uncounted
+        assert not reply.ok and reply.revision == good
+        assert reply.errors == ["reload failed: RuntimeError: boom"]
+        assert served.metric("intent_router_reloads_total", trigger="rpc", result="error") == 1
+        info = await served.stub.Info(pb.InfoRequest())
+        assert info.revision == good and not info.last_reload.ok
+        assert (await served.classify("purple elephant")).intent == "marker_0"
+
+
+async def test_reloads_apply_the_configured_limits(tmp_path: Path) -> None:
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(0))
+    limits = IntentsLimits(max_examples=20)
+    async for served in serve(directory, watch=False, intents_limits=limits):
+        good = served.revision
+        (directory / "shop.yaml").write_text(many_examples(1, n=30))
+        reply = await served.stub.Reload(pb.ReloadRequest())
+        assert not reply.ok and reply.revision == good
+        path = directory / "shop.yaml"
+        # 8 examples before the filler intent: its 13th (line 11 + 12) is the 21st
+        assert reply.errors == [
+            f"{path}:23:9: intents[3].examples[12]: more than 20 examples in all files (the limit)"
+        ]
+        # the default limits: the alias bomb is refused, not expanded and built
+        (directory / "shop.yaml").write_text(
+            with_marker(2)
+            + "  - name: bomb\n    examples:\n      - &big "
+            + "x" * 5_000
+            + "\n"
+            + "      - *big\n" * 20_001
+        )
+        reply = await served.stub.Reload(pb.ReloadRequest())
+        assert not reply.ok and reply.revision == good
+        assert "more than 16 YAML aliases (*big)" in reply.errors[0]
+        assert (await served.classify("purple elephant")).intent == "marker_0"
+
+
+def test_serve_flags_set_the_intents_limits(tmp_path: Path) -> None:
+    """A file over ``--max-examples`` stops ``serve`` before the model loads (exit 2; a
+    server that took the file would stop at the missing model, exit 3)."""
+    (tmp_path / "shop.yaml").write_text(many_examples(0, n=30))
+    args = ("--intents", str(tmp_path), "--max-examples", "20", "--model", str(tmp_path / "no"))
+    done = subprocess.run(
+        [*CLI, "serve", *args, "--port", "0"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "intents[3].examples[12]: more than 20 examples in all files" in done.stderr

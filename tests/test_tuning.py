@@ -97,10 +97,28 @@ def test_an_unreachable_target_is_an_error() -> None:
 
 def test_kept_own_thresholds_are_applied_in_the_sweep() -> None:
     gold, candidates, scores = columns([*BASE, ("z", "z", 0.3), ("z", "z", 0.31)])
-    free = tune(gold, candidates, scores)
-    pinned = tune(gold, candidates, scores, own_thresholds={"z": 0.1})
+    free = tune(gold, candidates, scores, objective=Objective.ACCURACY)
+    pinned = tune(gold, candidates, scores, objective=Objective.ACCURACY, own_thresholds={"z": 0.1})
     assert pinned.kept == {"z": 0.1}
     assert pinned.chosen.correct == free.chosen.correct + 2  # z's rows always answered
+
+
+def test_balanced_weighs_out_of_scope_as_its_share_of_traffic_not_of_the_data() -> None:
+    # 97 in-scope rows and 3 out-of-scope ones, as in CLINC150's val split: accuracy barely
+    # rewards refusing the few unknowns; balanced weighs them as a fifth of the traffic
+    rows = [("a", "a", 0.40 + i * 0.005) for i in range(97)]
+    rows += [(U, "a", s) for s in (0.41, 0.42, 0.43)]  # refusing them costs 7 in-scope rows
+    accuracy = tune(*columns(rows), objective=Objective.ACCURACY)
+    balanced = tune(*columns(rows))  # the default
+    assert balanced.objective is Objective.BALANCED and balanced.target == 0.2
+    assert accuracy.chosen.unknown_recall == 0.0
+    assert balanced.chosen.unknown_recall == 1.0
+    assert balanced.chosen.in_scope_accuracy == pytest.approx(90 / 97)
+    # with out-of-scope a fifth of the data, balanced at 0.2 is accuracy
+    fifth = [*rows[:12], *[(U, "a", s) for s in (0.41, 0.42, 0.43)]]
+    assert (
+        tune(*columns(fifth)).default == tune(*columns(fifth), objective=Objective.ACCURACY).default
+    )
 
 
 PER_INTENT = [

@@ -141,7 +141,10 @@ def tuning_lines(
             f"  {_f(p.unknown_recall):>10}  {_f(p.unknown_precision):>8}{note}"
         )
     objective = tuning.objective
-    goal = "" if objective is Objective.ACCURACY else f" >= {target:g}"
+    goal = {
+        Objective.ACCURACY: "",
+        Objective.BALANCED: f" (out-of-scope weighed as {target:g} of the traffic)",
+    }.get(objective, f" >= {target:g}")
     out += [
         "",
         f"objective: {objective}{goal}",

@@ -72,12 +72,22 @@ PRIOR_ROWS = 8
 
 
 class Objective(enum.StrEnum):
+    BALANCED = "balanced"
     ACCURACY = "accuracy"
     UNKNOWN_PRECISION = "unknown-precision"
     IN_SCOPE_PRECISION = "in-scope-precision"
     ANSWER_RATE = "answer-rate"
 
 
+#: The target each objective takes by default: a precision, an answer rate, or for
+#: ``balanced`` the share of out-of-scope traffic to weigh (a fifth, as in the bundled sets).
+DEFAULT_TARGET = {
+    Objective.BALANCED: 0.2,
+    Objective.ACCURACY: 0.0,
+    Objective.UNKNOWN_PRECISION: 0.9,
+    Objective.IN_SCOPE_PRECISION: 0.9,
+    Objective.ANSWER_RATE: 0.98,
+}
 #: The SweepPoint field each constrained objective holds to its target.
 _MEASURE = {
     Objective.UNKNOWN_PRECISION: "unknown_precision",
@@ -92,7 +102,7 @@ def _feasible(
     """Whether ``point`` meets the objective's constraint. A precision with no answers
     to measure is undefined: it passes only when ``vacuous`` (one intent's share of a
     pooled precision), never for the whole data."""
-    if objective is Objective.ACCURACY:
+    if objective in (Objective.ACCURACY, Objective.BALANCED):
         return True
     value = getattr(point, _MEASURE[objective])
     return vacuous if value is None else bool(value >= target)
@@ -106,16 +116,18 @@ def choose(
     prefer: float | None = None,
     vacuous: bool = False,
 ) -> int:
-    """Index of the chosen point: most correct rows among those meeting the objective,
-    the middle of the widest run of such points (ties: nearest ``prefer``, else lowest);
-    for ``answer-rate``, the last point (``points`` ascend in threshold) meeting it.
+    """Index of the chosen point: most correct rows among those meeting the objective
+    (``balanced``: the highest mean of in-scope accuracy and unknown recall), the middle
+    of the widest run of such points (ties: nearest ``prefer``, else lowest); for
+    ``answer-rate``, the last point (``points`` ascend in threshold) meeting it.
     Raises TuningError when no point meets it."""
     feasible = [_feasible(p, objective, target, vacuous=vacuous) for p in points]
     if not any(feasible):
         raise TuningError(_infeasible_message(points, objective, target))
     if objective is Objective.ANSWER_RATE:
         return max(i for i, ok in enumerate(feasible) if ok)
-    correct = np.array([p.correct if ok else -1 for p, ok in zip(points, feasible, strict=True)])
+    merit = _merit_of(points, objective, target)
+    correct = np.array([m if ok else -1.0 for m, ok in zip(merit, feasible, strict=True)])
     best = correct == correct.max()
     edges = np.diff(np.concatenate([[0], best.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)  # [start, stop)
@@ -128,6 +140,23 @@ def choose(
 
     start, stop = min(runs, key=rank)
     return (start + stop - 1) // 2
+
+
+def _merit_of(points: Sequence[SweepPoint], objective: Objective, share: float) -> list[float]:
+    """What ``choose`` maximises at each point: correct rows, or for ``balanced``
+    ``(1 - share) x in-scope accuracy + share x unknown recall``: accuracy as if
+    out-of-scope rows made up ``share`` of the traffic, whatever their share in the
+    validation data (without both kinds of rows, it is accuracy)."""
+    if objective is Objective.BALANCED and all(
+        p.in_scope_accuracy is not None and p.unknown_recall is not None for p in points
+    ):
+        return [
+            round(
+                (1 - share) * (p.in_scope_accuracy or 0.0) + share * (p.unknown_recall or 0.0), 12
+            )
+            for p in points
+        ]
+    return [float(p.correct) for p in points]
 
 
 def _infeasible_message(points: Sequence[SweepPoint], objective: Objective, target: float) -> str:
@@ -192,8 +221,8 @@ def tune(
     candidates: Sequence[str],
     scores: Sequence[float] | npt.NDArray[np.floating],
     *,
-    objective: Objective = Objective.ACCURACY,
-    target: float = 0.9,
+    objective: Objective = Objective.BALANCED,
+    target: float = 0.2,
     per_intent: bool = False,
     own_thresholds: Mapping[str, float] | None = None,
     min_rows: int = MIN_ROWS,

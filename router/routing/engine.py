@@ -24,7 +24,17 @@ from router.routing.negation import Analysis, NegationSettings, analyse, pooling
 from router.routing.vectorcache import VectorCache
 from router.vectors import Span, Vectors
 
-__all__ = ["Engine", "Result", "Snapshot", "TextEncoder", "Timings", "revision_of"]
+__all__ = [
+    "MAX_REFUSED_SPANS",
+    "MAX_REFUSED_SPAN_CHARS",
+    "BuildAbandoned",
+    "Engine",
+    "Result",
+    "Snapshot",
+    "TextEncoder",
+    "Timings",
+    "revision_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +108,36 @@ def revision_of(intents: IntentSet, encoder: TextEncoder) -> str:
 #: Return freed C heap to the system after a build that embedded this many texts; a
 #: trim costs tens of ms, so small reloads skip it (ARCHITECTURE.md "Memory").
 _RELEASE_AFTER = 64
+
+#: Texts a build that can be abandoned embeds between two looks at ``abandoned()``:
+#: about a quarter of a second of MiniLM on two cores.
+_BUILD_CHUNK = 256
+
+
+class BuildAbandoned(Exception):  # noqa: N818 - not an error: a newer build supersedes this one
+    """``Engine.build(abandoned=...)`` stopped because ``abandoned()`` became true.
+
+    Control flow between the engine and ``serving/reload.py``, which asked for it; it
+    never reaches a caller (``RouterError`` is for what goes wrong).
+    """
+
+
+#: Refused spans embedded per text at most: each is a model row of its own, and one
+#: long text can hold hundreds ("I don't want a refund, " x 870 took 5.2 s of model
+#: time). The first distinct ones are kept: the model reads the start of a long text.
+MAX_REFUSED_SPANS = 8
+#: Characters of a refused span embedded (its start): a clause without punctuation runs
+#: to the end of the text (Chinese), and 8 spans of 256 tokens each beside every text
+#: doubled the model's working memory. The bundled eval sets hold none this long.
+MAX_REFUSED_SPAN_CHARS = 100
+
+
+def _refused_texts(analysis: Analysis) -> list[str]:
+    """The refused spans of ``analysis`` that ``classify`` embeds: each its first
+    ``MAX_REFUSED_SPAN_CHARS``, distinct (the same words give the same vector),
+    non-blank, the first ``MAX_REFUSED_SPANS``."""
+    texts = (s.text(analysis.text)[:MAX_REFUSED_SPAN_CHARS].strip() for s in analysis.refusals)
+    return list(dict.fromkeys(t for t in texts if t))[:MAX_REFUSED_SPANS]
 
 
 class Engine:
@@ -173,26 +213,24 @@ class Engine:
         )
         return stripped, settings, f"the default for {model} (the intents' are for {tuned_for})"
 
-    def build(self, intents: IntentSet) -> Snapshot:
-        """Embed every example and build an index; the current snapshot is untouched."""
+    def build(self, intents: IntentSet, abandoned: Callable[[], bool] | None = None) -> Snapshot:
+        """Embed every example and build an index; the current snapshot is untouched.
+
+        With ``abandoned``, examples are embedded ``_BUILD_CHUNK`` at a time, each chunk
+        kept in the vector cache, and ``BuildAbandoned`` is raised as soon as
+        ``abandoned()`` is true between chunks (a newer edit supersedes this build; what
+        was embedded is not embedded again).
+        """
         start = time.perf_counter()
         texts = [e for intent in intents.intents for e in intent.examples]
         negation = self.negation_of(intents)
         misses = self.cache.misses
-        vectors = self.cache.embed(
-            texts,
-            lambda batch: self._encode(self._analyse(batch, negation), negation),
-            negation.key(),
-            save=False,
-        )
+        vectors = self._embed_examples(texts, negation, abandoned)
         negatives = None
         if intents.out_of_scope:
-            negatives = self.cache.embed(
-                intents.out_of_scope,
-                lambda batch: self._encode(self._analyse(batch, negation), negation),
-                negation.key(),
-                save=False,
-            )
+            negatives = self._embed_examples(list(intents.out_of_scope), negation, abandoned)
+        if abandoned is not None and abandoned():
+            raise BuildAbandoned(f"abandoned after {time.perf_counter() - start:.2f} s")
         applied, settings, source = self.thresholds_for(intents)
         index = Index(applied, vectors, settings, negatives, layers=self.encoder.layers)
         if self.cache.misses - misses >= _RELEASE_AFTER:
@@ -209,6 +247,24 @@ class Engine:
             elapsed,
         )
         return Snapshot(intents, index, time.time(), elapsed, revision, source)
+
+    def _embed_examples(
+        self, texts: list[str], negation: NegationSettings, abandoned: Callable[[], bool] | None
+    ) -> Vectors:
+        """Rows for ``texts`` from the vector cache, embedding what it lacks (``build``)."""
+
+        def encode(batch: Sequence[str]) -> Vectors:
+            return self._encode(self._analyse(batch, negation), negation)
+
+        if abandoned is None:
+            return self.cache.embed(texts, encode, negation.key(), save=False)
+        parts = []
+        for begin in range(0, len(texts), _BUILD_CHUNK):
+            if abandoned():
+                raise BuildAbandoned(f"abandoned after {begin} of {len(texts)} texts")
+            chunk = texts[begin : begin + _BUILD_CHUNK]
+            parts.append(self.cache.embed(chunk, encode, negation.key(), save=False))
+        return np.concatenate(parts) if parts else np.empty((0, self.cache.dimension), np.float32)
 
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` the one that answers from now on (a single reference store)."""
@@ -274,10 +330,7 @@ class Engine:
         index = snapshot.index
         start = time.perf_counter()
         analyses = self._analyse(texts, negation)
-        owners = [
-            (row, s.text(a.text).strip()) for row, a in enumerate(analyses) for s in a.refusals
-        ]
-        owners = [(row, text) for row, text in owners if text]
+        owners = [(row, text) for row, a in enumerate(analyses) for text in _refused_texts(a)]
         analysed = time.perf_counter()
         vectors = self._encode(analyses, negation, [text for _, text in owners])
         encoded = time.perf_counter()

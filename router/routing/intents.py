@@ -18,6 +18,19 @@ of the node it is about; every problem in every file is reported at once.
         description: ...              # optional
         threshold: 0.55               # optional per-intent override
         examples: [...]               # at least one non-blank string
+
+Limits (``IntentsLimits``; ``serve`` flags in brackets) keep a hostile or mistaken edit
+from taking the process's memory and the reload thread for minutes; each finding names
+the file, and the line of the node that crossed the limit:
+
+* a file over ``max_file_bytes`` (2 MiB) is not parsed at all [--max-file-bytes];
+* YAML aliases (``*name``) beyond ``max_aliases`` (16) in one file are refused: an
+  alias repeats a node without repeating its bytes, so it would defeat the size limit
+  [--max-yaml-aliases];
+* an example or ``out_of_scope`` sentence over ``max_example_chars`` (1,000; the
+  encoder reads 256 tokens) [--max-example-chars];
+* more than ``max_examples`` (50,000) examples and ``out_of_scope`` sentences in all
+  files together [--max-examples]; more than ``max_intents`` (1,000) intents [--max-intents].
 """
 
 from __future__ import annotations
@@ -36,7 +49,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from router.errors import IntentsError, Problem
 from router.routing.negation import Lexicon, NegationSettings
 
-__all__ = ["UNKNOWN", "Intent", "IntentSet", "load_intents"]
+__all__ = ["UNKNOWN", "Intent", "IntentSet", "IntentsLimits", "load_intents"]
 
 UNKNOWN = "unknown"
 SUPPORTED_VERSION = 1
@@ -47,6 +60,18 @@ _DEFAULT_KEYS = frozenset({"threshold", "model"})
 #: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INTENT_KEYS = frozenset({"name", "description", "threshold", "examples"})
+
+
+@dataclass(frozen=True, slots=True)
+class IntentsLimits:
+    """What one load accepts (module doc). The defaults pass the bundled sets and CLINC150
+    (15,000 examples in one 0.5 MB file, 150 intents) with room to spare."""
+
+    max_file_bytes: int = 2 * 1024 * 1024
+    max_examples: int = 50_000
+    max_example_chars: int = 1_000
+    max_intents: int = 1_000
+    max_aliases: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +106,13 @@ class IntentSet:
         return sum(len(i.examples) for i in self.intents)
 
 
-def load_intents(path: Path | str) -> IntentSet:
-    """Load a file or a directory of intents; raise IntentsError listing every problem."""
+def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> IntentSet:
+    """Load a file or a directory of intents; raise IntentsError listing every problem.
+
+    ``limits`` (default ``IntentsLimits()``) bounds what is read; see the module doc.
+    """
     path = Path(path)
+    limits = limits if limits is not None else IntentsLimits()
     if path.is_dir():
         files = sorted(
             p
@@ -105,8 +134,9 @@ def load_intents(path: Path | str) -> IntentSet:
     enabled: tuple[bool, str] | None = None
     threshold_model: tuple[str, str] | None = None
     out_of_scope: list[str] = []
+    budget = _Budget(limits)
     for file in files:
-        parsed = _parse_file(file, problems)
+        parsed = _parse_file(file, problems, budget)
         if parsed is None:
             continue
         file_default, file_intents = parsed.default, parsed.intents
@@ -207,12 +237,24 @@ def _split(where: str) -> tuple[str, int | None, int | None]:
     return file, int(line) if line else None, int(col) if col else None
 
 
+class _Budget:
+    """What the files read so far have used of ``IntentsLimits``' totals."""
+
+    def __init__(self, limits: IntentsLimits) -> None:
+        self.limits = limits
+        self.examples = 0
+        self.intents = 0
+        self.reported: set[str] = set()  # each total is reported once, where it is crossed
+
+
 class _Checker:
     """Walks the composed YAML of one file, collecting problems with positions."""
 
-    def __init__(self, file: Path, problems: list[Problem]) -> None:
+    def __init__(self, file: Path, problems: list[Problem], budget: _Budget) -> None:
         self.file = str(file)
         self.problems = problems
+        self.budget = budget
+        self.limits = budget.limits
 
     def at(self, node: Node) -> str:
         return f"{self.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
@@ -282,6 +324,26 @@ class _Checker:
             return None
         return number
 
+    def example(self, node: Node, field: str) -> str | None:
+        """An example or out_of_scope sentence: a non-blank string within the limits."""
+        text = self.string(node, field)
+        if text is None:
+            return None
+        text = text.strip()
+        limit = self.limits.max_example_chars
+        if len(text) > limit:
+            self.error(node, field, f"{len(text):,} characters, over the limit of {limit:,}")
+            return None
+        self.budget.examples += 1
+        self.over_total(node, field, "examples", self.budget.examples, self.limits.max_examples)
+        return text
+
+    def over_total(self, node: Node, field: str, what: str, count: int, limit: int) -> None:
+        """Report, once per load, the node that takes a total over its limit."""
+        if count > limit and what not in self.budget.reported:
+            self.budget.reported.add(what)
+            self.error(node, field, f"more than {limit:,} {what} in all files (the limit)")
+
 
 #: What ``_Checker.scalar`` gives for a node whose tag cannot be built (already reported).
 _UNREADABLE = object()
@@ -323,14 +385,22 @@ class _File:
     threshold_model: tuple[str, str] | None = None  # (value, file:line:col)
 
 
-def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
-    check = _Checker(file, problems)
+def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File | None:
+    check = _Checker(file, problems, budget)
+    limit = budget.limits.max_file_bytes
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            data = stream.read(limit + 1)  # never more than the limit: the file may be huge
+        if len(data) > limit:
+            check.error(None, "", f"file is over the limit of {limit:,} bytes: not read")
+            return None
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         check.error(None, "", f"cannot read: {exc}")
         return None
     try:
+        if "*" in text and not _aliases_within(check, text):
+            return None
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -375,8 +445,8 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
         if not isinstance(seq, SequenceNode):
             check.error(seq, "out_of_scope", f"must be a list of strings, not {_kind(seq)}")
         else:
-            texts = [check.string(t, f"out_of_scope[{i}]") for i, t in enumerate(seq.value)]
-            out_of_scope = [t.strip() for t in texts if t is not None]
+            texts = [check.example(t, f"out_of_scope[{i}]") for i, t in enumerate(seq.value)]
+            out_of_scope = [t for t in texts if t is not None]
 
     intents: list[tuple[Intent, str]] = []
     if "intents" not in top:
@@ -389,6 +459,9 @@ def _parse_file(file: Path, problems: list[Problem]) -> _File | None:
     if not seq.value:
         check.error(seq, "intents", "must not be empty")
     for index, item in enumerate(seq.value):
+        check.budget.intents += 1
+        limit = check.limits.max_intents
+        check.over_total(item, f"intents[{index}]", "intents", check.budget.intents, limit)
         parsed = _parse_intent(check, item, f"intents[{index}]")
         if parsed is not None:
             intents.append(parsed)
@@ -477,5 +550,28 @@ def _examples(
         check.error(seq, field, "must not be empty")
         return
     for index, item in enumerate(seq.value):
-        text = check.string(item, f"{field}[{index}]")
-        yield text.strip() if text is not None else None
+        yield check.example(item, f"{field}[{index}]")
+
+
+def _aliases_within(check: _Checker, text: str) -> bool:
+    """False (and a problem at the first alias too many) when ``text`` holds more YAML
+    aliases than the limit. Parsing stops there: what it would expand is never built."""
+    limit = check.limits.max_aliases
+    count = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.AliasEvent):
+            count += 1
+            if count > limit:
+                mark = event.start_mark
+                check.problems.append(
+                    Problem(
+                        check.file,
+                        mark.line + 1 if mark else None,
+                        mark.column + 1 if mark else None,
+                        "",
+                        f"more than {limit} YAML aliases (*{event.anchor}) in one file "
+                        "(the limit: an alias repeats a node without its bytes)",
+                    )
+                )
+                return False
+    return True

@@ -13,7 +13,21 @@ with one thread wake-up and its answer comes back with one, and the next batch s
 as soon as the model is free, whatever the event loop is doing
 (ARCHITECTURE.md "Batching and threads").
 
-* Requests whose caller has gone (cancelled, or past its deadline) are skipped.
+Two queues, so that bulk work never starves interactive callers:
+
+* *interactive*: ``classify`` (the Classify RPC), at most ``max_queue`` requests waiting;
+* *bulk*: ``classify_many`` (ClassifyBatch) cut into chunks bounded like a batch (count
+  and padded-token budget), at most ``max_bulk_queue`` texts waiting. A request is
+  admitted whole or refused whole, and an empty bulk queue always admits one.
+
+Each batch is taken from one queue; when both hold work they take turns (one
+interactive batch, one bulk batch), so an interactive request waits for at most the
+batch running plus one bulk batch, whatever the bulk backlog, and a busy interactive
+queue cannot starve bulk work either.
+
+* Requests whose caller has gone (cancelled, or past its deadline) are skipped and
+  counted by reason (``skipped_requests``, ``skipped_texts``). When one chunk of a
+  large request fails, its other chunks are cancelled, hence skipped.
 * If a batch fails, its requests are retried one by one, so one bad item never fails
   the others.
 * A full queue refuses at once (``OverloadedError`` -> RESOURCE_EXHAUSTED) instead of
@@ -36,7 +50,7 @@ from router.routing.engine import Engine, Result, Timings
 from router.routing.index import Prediction
 from router.routing.negation import Analysis
 
-__all__ = ["Answer", "BatchSettings", "Batcher"]
+__all__ = ["SKIP_REASONS", "Answer", "BatchSettings", "Batcher"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +59,14 @@ log = logging.getLogger(__name__)
 class BatchSettings:
     max_batch: int = 32  # texts per engine call
     max_tokens: int = 32 * 128  # padded-token budget: longest x count
+    #: longest² x count: the model's working memory grows with each text's tokens times
+    #: its row's width, about 17 MB for one text of 256 tokens (MiniLM); at most four such
+    #: texts per engine call (README "Operations")
+    max_attention: int = 4 * 256 * 256
     max_wait_ms: float = 0.0  # extra wait for company after the first request
-    max_queue: int = 256  # requests (not texts) waiting; beyond this: RESOURCE_EXHAUSTED
+    max_queue: int = 256  # interactive requests (not texts) waiting; beyond: RESOURCE_EXHAUSTED
+    #: ClassifyBatch texts waiting (16 full requests of 512); beyond: RESOURCE_EXHAUSTED
+    max_bulk_queue: int = 16 * 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +83,16 @@ class _Entry:
     future: asyncio.Future[Result]  # set on its loop only (``_deliver``)
     deadline: float | None  # time.monotonic()
     tokens: int  # estimated tokens of the longest text
+    bulk: bool = False  # a chunk of a ClassifyBatch (the bulk queue)
     enqueued: float = field(default_factory=time.perf_counter)
 
-    def gone(self, now: float) -> bool:
+    def gone(self, now: float) -> str | None:
+        """Why the caller no longer waits ("deadline", "cancelled"), or None."""
+        if self.deadline is not None and now > self.deadline:
+            return "deadline"
         # done() read from the consumer thread: a cancellation it misses only costs
         # the model a text whose answer is dropped
-        return self.future.done() or (self.deadline is not None and now > self.deadline)
+        return "cancelled" if self.future.done() else None
 
 
 #: What the consumer hands back to the loop: each future with its answer or error.
@@ -76,8 +100,47 @@ _Delivery = tuple["asyncio.Future[Result]", "Result | BaseException"]
 
 
 def _estimate_tokens(text: str) -> int:
-    """WordPiece averages about 4 characters a token on English; capped at the model's 256."""
-    return min(256, 2 + len(text) // 4)
+    """At most a token a character (punctuation, Chinese and runs of rare letters take
+    one each), plus [CLS] and [SEP]; capped at the model's 256. An upper bound, not an
+    average: it bounds a batch's memory whatever the text (English averages about 4
+    characters a token; this estimate costs English texts of over 88 characters some
+    batch company, never memory)."""
+    return min(256, 2 + len(text))
+
+
+def _fits(count: int, longest: int, settings: BatchSettings) -> bool:
+    """Whether ``count`` texts, the longest ``longest`` tokens (estimated), make one batch."""
+    return (
+        count <= settings.max_batch
+        and longest * count <= settings.max_tokens
+        and longest * longest * count <= settings.max_attention
+    )
+
+
+#: Why a queued request was dropped before the model ran: its deadline passed, or its
+#: caller went away (cancelled the call, or a sibling chunk failed).
+SKIP_REASONS = ("deadline", "cancelled")
+_GONE = {
+    "deadline": "the deadline passed while the request was queued",
+    "cancelled": "the caller went away while the request was queued",
+}
+
+
+def _chunks(texts: Sequence[str], settings: BatchSettings) -> list[list[int]]:
+    """Indices of ``texts`` shortest first, cut into chunks that each fit one batch
+    (``_fits``; a text alone always does)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        tokens = _estimate_tokens(texts[i])  # the longest so far: sorted by length
+        if current and not _fits(len(current) + 1, tokens, settings):
+            chunks.append(current)
+            current = []
+        current.append(i)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 class Batcher:
@@ -90,16 +153,36 @@ class Batcher:
         self.engine = engine
         self.settings = settings
         self._on_batch = on_batch  # told the number of texts of every batch run
-        self._queue: collections.deque[_Entry] = collections.deque()
+        self._queue: collections.deque[_Entry] = collections.deque()  # interactive
+        self._bulk: collections.deque[_Entry] = collections.deque()  # ClassifyBatch chunks
+        self._bulk_texts = 0  # texts in ``_bulk`` (under ``_ready``)
+        self._bulk_turn = False  # consumer only: when both queues wait, bulk goes next
         self._ready = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._closing = False
         self.batches = 0
-        self.skipped = 0
+        #: Queued requests (a ClassifyBatch chunk counts as one) and their texts dropped
+        #: before the model ran, by reason (``SKIP_REASONS``); written by the consumer.
+        self.skipped_requests = dict.fromkeys(SKIP_REASONS, 0)
+        self.skipped_texts = dict.fromkeys(SKIP_REASONS, 0)
 
     @property
     def depth(self) -> int:
+        """Requests and ClassifyBatch chunks waiting, both queues."""
+        return len(self._queue) + len(self._bulk)
+
+    @property
+    def interactive_depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def bulk_depth(self) -> int:
+        """ClassifyBatch texts waiting."""
+        return self._bulk_texts
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_requests.values())
 
     def start(self) -> None:
         if self._thread is None:
@@ -112,8 +195,10 @@ class Batcher:
         with self._ready:
             self._closing = True
             self._ready.notify()
-            left = list(self._queue)
+            left = [*self._queue, *self._bulk]
             self._queue.clear()
+            self._bulk.clear()
+            self._bulk_texts = 0
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
@@ -143,17 +228,46 @@ class Batcher:
     async def classify_many(
         self, texts: Sequence[str], top_k: int, timeout: float | None = None
     ) -> tuple[list[Answer], Timings]:
-        """A large batch: grouped by length into chunks that queue like single requests.
+        """A large batch, on the bulk queue: grouped by length into chunks that each fit
+        one batch, admitted together (or refused together when the bulk queue is full).
 
         Answers come back in the order of ``texts``; each names the revision that
-        answered it (chunks may straddle a reload).
+        answered it (chunks may straddle a reload). If one chunk fails, the others are
+        cancelled: the consumer skips them rather than run work nobody will read.
         """
-        size = self.settings.max_batch
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        chunks = [order[i : i + size] for i in range(0, len(order), size)]
-        results = await asyncio.gather(
-            *(self.classify([texts[i] for i in chunk], top_k, timeout) for chunk in chunks)
-        )
+        if self._closing:
+            raise OverloadedError("the server is shutting down")
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        chunks = _chunks(texts, self.settings)
+        loop = asyncio.get_running_loop()
+        entries = [
+            _Entry(
+                [texts[i] for i in chunk],
+                top_k,
+                loop.create_future(),
+                deadline,
+                _estimate_tokens(texts[chunk[-1]]),  # the longest: chunks are sorted
+                bulk=True,
+            )
+            for chunk in chunks
+        ]
+        limit = self.settings.max_bulk_queue
+        with self._ready:
+            if self._bulk and self._bulk_texts + len(texts) > limit:
+                raise OverloadedError(
+                    f"overloaded: {self._bulk_texts} batch texts queued (limit {limit}); "
+                    "retry with backoff"
+                )
+            self._bulk.extend(entries)
+            self._bulk_texts += len(texts)
+            self._ready.notify()
+        futures = [entry.future for entry in entries]
+        try:
+            results = await asyncio.gather(*futures)
+        except BaseException:
+            for future in futures:  # still queued: skipped by the consumer
+                future.cancel()
+            raise
         answers: dict[int, Answer] = {}
         for chunk, result in zip(chunks, results, strict=True):
             for pos, i in enumerate(chunk):
@@ -185,26 +299,29 @@ class Batcher:
             _deliver_soon(outcomes)
 
     def _collect(self) -> list[_Entry] | None:
-        """The next batch (empty if every waiting caller had gone); None once closing."""
+        """The next batch, from one queue (empty if every waiting caller had gone); None
+        once closing. When both queues hold work, they take turns."""
         s = self.settings
         batch: list[_Entry] = []
         count = longest = 0
-        gone: list[_Entry] = []
+        gone: list[tuple[_Entry, str]] = []
         with self._ready:
-            while not self._queue and not self._closing:
+            while not self._queue and not self._bulk and not self._closing:
                 self._ready.wait()
+            bulk = bool(self._bulk) and (self._bulk_turn or not self._queue)
+            queue = self._bulk if bulk else self._queue
             wait_until = time.monotonic() + s.max_wait_ms / 1e3
             while not self._closing:
-                while self._queue:
-                    entry = self._queue[0]
-                    if entry.gone(time.monotonic()):
-                        gone.append(self._queue.popleft())
+                while queue:
+                    entry = queue[0]
+                    reason = entry.gone(time.monotonic())
+                    if reason is not None:
+                        gone.append((self._take(queue), reason))
                         continue
                     n, tokens = len(entry.texts), max(longest, entry.tokens)
-                    if batch and (count + n > s.max_batch or tokens * (count + n) > s.max_tokens):
+                    if batch and not _fits(count + n, tokens, s):
                         break
-                    self._queue.popleft()
-                    batch.append(entry)
+                    batch.append(self._take(queue))
                     count, longest = count + n, tokens
                 else:
                     remaining = wait_until - time.monotonic()
@@ -213,17 +330,26 @@ class Batcher:
                         continue
                 break
             closing = self._closing
+        if batch:
+            self._bulk_turn = not bulk  # the other queue goes next, if it holds work
         if gone:
-            self.skipped += len(gone)
-            _deliver_soon(
-                [(e.future, CallerGoneError("deadline passed while queued")) for e in gone]
-            )
+            for entry, reason in gone:
+                self.skipped_requests[reason] += 1
+                self.skipped_texts[reason] += len(entry.texts)
+            _deliver_soon([(e.future, CallerGoneError(_GONE[why])) for e, why in gone])
         if closing:
             _deliver_soon(
                 [(e.future, OverloadedError("the server is shutting down")) for e in batch]
             )
             return None
         return batch
+
+    def _take(self, queue: collections.deque[_Entry]) -> _Entry:
+        """The head of ``queue`` (``_ready`` held)."""
+        entry = queue.popleft()
+        if entry.bulk:
+            self._bulk_texts -= len(entry.texts)
+        return entry
 
     def _run(self, batch: list[_Entry]) -> list[_Delivery]:
         texts = [t for e in batch for t in e.texts]

@@ -1,32 +1,53 @@
 """Hot reload: watch the intents, rebuild off the request path, swap in one step.
 
 Triggers: a change under the watched directory (debounced), SIGHUP, the Reload RPC.
-Each reload parses and validates the intents, builds a new snapshot on a thread of its
-own (re-embedding only what the vector cache lacks) and swaps the engine's reference.
-A reload that fails leaves the old snapshot serving and records the error; the next
-trigger tries again. Reloads never overlap: a trigger during a reload waits its turn.
+Each reload parses and validates the intents within their limits (``IntentsLimits``:
+file size, YAML aliases, example length, examples and intents in total), builds a new
+snapshot on a thread of its own (re-embedding only what the vector cache lacks) and
+swaps the engine's reference. A reload that fails, because the intents do not validate
+or because the build raised, leaves the old snapshot serving and records the error
+(log, ``status``, ``on_status``: the metrics count it as ``result="error"``); the next
+trigger tries again.
+
+Reloads never overlap: one runs at a time, on one thread. A trigger that comes while a
+reload runs supersedes it: the running build is abandoned between two chunks of
+examples (``Engine.build(abandoned=...)``; what it embedded stays in the vector cache)
+and the newest files are read and built next. Every caller gets the status of the
+first reload that read the files after it asked. Answers only ever see a swap. (Edits
+that keep coming faster than a build takes keep superseding it; the debounce below
+bounds a watcher to one trigger a second.) ``in_progress`` says a reload is running.
 
 The directory, not the file, is watched: editors save by writing a temporary file and
 renaming it over the original, and Kubernetes updates a mounted ConfigMap by swapping
-a ``..data`` symlink.
+a ``..data`` symlink. A watch follows the directory's inode, so when the directory is
+deleted and made again, or replaced (``mv new old``), it would see nothing more. The
+watcher therefore compares the path's inode with the watched one at every wake-up (a
+change, or ``check_ms`` without one). When the directory has gone or been replaced, it
+logs a warning, ``watching`` turns false and ``watch_problem`` says why (Info,
+``intent_router_watching``), and it tries the path again with a bounded back-off
+(``RETRY_MS``); once the directory is back it is watched again and reloaded. The loaded
+intents keep serving meanwhile, and health is unaffected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from watchfiles import Change, awatch
 
 from router.errors import IntentsError
-from router.routing.engine import Engine, Snapshot
-from router.routing.intents import load_intents
+from router.routing.engine import BuildAbandoned, Engine, Snapshot
+from router.routing.intents import IntentsLimits, load_intents
 
 __all__ = ["ReloadStatus", "Reloader"]
 
@@ -34,6 +55,12 @@ log = logging.getLogger(__name__)
 
 #: A burst of writes is one reload once the directory has been quiet this long.
 DEBOUNCE_MS = 20
+#: Without changes, the watcher checks this often that the path is still the directory
+#: it watches (a deleted or replaced directory reports nothing more).
+CHECK_MS = 500
+#: Waits between attempts to watch a path that is missing: the first, doubling to the
+#: last.
+RETRY_MS = (50, 5_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,23 +80,50 @@ class Reloader:
         engine: Engine,
         path: Path,
         *,
+        limits: IntentsLimits | None = None,
         debounce_ms: int = DEBOUNCE_MS,
         max_debounce_ms: int = 1000,
+        check_ms: int = CHECK_MS,
+        retry_ms: tuple[int, int] = RETRY_MS,
         on_status: Callable[[ReloadStatus], None] | None = None,
     ) -> None:
         self.engine = engine
         self.on_status = on_status
         self.path = Path(path)
+        self.limits = limits if limits is not None else IntentsLimits()
         self.debounce_ms = debounce_ms
         self.max_debounce_ms = max_debounce_ms
+        self.check_ms = check_ms
+        self.retry_ms = retry_ms
+        # decided now: the path may be missing later, while the watcher waits for it
+        self.directory = self.path if self.path.is_dir() else self.path.parent
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
         self._changed = asyncio.Condition()
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[ReloadStatus]] = set()
         self.status = ReloadStatus(trigger="start", at=time.time(), ok=False, revision="",
                                    changed=False, errors=("not loaded yet",))  # fmt: skip
         self.count = 0
+        #: Reloads asked for so far, and the last of them a recorded reload covered (it
+        #: read the files after they were asked for).
+        self._asked = 0
+        self._covered = 0
+        self._trigger = "start"  # the newest request's
+        self._abandon: threading.Event | None = None  # set: the running build stops
+        #: A reload is running (Info.reload_in_progress, intent_router_reload_in_progress).
+        self.in_progress = False
+        #: Reloads abandoned for a newer request.
+        self.abandoned = 0
+        #: The directory is being watched; ``watch_problem`` says why not after a loss.
+        self.watching = False
+        self.watch_problem = ""
+
+    @property
+    def requests(self) -> int:
+        """Reloads asked for so far (triggers and ``reload`` calls; superseded ones too)."""
+        return self._asked
 
     def record_start(self, snapshot: Snapshot) -> None:
         """Record the snapshot loaded at start-up as the first reload."""
@@ -80,39 +134,103 @@ class Reloader:
             self.on_status(self.status)
 
     async def reload(self, trigger: str) -> ReloadStatus:
-        """Load, validate, build and swap; on failure keep serving the old snapshot."""
+        """Load, validate, build and swap; on failure keep serving the old snapshot.
+
+        A reload running now is abandoned for this one (module doc). The answer is the
+        status of the first reload that read the files after this call; it is recorded
+        even when the caller goes away meanwhile.
+        """
+        return await asyncio.shield(self._request(trigger))
+
+    def _request(self, trigger: str) -> asyncio.Task[ReloadStatus]:
+        self._asked += 1
+        self._trigger = trigger
+        if self._abandon is not None:
+            self._abandon.set()
+        task = asyncio.create_task(self._until_covered(self._asked), name="intents-reload")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[ReloadStatus]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("reload failed", exc_info=exc)
+
+    async def _until_covered(self, ticket: int) -> ReloadStatus:
         async with self._lock:
-            start = time.perf_counter()
-            loop = asyncio.get_running_loop()
-            serving = self.engine.snapshot if self.engine.ready else None
-            current = serving.revision if serving is not None else ""
-            try:
-                intents = await loop.run_in_executor(self._executor, load_intents, self.path)
-            except IntentsError as exc:
-                errors = tuple(str(p) for p in exc.problems)
-                for line in errors:
-                    log.error("reload (%s) rejected: %s", trigger, line)
-                status = ReloadStatus(trigger, time.time(), False, current, False, errors)
-            else:
-                changed = serving is None or intents.revision != serving.intents.revision
-                if changed:
-                    snapshot = await loop.run_in_executor(
-                        self._executor, self.engine.build, intents
-                    )
-                    self.engine.swap(snapshot)
-                    current = snapshot.revision
-                    log.info("reload (%s): now serving revision %s", trigger, current)
-                    # after the swap: writing the vector file does not delay the answers
+            while self._covered < ticket and not self._stop.is_set():
+                asked = self._asked
+                status = await self._attempt(self._trigger)
+                if status is None:
+                    continue  # abandoned: read the newest files
+                self._covered = asked
+                async with self._changed:
+                    self.status = status
+                    self.count += 1
+                    self._changed.notify_all()
+                if self.on_status is not None:
+                    self.on_status(status)
+            return self.status
+
+    async def _attempt(self, trigger: str) -> ReloadStatus | None:
+        """One reload; None when a newer request abandoned it."""
+        loop = asyncio.get_running_loop()
+        abandon = self._abandon = threading.Event()
+        self.in_progress = True
+        start = time.perf_counter()
+        serving = self.engine.snapshot if self.engine.ready else None
+        current = serving.revision if serving is not None else ""
+        changed = False
+        errors: tuple[str, ...] = ()
+        try:
+            load = functools.partial(load_intents, self.path, self.limits)
+            intents = await loop.run_in_executor(self._executor, load)
+            if abandon.is_set():
+                raise BuildAbandoned("the files changed while they were read")
+            changed = serving is None or intents.revision != serving.intents.revision
+            if changed:
+                build = functools.partial(self.engine.build, intents, abandon.is_set)
+                snapshot = await loop.run_in_executor(self._executor, build)
+                self.engine.swap(snapshot)
+                current = snapshot.revision
+                log.info("reload (%s): now serving revision %s", trigger, current)
+        except BuildAbandoned:
+            self.abandoned += 1
+            log.info(
+                "reload (%s) abandoned after %.2f s: newer files are read and built next",
+                trigger,
+                time.perf_counter() - start,
+            )
+            return None
+        except IntentsError as exc:
+            if abandon.is_set():  # these files are stale already: read the newer ones
+                self.abandoned += 1
+                return None
+            errors = tuple(str(p) for p in exc.problems)
+            for line in errors:
+                log.error("reload (%s) rejected: %s", trigger, line)
+        except Exception as exc:  # a failed build must be reported, never lost
+            log.exception("reload (%s) failed; revision %s keeps serving", trigger, current)
+            errors = (f"reload failed: {type(exc).__name__}: {exc}",)
+        else:
+            if changed:  # after the swap: writing the vector file does not delay answers
+                try:
                     await loop.run_in_executor(self._executor, self.engine.persist)
-                status = ReloadStatus(trigger, time.time(), True, current, changed)
-            status = replace(status, seconds=time.perf_counter() - start)
-            async with self._changed:
-                self.status = status
-                self.count += 1
-                self._changed.notify_all()
-            if self.on_status is not None:
-                self.on_status(status)
-            return status
+                except Exception:  # the swap stands; the vectors are embedded again later
+                    log.exception("reload (%s): the vector cache was not written", trigger)
+        finally:
+            self._abandon = None
+            self.in_progress = False
+        return ReloadStatus(
+            trigger,
+            time.time(),
+            not errors,
+            current,
+            changed and not errors,
+            errors,
+            time.perf_counter() - start,
+        )
 
     async def wait_until(
         self, predicate: Callable[[ReloadStatus], bool], timeout: float = 10.0
@@ -127,40 +245,109 @@ class Reloader:
             self._watcher = asyncio.create_task(self._watch(), name="intents-watcher")
 
     async def _watch(self) -> None:
-        directory = self.path if self.path.is_dir() else self.path.parent
-        watch_filter = _filter_for(self.path)
+        """Watch the directory; after a loss, wait for it (bounded back-off) and re-arm."""
+        directory = self.directory
         log.info("watching %s for changes", directory)
-        async for _changes in awatch(
+        delay, lost = self.retry_ms[0], False
+        while not self._stop.is_set():
+            replaced = False
+            try:
+                identity = _identity(directory)
+            except FileNotFoundError:
+                problem: str | None = f"intents directory {directory} is gone"
+            except OSError as exc:
+                problem = f"cannot watch {directory}: {exc}"
+            else:
+                try:
+                    problem, replaced = await self._follow(directory, identity, lost)
+                except Exception as exc:  # gone meanwhile, no inotify watches left, ...
+                    problem = f"cannot watch {directory}: {exc}"
+            if problem is None:
+                return  # stopped
+            if problem != self.watch_problem:  # once per loss, not at every retry
+                log.warning("%s: hot reload paused, the loaded intents keep serving", problem)
+            if self.watching:  # a watch that worked was lost: back off from the start
+                delay = self.retry_ms[0]
+            lost, self.watching, self.watch_problem = True, False, problem
+            if replaced:  # another directory is there already: watch it at once
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay / 1e3)
+            delay = min(2 * delay, self.retry_ms[1])
+
+    async def _follow(
+        self, directory: Path, identity: tuple[int, int], again: bool
+    ) -> tuple[str | None, bool]:
+        """Watch ``directory`` while the path names the same inode, reloading on changes.
+
+        Returns why the watch was lost (None once stopped) and whether another directory
+        has taken the path. Reloads once the watch is in place (a no-op when the files
+        are those serving), so that no change made before is missed: at start-up, an edit
+        made after the intents were first read (the model loads in between); after a loss
+        (``again``), whatever the new directory holds.
+        """
+        changes = awatch(
             directory,
-            watch_filter=watch_filter,
+            watch_filter=_filter_for(self.path, directory),
             step=self.debounce_ms,
             debounce=self.max_debounce_ms,
             stop_event=self._stop,
+            rust_timeout=self.check_ms,
+            yield_on_timeout=True,
             ignore_permission_denied=True,
-        ):
-            try:
-                await self.reload("watch")
-            except Exception:  # a reload must never kill the watcher
-                log.exception("reload after a file change failed")
+        )
+        async with contextlib.aclosing(changes):
+            if again:
+                log.info("watching %s again: reloading it", directory)
+            # runs once this task waits for changes: the watch is set up by then
+            self._request("watch")
+            self.watching, self.watch_problem = True, ""
+            async for batch in changes:
+                try:
+                    now: tuple[int, int] | None = _identity(directory)
+                except OSError:
+                    now = None
+                if now is None:
+                    return f"intents directory {directory} is gone", False
+                if now != identity:
+                    return f"intents directory {directory} was replaced (a new inode)", True
+                if batch:
+                    self._request("watch")
+        return None, False
 
     async def close(self) -> None:
         self._stop.set()
+        if self._abandon is not None:
+            self._abandon.set()  # a build running stops at its next chunk
         if self._watcher is not None:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         # a build or vector-file write already running finishes before close returns:
         # nothing writes to the cache directory once the server has stopped
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
 
-def _filter_for(path: Path) -> Callable[[Change, str], bool]:
-    """Which changes matter: intents files, and Kubernetes' ``..data`` swaps."""
+def _identity(directory: Path) -> tuple[int, int]:
+    """What a watch follows: the inode the path names now (OSError when it is missing)."""
+    stat = os.stat(directory)
+    return stat.st_dev, stat.st_ino
+
+
+def _filter_for(path: Path, directory: Path) -> Callable[[Change, str], bool]:
+    """Which changes matter: intents files, Kubernetes' ``..data`` swaps, and the watched
+    directory itself (its removal)."""
     single = None if path.is_dir() else path.name
+    itself = os.path.abspath(directory)
 
     def accept(change: Change, changed: str) -> bool:
         name = Path(changed).name
         if name.startswith(".."):  # ConfigMap: ..data, ..2026_11_27_... directories
+            return True
+        if os.path.abspath(changed) == itself:
             return True
         if single is not None:
             return name == single

@@ -25,11 +25,11 @@ from router.api.v1 import router_pb2 as pb
 from router.errors import StartError
 from router.routing.engine import Engine, TextEncoder
 from router.routing.index import IndexSettings
-from router.routing.intents import IntentSet
+from router.routing.intents import IntentSet, IntentsLimits
 from router.routing.vectorcache import VectorCache
 from router.serving.batching import Batcher, BatchSettings
 from router.serving.metrics import Metrics
-from router.serving.reload import Reloader, ReloadStatus
+from router.serving.reload import Reloader
 from router.serving.security import (
     CertificateFiles,
     TokenFile,
@@ -63,6 +63,8 @@ class ServerConfig:
     grace_seconds: float = 15.0
     #: Where reloads read the intents from; None serves ``intents`` as they are.
     intents_path: Path | None = None
+    #: What a reload accepts (file size, aliases, examples, intents; ``serve`` flags).
+    intents_limits: IntentsLimits = field(default_factory=IntentsLimits)
     watch: bool = True
     #: Where exemplar vectors persist between runs; None keeps them in memory only.
     cache_dir: Path | None = None
@@ -117,7 +119,7 @@ class RouterServer:
                 # a second server on a busy port must fail, not share it (SO_REUSEPORT
                 # would split the connections between two processes)
                 ("grpc.so_reuseport", 0),
-                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
                 ("grpc.keepalive_time_ms", 60_000),
                 ("grpc.max_connection_age_ms", 30 * 60_000),
                 ("grpc.max_connection_age_grace_ms", 30_000),
@@ -156,8 +158,12 @@ class RouterServer:
         )
         if self.config.intents_path is not None:
             self.reloader = Reloader(
-                self.engine, self.config.intents_path, on_status=self._record_reload
+                self.engine,
+                self.config.intents_path,
+                limits=self.config.intents_limits,
+                on_status=self.metrics.observe_reload,
             )
+            self.metrics.follow_reloads(self.reloader)
         self.batcher = Batcher(self.engine, self.config.batching, self.metrics.batch_texts.observe)
         self.batcher.start()
         batcher = self.batcher
@@ -202,11 +208,6 @@ class RouterServer:
         from router.model.loading import load_encoder  # onnxruntime loads only here
 
         return load_encoder(self.config.model_dir, threads=self.config.threads)
-
-    def _record_reload(self, status: ReloadStatus) -> None:
-        self.metrics.reloads.labels(status.trigger, "ok" if status.ok else "error").inc()
-        if status.ok:
-            self.metrics.set_revision(status.revision)
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new calls, let in-flight ones finish (``grace`` s), then stop."""

@@ -49,6 +49,19 @@ class Limits:
     max_batch_size: int = 512
     max_top_k: int = 20
     default_top_k: int = 3
+    #: Characters in all the texts of one call: bounds one request's memory and model
+    #: time (README "Operations" has the peak RSS measured at this limit).
+    max_request_chars: int = 1_000_000
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest request these limits accept, in bytes: gRPC's receive limit.
+
+        UTF-8 takes at most 4 bytes a character; each text adds a tag and a length
+        (at most 6 bytes), the rest of the message a few. A larger message is refused
+        by gRPC itself (RESOURCE_EXHAUSTED) before it is read into memory.
+        """
+        return 4 * self.max_request_chars + 6 * self.max_batch_size + 64
 
 
 def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -81,6 +94,8 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         self.batcher = batcher
         self.reloader = reloader
         self.metrics = metrics
+        if metrics is not None:
+            metrics.watch(batcher)  # its queues and skipped work
         #: With tokens configured, callers without a valid one see no file system paths.
         self.tokens = tokens
 
@@ -90,6 +105,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         try:
             top_k = self._top_k(request.top_k)
             self._check_text(request.text, "text")
+            self._check_request_chars(len(request.text), "text")
             self._check_ready()
             result = await self.batcher.classify([request.text], top_k, context.time_remaining())
         except RouterError as exc:
@@ -110,6 +126,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                 raise InputError(
                     "texts", f"{len(texts)} texts exceed the limit of {self.limits.max_batch_size}"
                 )
+            self._check_request_chars(sum(len(t) for t in texts), "texts")
             for i, text in enumerate(texts):
                 self._check_text(text, f"texts[{i}]")
             self._check_ready()
@@ -185,6 +202,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             ),
             model=encoder.model_name,
             threshold_source=snapshot.threshold_source,
+            **(_watch_fields(self.reloader, self._redacting(context)) if self.reloader else {}),
         )
 
     async def Reload(  # noqa: N802
@@ -211,6 +229,14 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         if not 1 <= top_k <= self.limits.max_top_k:
             raise InputError("top_k", f"must be in [0, {self.limits.max_top_k}], got {top_k}")
         return top_k
+
+    def _check_request_chars(self, chars: int, field: str) -> None:
+        if chars > self.limits.max_request_chars:
+            raise InputError(
+                field,
+                f"{chars} characters in all exceed the limit of "
+                f"{self.limits.max_request_chars} per request",
+            )
 
     def _check_text(self, text: str, field: str) -> None:
         if not text.strip():
@@ -240,6 +266,18 @@ def _reload(status: ReloadStatus, *, redact: Path | None = None) -> pb.ReloadRes
         finished_at_unix=status.at,
         duration_ms=status.seconds * 1e3,
     )
+
+
+def _watch_fields(reloader: Reloader, redact: bool) -> dict[str, Any]:
+    """Info's view of the reloader: watching, why not, a reload running."""
+    problem = reloader.watch_problem
+    if redact:
+        problem = _without_directories(problem, reloader.directory)
+    return {
+        "watching": reloader.watching,
+        "watch_problem": problem,
+        "reload_in_progress": reloader.in_progress,
+    }
 
 
 def _directory(path: Path) -> Path:
