@@ -61,7 +61,10 @@ class TextGraphEncoder:
         self.default_threshold = default_threshold_of(manifest.name) if manifest else None
         files = manifest.files if manifest and manifest.files else {MODEL_FILE: sha256_of(path)}
         self.fingerprint = repr(("text-graph", sorted(files.items())))
-        self._session = inference_session(path, threads=threads, custom_ops=True)
+        # One intra-op thread unless told otherwise: a one-text run of this small int8
+        # graph has too little work to split, and two threads waiting on each other lose
+        # to the server's other threads (ARCHITECTURE.md, "Text-level models").
+        self._session = inference_session(path, threads=threads or 1, custom_ops=True)
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
         if len(inputs) != 1 or inputs[0].type != "tensor(string)":
