@@ -1,6 +1,6 @@
 """CLINC150 through the product's own path: YAML -> Engine -> tune on val -> eval on test.
 
-    python bench/clinc150.py [--data ../shared/data/clinc150] [--model DIR] [--cache DIR]
+    python bench/clinc150.py [--data ../shared/data/clinc150] [--model NAME|DIR] [--cache DIR]
                              [--answer-rate 0.98] [--scoring head] [--with-oos]
                              [--no-negation] [--no-record]
 
@@ -9,7 +9,9 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
 1. writes CLINC's in-scope train rows (100 per intent) as one intents YAML in a temp dir
    (with ``--with-oos``, CLINC's 100 train rows labelled unknown are written there too,
    as ``out_of_scope:`` examples);
-2. builds ``router.routing.engine.Engine`` (exemplar vectors cached on disk via
+2. opens ``--model`` (a catalogue name, default minilm, or a directory) with
+   ``router.model.loading.load_encoder``, as ``serve`` does, and builds
+   ``router.routing.engine.Engine`` (exemplar vectors cached on disk via
    ``VectorCache``, so a second run does not re-embed) and runs val through
    ``router.quality.run.run_eval``, the eval run of ``intent-router eval`` / ``tune``
    (``Engine.classify``, what the gRPC service answers);
@@ -45,9 +47,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _model import add_model_flag, open_model
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
-from router.model.token_graph import TokenGraphEncoder
 from router.quality.run import run_eval
 from router.quality.tuning import Objective, tune, write_thresholds
 from router.routing.engine import Engine
@@ -93,7 +95,7 @@ def write_yaml(rows: list[dict[str, str]], path: Path, with_oos: bool, negation:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "clinc150")
-    ap.add_argument("--model", type=Path, default=None, help="model dir (default: model store)")
+    add_model_flag(ap)
     ap.add_argument(
         "--cache", type=Path, default=Path(tempfile.gettempdir()) / "intent-router-clinc150-cache"
     )
@@ -114,14 +116,11 @@ def main() -> None:
     args = ap.parse_args()
     run = Run("clinc150", args)
     logging.basicConfig(level=logging.WARNING)
-    model = args.model
-    if model is None:
-        from router.model.contract import default_model_dir
-
-        model = default_model_dir()
+    model = open_model(args.model, threads=2)
+    encoder = model.encoder
+    print(f"model {model.label} ({type(encoder).__name__})", flush=True)
 
     train = [json.loads(x) for x in (args.data / "train.jsonl").read_text().splitlines() if x]
-    encoder = TokenGraphEncoder(model, threads=2)
     args.cache.mkdir(parents=True, exist_ok=True)
     cache = VectorCache(encoder.fingerprint, encoder.width, args.cache)
     engine = Engine(encoder, IndexSettings(scoring=Scoring(args.scoring)), cache=cache)
@@ -179,7 +178,10 @@ def main() -> None:
 
     oos = " + 100 out_of_scope rows" if args.with_oos else ""
     oos += ", negation off" if args.no_negation else ""
-    print(f"\nCLINC150 full, test; threshold chosen on val; scoring {args.scoring}{oos}")
+    print(
+        f"\nCLINC150 full, test; model {model.label}; threshold chosen on val; "
+        f"scoring {args.scoring}{oos}"
+    )
     print(f"{'':34s} {'in-acc':>6s} {'unkR':>6s} {'unkP':>6s} {'all':>6s} {'thr':>7s}")
     for f in results:
         print(
@@ -191,6 +193,7 @@ def main() -> None:
         print(f"{'paper: ' + name:34s} {acc:6.1f} {recall:6.1f} {'-':>6s} {'-':>6s} {'-':>7s}")
     run.finish(
         {
+            "model": model.record(),
             "scoring": args.scoring,
             "with_oos": args.with_oos,
             "negation": not args.no_negation,

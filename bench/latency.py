@@ -1,11 +1,13 @@
 """Classify latency over gRPC on loopback vs the model's own in-process time, one run.
 
-Starts `intent-router serve` as a separate process on a free port with the bundled
-intents, then alternates, in rounds so that both see the same machine state:
+Starts `intent-router serve --model NAME|DIR` as a separate process on a free port with
+the bundled intents, then alternates, in rounds so that both see the same machine state:
 
 * ``--block`` sequential Classify calls for one short utterance over gRPC;
-* ``--block`` tokenise + model + pooling calls for the same text in this process with
-  the same thread count, back to back (the model's own time);
+* ``--block`` encoder calls for the same text in this process with the same thread
+  count and the encoder class the server uses (``router.model.loading.load_encoder``:
+  tokenise + model + pooling for a token-level graph, the graph alone for a text-level
+  one), back to back (the model's own time);
 * the same, paced: each call after an idle gap as long as the gRPC client's median
   (client wall - the server's own engine time), so the model idles between calls as it
   does inside the server (a warm, busy loop is faster than any served request can be).
@@ -16,8 +18,8 @@ stopped spinning before the gRPC block (they would take a core from the server).
 Prints p50/p99 of each and the overhead the service adds over both model figures, and
 writes them to bench/results/ (bench/_record.py; ``--no-record`` to skip).
 
-    python bench/latency.py [--rounds 10] [--block 60] [--threads 2] [--text "where is my parcel"]
-                            [--no-record]
+    python bench/latency.py [--model minilm|use-multilingual|DIR] [--rounds 10] [--block 60]
+                            [--threads 2] [--text "where is my parcel"] [--no-record]
 """
 
 from __future__ import annotations
@@ -27,14 +29,13 @@ import time
 
 import grpc
 import numpy as np
+from _model import add_model_flag, open_model
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 from throughput import Server, ServerSettings
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.model.contract import default_model_dir
 from router.model.session import default_threads
-from router.model.token_graph import TokenGraphEncoder
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:
@@ -47,12 +48,14 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=60, help="calls of each kind per round")
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--text", default="where is my parcel")
+    add_model_flag(parser)
     add_record_flag(parser)
     args = parser.parse_args()
     run = Run("latency", args)
 
-    server = Server(ServerSettings(threads=args.threads))
-    encoder = TokenGraphEncoder(default_model_dir(), threads=args.threads)
+    chosen = open_model(args.model, threads=args.threads)
+    encoder = chosen.encoder
+    server = Server(ServerSettings(threads=args.threads), model=chosen.serve_arg)
     wall: list[float] = []
     server_encode: list[float] = []
     idle: list[float] = []
@@ -93,6 +96,9 @@ def main() -> None:
     p50, p99 = percentiles(paced)
     n = args.rounds * args.block
     load = run.load_before["1m"]
+    print(
+        f"model {chosen.label} ({type(encoder).__name__}, served with --model {chosen.serve_arg})"
+    )
     print(f"text: {args.text!r}; {args.rounds} rounds x {args.block} calls of each kind "
           f"({n} each); {args.threads} onnxruntime threads; load average {load:.2f}")  # fmt: skip
     print(f"{'path':<52}{'p50 ms':>8}{'p99 ms':>8}")
@@ -106,6 +112,7 @@ def main() -> None:
           f"(goal <= 1 ms); paced: {g50 - p50:+.2f} ms")  # fmt: skip
     run.finish(
         {
+            "model": chosen.record(),
             "text": args.text,
             "calls_each": n,
             "threads": args.threads,

