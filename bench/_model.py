@@ -1,7 +1,7 @@
 """``--model NAME|DIR`` for the benchmarks: resolved and opened as ``serve`` opens it.
 
     add_model_flag(parser)                      # --model NAME|DIR, default minilm
-    model = open_model(args.model, threads=2)   # Model(choice, encoder)
+    model = open_model(args.model, threads=None)  # Model(choice, encoder)
     model.encoder                               # load_encoder's class, the server's
     model.serve_arg                             # what to give the served process's --model
     model.record()                              # the fields a result file keeps
@@ -51,6 +51,15 @@ class Model:
         """``--model`` for ``intent-router serve``: the name, or the absolute directory."""
         return self.choice.name or str(self.choice.directory.resolve())
 
+    @property
+    def threads(self) -> int | None:
+        """The onnxruntime intra-op threads the encoder's session runs with."""
+        session = getattr(self.encoder, "_session", None)
+        if session is None:
+            return None
+        threads: int = session.get_session_options().intra_op_num_threads
+        return threads
+
     def record(self) -> dict[str, Any]:
         e = self.encoder
         return {
@@ -61,11 +70,15 @@ class Model:
             "dimension": e.dimension,
             "layers": e.layers,
             "default_threshold": e.default_threshold,
+            "threads": self.threads,
         }
 
 
 def open_model(value: str | None, *, threads: int | None = None) -> Model:
-    """The encoder ``--model`` names, by ``load_encoder`` (the class the server uses)."""
+    """The encoder ``--model`` names, by ``load_encoder`` (the class the server uses).
+
+    ``threads``: as ``serve --threads`` takes it; None is the encoder's own default (the
+    same as the server's when it is given no ``--threads``)."""
     from router.model.contract import needs_pull
     from router.model.loading import load_encoder
 

@@ -19,7 +19,7 @@ Prints p50/p99 of each and the overhead the service adds over both model figures
 writes them to bench/results/ (bench/_record.py; ``--no-record`` to skip).
 
     python bench/latency.py [--model minilm|use-multilingual|DIR] [--rounds 10] [--block 60]
-                            [--threads 2] [--text "where is my parcel"] [--no-record]
+                            [--threads N] [--text "where is my parcel"] [--no-record]
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from throughput import Server, ServerSettings
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.model.session import default_threads
 
 
 def percentiles(samples_ms: list[float]) -> tuple[float, float]:
@@ -46,7 +45,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--block", type=int, default=60, help="calls of each kind per round")
-    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime threads, server and in process (default: the encoder's own)",
+    )
     parser.add_argument("--text", default="where is my parcel")
     add_model_flag(parser)
     add_record_flag(parser)
@@ -99,8 +103,10 @@ def main() -> None:
     print(
         f"model {chosen.label} ({type(encoder).__name__}, served with --model {chosen.serve_arg})"
     )
+    threads = chosen.threads
     print(f"text: {args.text!r}; {args.rounds} rounds x {args.block} calls of each kind "
-          f"({n} each); {args.threads} onnxruntime threads; load average {load:.2f}")  # fmt: skip
+          f"({n} each); {threads} onnxruntime threads (server and in process); "
+          f"load average {load:.2f}")  # fmt: skip
     print(f"{'path':<52}{'p50 ms':>8}{'p99 ms':>8}")
     print(f"{'Classify over gRPC (loopback, client wall)':<52}{g50:>8.2f}{g99:>8.2f}")
     print(f"{'  of which encode inside the server':<52}{s50:>8.2f}{s99:>8.2f}")
@@ -115,7 +121,7 @@ def main() -> None:
             "model": chosen.record(),
             "text": args.text,
             "calls_each": n,
-            "threads": args.threads,
+            "threads": threads,
             "grpc_ms": {"p50": g50, "p99": g99},
             "server_encode_ms": {"p50": s50, "p99": s99},
             "model_back_to_back_ms": {"p50": m50, "p99": m99},

@@ -135,9 +135,9 @@ class Bench:
             VectorCache(encoder.fingerprint, encoder.width),
         )
         override = None if negation is None else replace(intents.negation, enabled=negation)
-        engine = Engine(
-            encoder, IndexSettings(default_threshold=threshold), cache=cache, negation=override
-        )
+        # calibrate=False: "model default" means the catalogue's threshold, not a calibrated one
+        settings = IndexSettings(default_threshold=threshold, calibrate=False)
+        engine = Engine(encoder, settings, cache=cache, negation=override)
         run = run_eval(engine, intents, data, progress=False)
         applied = run.index.default_threshold
         if threshold is not None and applied != threshold:

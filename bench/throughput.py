@@ -419,9 +419,10 @@ def main() -> int:
     from router.model.token_graph import TokenGraphEncoder
 
     clients = [int(c) for c in args.clients.split(",")]
-    threads = args.threads or default_threads()
     texts = load_texts(args.intents)
-    model = open_model(args.model, threads=threads)
+    # the server's setting: --threads, else the encoder's own default (as `serve`)
+    model = open_model(args.model, threads=args.threads)
+    threads = model.threads or args.threads or default_threads()
     encoder = model.encoder
     server_args = (model.serve_arg, args.intents)
     st_applies = model.choice.name == ST_MODEL_NAME

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-text-chars", type=int, default=20_000)
     serve.add_argument("--max-batch-size", type=int, default=512, help="texts per ClassifyBatch")
     serve.add_argument(
-        "--max-request-chars", type=int, default=1_000_000,
+        "--max-request-chars", type=int, default=200_000,
         help="characters in all the texts of one call (bounds its memory and model time; "
         "gRPC's receive limit follows)",
     )  # fmt: skip

@@ -207,3 +207,182 @@ async def test_stop_lets_in_flight_requests_finish(bundled) -> None:
     # every accepted request is answered during the drain, none refused or cancelled
     assert all(isinstance(o, pb.ClassifyResponse) for o in outcomes), outcomes
     assert all(o.intent == outcomes[0].intent != "" for o in outcomes)
+
+
+# ------------------------------------------------- interactive beside bulk (fairness)
+
+
+def _record_batches(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The texts of every engine call, in the order the consumer made them."""
+    calls: list[list[str]] = []
+    real = engine.classify
+
+    def recording(texts, top_k):
+        calls.append(list(texts))
+        return real(texts, top_k)
+
+    monkeypatch.setattr(engine, "classify", recording)
+    return calls
+
+
+BULK = [f"where is my parcel number {i}" for i in range(64)]  # 8 chunks of 8
+
+
+async def test_a_bulk_backlog_neither_refuses_nor_delays_interactive_requests(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    calls = _record_batches(fake_engine, monkeypatch)
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=2))
+    b.start()
+    try:
+        fake_encoder.hold()
+        first = asyncio.create_task(b.classify(["hello there"], 1))
+        await fake_encoder.held()  # the model is busy; what follows queues
+        bulk = [asyncio.create_task(b.classify_many(BULK, 1)) for _ in range(4)]
+        await wait_for(lambda: b.depth == 32 or any(t.done() for t in bulk), timeout=5)
+        # 32 bulk chunks wait, yet the interactive queue (2) is empty: admitted
+        single = asyncio.create_task(b.classify(["my card was declined"], 1))
+        await wait_for(lambda: b.depth == 33 or single.done(), timeout=5)
+        fake_encoder.release()
+        reply = await single
+        assert reply.predictions[0].intent == "payment_failed"
+        await asyncio.gather(first, *bulk)
+        # it ran right after the held batch and at most one bulk batch, not after 32
+        assert calls.index(["my card was declined"]) <= 2
+        assert len(calls) == 1 + 32 + 1
+    finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_interactive_and_bulk_take_turns(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    calls = _record_batches(fake_engine, monkeypatch)
+    b = Batcher(fake_engine, BatchSettings(max_batch=1, max_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        first = asyncio.create_task(b.classify(["hello there"], 1))
+        await fake_encoder.held()
+        bulk = asyncio.create_task(b.classify_many([f"bulk {i}" for i in range(4)], 1))
+        singles = [asyncio.create_task(b.classify([f"single {i}"], 1)) for i in range(4)]
+        await wait_for(lambda: b.depth == 8)
+        fake_encoder.release()
+        await asyncio.gather(first, bulk, *singles)
+        kinds = [texts[0].split()[0] for texts in calls[1:]]
+        # neither queue starves the other: they alternate while both hold work
+        assert kinds == ["single", "bulk"] * 4 or kinds == ["bulk", "single"] * 4, kinds
+    finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_a_full_bulk_queue_refuses_a_whole_request_and_not_interactive(
+    fake_engine, fake_encoder: FakeEncoder
+) -> None:
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=4, max_bulk_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        first = asyncio.create_task(b.classify(["hello there"], 1))
+        await fake_encoder.held()
+        admitted = asyncio.create_task(b.classify_many(BULK, 1))  # 64: the queue is full
+        await wait_for(lambda: b.bulk_depth == 64)
+        with pytest.raises(OverloadedError, match="batch texts queued"):
+            await b.classify_many(["one more"], 1)
+        assert b.bulk_depth == 64  # nothing of the refused request was queued
+        single = asyncio.create_task(b.classify(["where is my parcel"], 1))
+        fake_encoder.release()
+        assert (await single).predictions[0].intent == "track_delivery"
+        answers, _ = await admitted
+        assert len(answers) == len(BULK)
+        await first
+        assert b.bulk_depth == 0
+        assert len((await b.classify_many(BULK, 1))[0]) == len(BULK)  # admitted again
+    finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_when_one_chunk_fails_the_others_are_skipped(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    real = fake_engine.classify
+    ran: list[int] = []  # chunks that reached the model
+
+    def fragile(texts, top_k):
+        if "poison" in texts:
+            raise ValueError("cannot encode this")
+        ran.append(len(texts))
+        return real(texts, top_k)
+
+    monkeypatch.setattr(fake_engine, "classify", fragile)
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        # 5 chunks, shortest first: "poison" is in the first, which fails before the
+        # model; the model is held, so at most the second has started when the failure
+        # reaches the caller, and the last three are still queued
+        texts = ["poison", *(f"where is my parcel number {i:03d}" for i in range(39))]
+        with pytest.raises(ValueError, match="cannot encode"):
+            await b.classify_many(texts, 1)
+        fake_encoder.release()
+        await wait_for(lambda: b.depth == 0 and b.skipped + len(ran) == 4, timeout=5)
+        assert b.skipped_requests["cancelled"] >= 3  # (it was 0: all four ran)
+        assert len(ran) <= 1
+        assert b.skipped_texts["cancelled"] == 8 * b.skipped
+        assert (await b.classify(["where is my parcel"], 1)).predictions
+    finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_skips_are_counted_by_reason(batcher, fake_encoder: FakeEncoder) -> None:
+    fake_encoder.hold()
+    busy = asyncio.create_task(batcher.classify(["hello there"], 1))
+    await fake_encoder.held()
+    expired = asyncio.create_task(batcher.classify_many(["a", "b"], 1, timeout=0.0))
+    cancelled = asyncio.create_task(batcher.classify(["c"], 1))
+    await wait_for(lambda: batcher.depth == 2)
+    cancelled.cancel()
+    fake_encoder.release()
+    await busy
+    with pytest.raises(CallerGoneError, match="deadline"):
+        await expired
+    await wait_for(lambda: batcher.skipped == 2)
+    assert batcher.skipped_requests == {"deadline": 1, "cancelled": 1}
+    assert batcher.skipped_texts == {"deadline": 2, "cancelled": 1}
+
+
+# ------------------------------------------------------------ one batch's memory
+
+
+async def test_long_texts_go_to_the_model_two_at_a_time(
+    fake_engine, fake_encoder: FakeEncoder
+) -> None:
+    """The model's working memory grows with tokens x row width: a batch holds at most
+    two texts of the model's 256 tokens, counting a token a character, so that text
+    that takes a token a character (punctuation, Chinese) cannot overshoot."""
+    sizes: list[int] = []
+    b = Batcher(fake_engine, BatchSettings(), on_batch=sizes.append)
+    b.start()
+    try:
+        fake_encoder.hold()
+        first = asyncio.create_task(b.classify(["hello there"], 1))
+        await fake_encoder.held()
+        long_texts = ["!" * 300, "退款" * 150, "where is my parcel " * 60]
+        singles = [asyncio.create_task(b.classify([t], 1)) for t in long_texts * 4]
+        many = asyncio.create_task(b.classify_many(long_texts * 8, 1))
+        short = asyncio.create_task(b.classify_many(["where is my parcel"] * 64, 1))
+        await wait_for(lambda: b.depth >= 12 + 2)  # queued: 12 singles and the chunks
+        fake_encoder.release()
+        await asyncio.gather(first, *singles, many, short)
+        assert max(sizes[1:]) == 32  # short texts still share batches of 32
+        long_batches = [n for n in sizes[1:] if n != 32]
+        assert long_batches and max(long_batches) <= 2
+        assert sum(long_batches) == 12 + 24
+    finally:
+        fake_encoder.release()
+        await b.close()

@@ -16,12 +16,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from helpers import running, wait_for
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.model.contract import DIMENSION, MODEL_ID
+from router.routing.engine import Engine
 from router.routing.intents import IntentSet
+from router.serving.batching import BatchSettings
 from router.serving.server import RouterServer, ServerConfig
+from router.serving.service import Limits
 
 #: No word of it is in the bundled intents: the fake scores it far below the threshold.
 UNRELATED = "zebra quantum xylophone"
@@ -316,3 +320,165 @@ async def test_malformed_bytes_are_invalid_argument_without_a_traceback(
     assert not [r for r in caplog.records if r.exc_info]  # no traceback per bad request
     reply = await pb_grpc.IntentRouterStub(fake_channel).Classify(pb.ClassifyRequest(text="hi"))
     assert reply.alternatives  # and the server keeps serving
+
+
+# ------------------------------------------------------------ one request's work
+
+
+async def test_too_many_characters_in_all_is_invalid_argument(fake_stub) -> None:
+    texts = ["where is my parcel " * 1000] * 11  # 209,000 characters, each text allowed
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await fake_stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=texts))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == (
+        "texts: 209000 characters in all exceed the limit of 200000 per request"
+    )
+    reply = await fake_stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=texts[:10]))
+    assert len(reply.results) == 10  # 190,000: accepted
+
+
+async def test_grpc_receive_limit_follows_the_request_limits(bundled: IntentSet) -> None:
+    limits = Limits(max_text_chars=1000, max_batch_size=4, max_request_chars=800)
+    config = ServerConfig(intents=bundled, encoder=serving_fake(), port=0, limits=limits)
+    async with running(config) as served:
+        stub = served.stub
+        # the largest accepted request in bytes: every character 4 bytes of UTF-8
+        widest = ["\U0001f600" * 200] * 4
+        assert pb.ClassifyBatchRequest(texts=widest, top_k=20).ByteSize() <= (
+            limits.max_message_bytes
+        )
+        reply = await stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=widest, top_k=20))
+        assert len(reply.results) == 4
+        for call, field in (
+            (stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=["a" * 201] * 4)), "texts"),
+            (stub.Classify(pb.ClassifyRequest(text="a" * 900)), "text"),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.details().startswith(f"{field}: ")
+            assert "exceed the limit of 800 per request" in info.value.details()
+        # larger than any accepted request: gRPC refuses it before it is read
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.ClassifyBatch(
+                pb.ClassifyBatchRequest(texts=["a" * (limits.max_message_bytes + 1)])
+            )
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_refused_spans_embedded_per_text_are_bounded(bundled: IntentSet, monkeypatch) -> None:
+    """Each refused span is a model row: 870 of them had taken 5.2 s of model time."""
+    engine = Engine(serving_fake())
+    engine.load(bundled)
+    embedded: list[str] = []
+    real = engine.encoder.embed
+
+    def recording(texts, spans=None):
+        embedded.extend(texts)
+        return real(texts, spans)
+
+    monkeypatch.setattr(engine.encoder, "embed", recording)
+    repeated = "I don't want a refund, " * 869  # 19,987 characters
+    distinct = "".join(f"I don't want item {i}, " for i in range(20)) + "where is my parcel"
+    long_scope = "I don't want " + "a refund for my order " * 50
+    result = engine.classify([repeated, distinct, long_scope])
+    assert len(result.analyses[0].refusals) == 869  # all reported
+    assert result.predictions[0].reason == "nothing_wanted"
+    assert result.predictions[0].refused == ("request_refund",)
+    spans = embedded[3:]
+    assert spans.count("want a refund") == 1  # the same words: embedded once (was 869)
+    assert len(spans) == 1 + 8 + 1  # at most 8 a text (engine.MAX_REFUSED_SPANS)
+    assert spans[1:9] == [f"want item {i}" for i in range(8)]  # the first ones
+    assert len(spans[-1]) <= 100  # each its first 100 characters at most
+    assert result.predictions[2].refused == ("request_refund",)
+
+
+# ------------------------------------------------------- bulk beside interactive
+
+
+async def test_batches_do_not_crowd_out_single_requests(bundled: IntentSet) -> None:
+    """16 callers of ClassifyBatch(512) had left single requests 2 answers in 81."""
+    encoder = serving_fake()
+    config = ServerConfig(intents=bundled, encoder=encoder, port=0, batching=BatchSettings())
+    async with running(config) as served:
+        assert served.server.batcher is not None
+        batcher = served.server.batcher
+        try:
+            encoder.hold()
+            first = asyncio.ensure_future(served.stub.Classify(pb.ClassifyRequest(text="hi")))
+            await encoder.held()
+            texts = [f"where is my parcel number {i}" for i in range(512)]  # 16 chunks each
+            bulk = [
+                asyncio.ensure_future(
+                    served.stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=texts), timeout=60)
+                )
+                for _ in range(16)
+            ]
+            await wait_for(lambda: batcher.depth == 16 * 16)
+            singles = [
+                asyncio.ensure_future(
+                    served.stub.Classify(
+                        pb.ClassifyRequest(text="my card was declined"), timeout=60
+                    )
+                )
+                for _ in range(8)
+            ]
+            await wait_for(lambda: batcher.depth == 16 * 16 + 8 or any(s.done() for s in singles))
+            encoder.release()
+            for reply in await asyncio.gather(*singles):  # (they were RESOURCE_EXHAUSTED)
+                assert reply.intent == "payment_failed"
+            # answered while most of the bulk work still waits
+            assert batcher.depth > 16 * 16 / 2
+            assert (await first).intent
+            for reply in await asyncio.gather(*bulk):
+                assert len(reply.results) == 512
+        finally:
+            encoder.release()  # never leave the model held on a failure
+
+
+# ------------------------------------------------------------------------ metrics
+
+
+async def test_metrics_count_deadlines_cancels_skips_and_the_process(bundled: IntentSet) -> None:
+    encoder = serving_fake()
+    async with running(ServerConfig(intents=bundled, encoder=encoder, port=0)) as served:
+        registry = served.server.metrics.registry
+
+        def sample(name: str, **labels: str) -> float:
+            return registry.get_sample_value(name, labels) or 0.0
+
+        try:
+            encoder.hold()
+            first = asyncio.ensure_future(served.stub.Classify(pb.ClassifyRequest(text="hi")))
+            await encoder.held()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await served.stub.Classify(
+                    pb.ClassifyRequest(text="where is my parcel"), timeout=0.3
+                )
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            gone = served.stub.Classify(pb.ClassifyRequest(text="where is my parcel"), timeout=30)
+            assert served.server.batcher is not None
+            batcher = served.server.batcher
+            await wait_for(lambda: batcher.depth == 2)
+            gone.cancel()
+            requests = "intent_router_requests_total"
+
+            def ended(code: str) -> float:
+                return sample(requests, method="Classify", code=code)
+
+            codes = ("CANCELLED", "DEADLINE_EXCEEDED", "UNKNOWN")
+            await wait_for(lambda: sum(ended(c) for c in codes) == 2)
+            # the codes the callers got (both had been UNKNOWN)
+            assert [ended(c) for c in codes] == [1, 1, 0]
+            assert sample("intent_router_queue_texts", queue="interactive") == 2
+            encoder.release()
+            await first
+            await wait_for(lambda: sample("intent_router_skipped_total", reason="cancelled") == 1)
+            assert sample("intent_router_skipped_total", reason="deadline") == 1
+            assert sample("intent_router_skipped_texts_total", reason="deadline") == 1
+            assert sample("intent_router_queue_texts", queue="interactive") == 0
+            assert sample(requests, method="Classify", code="OK") == 1
+            assert sample("process_resident_memory_bytes") > 50e6
+            assert sample("process_cpu_seconds_total") > 0
+        finally:
+            encoder.release()  # never leave the model held on a failure

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import threadpool_limits
 from tokenizers import Encoding, Tokenizer
 
 from router.errors import ModelError
@@ -102,10 +101,6 @@ class TokenGraphEncoder:
         self.default_threshold = default_threshold_of(manifest.name) if manifest else None
         self.max_tokens = max_tokens or (manifest.max_tokens if manifest else DEFAULT_MAX_TOKENS)
         self.threads = threads or default_threads()
-        # numpy's BLAS threads spin after each product and fight onnxruntime's for the
-        # cores; the index's products are small, so one BLAS thread is plenty
-        # (ARCHITECTURE.md "Batching and threads").
-        threadpool_limits(limits=1, user_api="blas")
         files = (
             manifest.files
             if manifest and manifest.files

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from router.memory import release_memory
+from router.routing.calibration import Calibration, calibrate
 from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
@@ -77,8 +78,9 @@ class Snapshot:
     #: Names the intents and the model together (answers name it; the vector cache and
     #: thresholds depend on both).
     revision: str
-    #: Where the thresholds come from, in words (Info, eval): the intents' own, or the
-    #: model's default because the intents' were tuned with another model.
+    #: Where the thresholds come from, in words (Info, eval): the intents' own, one
+    #: calibrated from the exemplars where they have none (or were tuned with another
+    #: model), or the model's default.
     threshold_source: str
 
 
@@ -178,8 +180,10 @@ class Engine:
         """The intents and settings the index applies, and where its thresholds come from.
 
         A threshold belongs to the model it was tuned with: when the files name another
-        model (``defaults.model``), their thresholds are set aside and the model's own
-        default applies (logged, and shown by Info and eval).
+        model (``defaults.model``), their thresholds are set aside (logged, and shown by
+        Info and eval). Where no threshold of the intents applies, ``build`` calibrates
+        one from the exemplars (``_calibrates``); the model's own default applies where
+        it cannot (too few exemplars) or ``settings.calibrate`` is off.
         """
         model = self.encoder.model_name
         settings = self.settings
@@ -196,22 +200,47 @@ class Engine:
             )
             where = "the intents" + (f" (tuned for {tuned_for})" if tuned_for else "")
             return intents, settings, where if own else f"the default for {model}"
-        log.warning(
-            "the thresholds in %s were tuned for model %s, not %s: set aside; %s's default "
-            "%.4g applies (run `intent-router tune --write --model %s` to tune them for it)",
-            ", ".join(intents.files) or "the intents",
-            tuned_for,
-            model,
-            model,
-            settings.default_threshold,
-            model,
-        )
         stripped = replace(
             intents,
             default_threshold=None,
             intents=tuple(replace(i, threshold=None) for i in intents.intents),
         )
+        log.warning(
+            "the thresholds in %s were tuned for model %s, not %s: set aside; %s applies "
+            "(run `intent-router tune --write --model %s` to tune them for it)",
+            ", ".join(intents.files) or "the intents",
+            tuned_for,
+            model,
+            "a threshold calibrated from the exemplars"
+            if self._calibrates(stripped)
+            else f"{model}'s default {settings.default_threshold:.4g}",
+            model,
+        )
         return stripped, settings, f"the default for {model} (the intents' are for {tuned_for})"
+
+    def _calibrates(self, applied: IntentSet) -> bool:
+        """Whether ``build`` calibrates a threshold for ``applied`` (the intents as
+        ``thresholds_for`` gives them): no ``defaults.threshold`` applies, some intent has
+        none of its own, and neither the settings' ``default_threshold`` nor
+        ``calibrate=False`` says otherwise."""
+        if not self.settings.calibrate or self.settings.default_threshold is not None:
+            return False
+        return applied.default_threshold is None and any(
+            i.threshold is None for i in applied.intents
+        )
+
+    def _calibrated_source(
+        self, intents: IntentSet, applied: IntentSet, calibration: Calibration
+    ) -> str:
+        """``Snapshot.threshold_source`` for a calibrated threshold."""
+        model = self.encoder.model_name
+        source = f"{calibration.describe()} for {model}"
+        own = sum(i.threshold is not None for i in applied.intents)
+        if own:
+            source += f"; {own} intents with their own threshold"
+        if intents.threshold_model not in (None, model):
+            source += f" (the intents' thresholds are for {intents.threshold_model})"
+        return source
 
     def build(self, intents: IntentSet, abandoned: Callable[[], bool] | None = None) -> Snapshot:
         """Embed every example and build an index; the current snapshot is untouched.
@@ -233,20 +262,38 @@ class Engine:
             raise BuildAbandoned(f"abandoned after {time.perf_counter() - start:.2f} s")
         applied, settings, source = self.thresholds_for(intents)
         index = Index(applied, vectors, settings, negatives, layers=self.encoder.layers)
+        if self._calibrates(applied):
+            calibration = calibrate(index, vectors, negatives)
+            if calibration is not None:
+                index = index.with_default_threshold(calibration.threshold)
+                source = self._calibrated_source(intents, applied, calibration)
         if self.cache.misses - misses >= _RELEASE_AFTER:
             release_memory()  # what embedding freed; see encoder.release_memory
         elapsed = time.perf_counter() - start
         revision = revision_of(intents, self.encoder)
         log.info(
-            "built index revision %s (intents %s, model %s): %d intents, %d examples in %.2f s",
+            "built index revision %s (intents %s, model %s): %d intents, %d examples in "
+            "%.2f s; thresholds: %s",
             revision,
             intents.revision,
             self.encoder.model_name,
             len(intents.intents),
             len(texts),
             elapsed,
+            source,
         )
         return Snapshot(intents, index, time.time(), elapsed, revision, source)
+
+    def exemplar_vectors(self, intents: IntentSet) -> tuple[Vectors, Vectors | None]:
+        """The rows ``build`` indexes for ``intents``: the examples', then the
+        ``out_of_scope:`` examples' (None without them), through the vector cache
+        (bench/calibration.py scores them as the calibration does)."""
+        negation = self.negation_of(intents)
+        texts = [e for intent in intents.intents for e in intent.examples]
+        vectors = self._embed_examples(texts, negation, None)
+        if not intents.out_of_scope:
+            return vectors, None
+        return vectors, self._embed_examples(list(intents.out_of_scope), negation, None)
 
     def _embed_examples(
         self, texts: list[str], negation: NegationSettings, abandoned: Callable[[], bool] | None

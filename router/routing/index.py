@@ -19,12 +19,15 @@ Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
   Why: ARCHITECTURE.md, "Scoring".
 
 The best-scoring intent wins unless its score is below its threshold (the intent's
-own, else the intents' default, else the index default), in which case the answer is
-``unknown`` and the best candidate and its score are still reported.
+own, else the intents' default, else the index default, which ``Engine.build`` replaces
+by one calibrated from the exemplars: ``with_default_threshold``, calibration.py), in
+which case the answer is ``unknown`` and the best candidate and its score are still
+reported.
 """
 
 from __future__ import annotations
 
+import copy
 import enum
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -49,10 +52,10 @@ __all__ = [
 
 Matrix = npt.NDArray[np.float32]
 
-#: Used when neither the intent nor the intents file sets a threshold: set from the
-#: head's thresholds tuned for accuracy on CLINC150 val and the bundled val
-#: (ARCHITECTURE.md "Threshold semantics"). Run `intent-router tune --write` on your
-#: own labelled data to set yours.
+#: Used when neither the intent nor the intents file sets a threshold and none is
+#: calibrated (routing/calibration.py): set from the head's thresholds tuned for
+#: accuracy on CLINC150 val and the bundled val (ARCHITECTURE.md "Threshold semantics").
+#: Run `intent-router tune --write` on your own labelled data to set yours.
 DEFAULT_THRESHOLD = 0.38
 
 
@@ -69,6 +72,10 @@ class IndexSettings:
     k: int = 3
     #: The fallback threshold; None: the model's own default (``Engine.thresholds_for``).
     default_threshold: float | None = None
+    #: Read by ``Engine.build``: where no threshold of the intents applies and
+    #: ``default_threshold`` is None, a threshold calibrated from the exemplars
+    #: (``routing/calibration.py``) replaces the model's default. ``Index`` ignores it.
+    calibrate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +152,9 @@ class Index:
         groups[self._rows, cols] = np.arange(n_examples)
         groups.setflags(write=False)
         self._groups = groups
+        self._rows = self._rows.astype(np.int64)
+        for array in (self._offsets, self._counts, self._rows):
+            array.setflags(write=False)
         self._group_start = np.arange(len(counts), dtype=np.int64) * width
 
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -185,6 +195,41 @@ class Index:
     @property
     def revision(self) -> str:
         return self.intents.revision
+
+    @property
+    def dimension(self) -> int:
+        """Values of the sentence vector (the rows' last block)."""
+        return int(self._dim)
+
+    @property
+    def example_intents(self) -> npt.NDArray[np.int64]:
+        """(n_examples,) the intent of each exemplar (exemplars are grouped by intent)."""
+        return self._rows
+
+    @property
+    def intent_offsets(self) -> npt.NDArray[np.int64]:
+        """(n_intents,) each intent's first exemplar."""
+        return self._offsets
+
+    @property
+    def intent_groups(self) -> npt.NDArray[np.int64]:
+        """(n_intents, width) each intent's exemplar ids, padded with n_examples."""
+        return self._groups
+
+    def with_default_threshold(self, threshold: float) -> Index:
+        """This index with ``threshold`` for every intent without a threshold of its own
+        (the head and arrays shared, read-only; ``Engine.build`` gives it a calibrated one)."""
+        if self.intents.default_threshold is not None:
+            raise ValueError("the intents set a default threshold: it applies")
+        other = copy.copy(self)
+        thresholds = np.array(
+            [threshold if i.threshold is None else i.threshold for i in self.intents.intents],
+            dtype=np.float32,
+        )
+        thresholds.setflags(write=False)
+        other.thresholds = thresholds
+        other.default_threshold = float(threshold)
+        return other
 
     def scores(self, queries: Matrix) -> Scored:
         """Every intent's score for each query, the ranking key and the exemplar cosines.

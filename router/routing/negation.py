@@ -241,12 +241,8 @@ def _alternation(words: tuple[str, ...]) -> re.Pattern[str]:
 def _find_cues(lower: str, lex: Lexicon) -> list[tuple[int, int]]:
     """Non-overlapping cues, left to right, the longest at each position; a Chinese cue
     inside a word that only looks negative (性别, 无线, 是不是) is skipped."""
-    inert = [range(m.start(), m.end()) for m in _alternation(_ZH_NOT_CUES).finditer(lower)]
-    return [
-        (m.start(), m.end())
-        for m in _alternation(lex.cues).finditer(lower)
-        if not any(m.start() in r for r in inert)
-    ]
+    inert = {i for m in _alternation(_ZH_NOT_CUES).finditer(lower) for i in range(*m.span())}
+    return [m.span() for m in _alternation(lex.cues).finditer(lower) if m.start() not in inert]
 
 
 def _clause_end(lower: str, start: int, lex: Lexicon) -> int:

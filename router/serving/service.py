@@ -51,7 +51,7 @@ class Limits:
     default_top_k: int = 3
     #: Characters in all the texts of one call: bounds one request's memory and model
     #: time (README "Operations" has the peak RSS measured at this limit).
-    max_request_chars: int = 1_000_000
+    max_request_chars: int = 200_000
 
     @property
     def max_message_bytes(self) -> int:
@@ -167,9 +167,10 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         )
 
     def _redacting(self, context: Context) -> bool:
-        """Whether this caller must not see file system paths (no valid token)."""
+        """Whether this caller must not see file system paths: any caller without a valid
+        token, so every caller when no tokens are configured (Info is never an admin call)."""
         if self.tokens is None:
-            return False
+            return True
         return self.tokens.check(caller_token(context.invocation_metadata())) is None
 
     async def Info(  # noqa: N802
@@ -288,7 +289,7 @@ def _without_directories(text: str, directory: Path) -> str:
     """``/srv/intents/shop.yaml:4:15: ...`` -> ``shop.yaml:4:15: ...`` for the intents'
     own directory, as given and absolute (the only paths reload errors name)."""
     for prefix in sorted({str(directory), str(directory.resolve())}, key=len, reverse=True):
-        text = text.replace(prefix + os.sep, "").replace(prefix, ".")
+        text = text.replace(prefix + os.sep, "").replace(prefix, directory.name)
     return text
 
 
