@@ -505,9 +505,9 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _lint(args: argparse.Namespace) -> int:
-    from router.quality.lint import lint
     from router.routing.engine import Engine
     from router.routing.intents import load_intents
+    from router.routing.lint import lint
 
     intents = load_intents(args.intents)
     findings = lint(

@@ -12,10 +12,10 @@ import pytest
 from fakes import serving_fake
 
 from router import cli
-from router.quality.lint import lint
 from router.routing.engine import Engine
 from router.routing.index import IndexSettings
 from router.routing.intents import load_intents
+from router.routing.lint import lint
 
 LINTED = """version: 1
 out_of_scope:

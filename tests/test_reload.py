@@ -8,6 +8,7 @@ runs the real command line, so it needs the real model.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import shutil
@@ -165,7 +166,26 @@ async def test_a_watching_server_says_so_before_it_answers(tmp_path: Path, caplo
     async for served in serve(directory):
         assert (await served.classify("purple elephant")).intent == "marker_11"
         assert len(watchers()) == 1
-        assert [r.getMessage() for r in caplog.records] == [f"watching {directory} {WATCHING}"]
+        messages = [r.getMessage() for r in caplog.records]
+        assert [m for m in messages if not m.startswith("lint:")] == [
+            f"watching {directory} {WATCHING}"
+        ]
+
+
+async def test_each_revision_is_linted_into_the_log_and_info(tmp_path: Path, caplog) -> None:
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(12))  # intents of 3 examples: too few
+    async for served in serve(directory, watch=False):
+        await wait_for(functools.partial(lambda r: bool(r.lint_findings), served.reloader))
+        info = await served.stub.Info(pb.InfoRequest())
+        assert any("too_few: request_refund has 3 examples" in f for f in info.lint_findings)
+        assert all(f.startswith("shop.yaml:") for f in info.lint_findings)  # no directory
+        assert any(r.getMessage().startswith("lint: ") for r in caplog.records)
+        (directory / "shop.yaml").write_text(BASE.replace("request_refund", "refund_request"))
+        await served.stub.Reload(pb.ReloadRequest())
+        info = await served.stub.Info(pb.InfoRequest())
+        assert any("refund_request has 3" in f for f in info.lint_findings)  # this revision's
 
 
 async def test_without_watching_only_a_trigger_reloads(tmp_path: Path, caplog) -> None:

@@ -48,6 +48,7 @@ from watchfiles import Change, awatch
 from router.errors import IntentsError
 from router.routing.engine import BuildAbandoned, Engine, Snapshot
 from router.routing.intents import IntentsLimits, load_intents
+from router.routing.lint import lint_snapshot
 
 __all__ = ["ReloadStatus", "Reloader"]
 
@@ -61,6 +62,10 @@ CHECK_MS = 500
 #: Waits between attempts to watch a path that is missing: the first, doubling to the
 #: last.
 RETRY_MS = (50, 5_000)
+
+
+#: Lint findings logged at each reload; the rest are in Info.
+_LOGGED_FINDINGS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +121,8 @@ class Reloader:
         self.in_progress = False
         #: Reloads abandoned for a newer request.
         self.abandoned = 0
+        #: What ``intent-router lint`` finds in the serving revision (warnings).
+        self.lint_findings: tuple[str, ...] = ()
         #: The directory is being watched; ``watch_problem`` says why not after a loss.
         self.watching = False
         self.watch_problem = ""
@@ -219,6 +226,7 @@ class Reloader:
                     await loop.run_in_executor(self._executor, self.engine.persist)
                 except Exception:  # the swap stands; the vectors are embedded again later
                     log.exception("reload (%s): the vector cache was not written", trigger)
+                await self.lint(snapshot)
         finally:
             self._abandon = None
             self.in_progress = False
@@ -231,6 +239,26 @@ class Reloader:
             errors,
             time.perf_counter() - start,
         )
+
+    async def lint(self, snapshot: Snapshot) -> None:
+        """Lint the serving snapshot off the answer path; findings go to the log (warnings)
+        and to ``lint_findings`` (Info). A lint that fails is logged, never fatal."""
+        loop = asyncio.get_running_loop()
+        try:
+            findings = await loop.run_in_executor(
+                self._executor, functools.partial(lint_snapshot, self.engine, snapshot)
+            )
+        except Exception:
+            log.exception("lint of revision %s failed", snapshot.revision)
+            return
+        self.lint_findings = tuple(str(f) for f in findings)
+        for line in self.lint_findings[:_LOGGED_FINDINGS]:
+            log.warning("lint: %s", line)
+        if len(self.lint_findings) > _LOGGED_FINDINGS:
+            log.warning(
+                "lint: %d more findings (Info.lint_findings, or `intent-router lint`)",
+                len(self.lint_findings) - _LOGGED_FINDINGS,
+            )
 
     async def wait_until(
         self, predicate: Callable[[ReloadStatus], bool], timeout: float = 10.0

@@ -9,6 +9,7 @@ requests get ``grace`` seconds to finish.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -104,6 +105,7 @@ class RouterServer:
         self.engine: Engine | None = None
         self.reloader: Reloader | None = None
         self.batcher: Batcher | None = None
+        self._lint: asyncio.Task[None] | None = None
         # Loads the model and builds the first index off the event loop; requests are
         # run by the batcher's own thread, one batch at a time, each using every core.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
@@ -198,6 +200,8 @@ class RouterServer:
         for name in ("", SERVICE_NAME):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving revision %s", self.engine.snapshot.revision)
+        if self.reloader is not None:  # off the start-up path: findings are warnings
+            self._lint = asyncio.create_task(self.reloader.lint(snapshot), name="intents-lint")
         return self.port
 
     def _load_encoder(self) -> TextEncoder:
@@ -212,6 +216,10 @@ class RouterServer:
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new calls, let in-flight ones finish (``grace`` s), then stop."""
         await self._health.enter_graceful_shutdown()
+        if self._lint is not None:
+            self._lint.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lint
         if self.reloader is not None:
             await self.reloader.close()
         # the batcher keeps answering until the server has stopped: in-flight requests

@@ -204,6 +204,16 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             model=encoder.model_name,
             threshold_source=snapshot.threshold_source,
             **(_watch_fields(self.reloader, self._redacting(context)) if self.reloader else {}),
+            lint_findings=(
+                [
+                    _without_directories(f, _directory(self.reloader.path))
+                    if self._redacting(context)
+                    else f
+                    for f in self.reloader.lint_findings
+                ]
+                if self.reloader
+                else []
+            ),
         )
 
     async def Reload(  # noqa: N802

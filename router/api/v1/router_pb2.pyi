@@ -125,7 +125,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("model_id", "dimension", "intent_count", "example_count", "revision", "default_threshold", "scoring", "version", "max_text_chars", "max_batch_size", "max_top_k", "last_reload", "model", "threshold_source", "watching", "watch_problem", "reload_in_progress")
+    __slots__ = ("model_id", "dimension", "intent_count", "example_count", "revision", "default_threshold", "scoring", "version", "max_text_chars", "max_batch_size", "max_top_k", "last_reload", "model", "threshold_source", "watching", "watch_problem", "reload_in_progress", "lint_findings")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     INTENT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +143,7 @@ class InfoResponse(_message.Message):
     WATCHING_FIELD_NUMBER: _ClassVar[int]
     WATCH_PROBLEM_FIELD_NUMBER: _ClassVar[int]
     RELOAD_IN_PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    LINT_FINDINGS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dimension: int
     intent_count: int
@@ -160,7 +161,8 @@ class InfoResponse(_message.Message):
     watching: bool
     watch_problem: str
     reload_in_progress: bool
-    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., intent_count: _Optional[int] = ..., example_count: _Optional[int] = ..., revision: _Optional[str] = ..., default_threshold: _Optional[float] = ..., scoring: _Optional[str] = ..., version: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_top_k: _Optional[int] = ..., last_reload: _Optional[_Union[ReloadResponse, _Mapping]] = ..., model: _Optional[str] = ..., threshold_source: _Optional[str] = ..., watching: _Optional[bool] = ..., watch_problem: _Optional[str] = ..., reload_in_progress: _Optional[bool] = ...) -> None: ...
+    lint_findings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., intent_count: _Optional[int] = ..., example_count: _Optional[int] = ..., revision: _Optional[str] = ..., default_threshold: _Optional[float] = ..., scoring: _Optional[str] = ..., version: _Optional[str] = ..., max_text_chars: _Optional[int] = ..., max_batch_size: _Optional[int] = ..., max_top_k: _Optional[int] = ..., last_reload: _Optional[_Union[ReloadResponse, _Mapping]] = ..., model: _Optional[str] = ..., threshold_source: _Optional[str] = ..., watching: _Optional[bool] = ..., watch_problem: _Optional[str] = ..., reload_in_progress: _Optional[bool] = ..., lint_findings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ReloadRequest(_message.Message):
     __slots__ = ()
