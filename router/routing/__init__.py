@@ -5,6 +5,8 @@
     head.py         the trained softmax head and its confidence (pure numpy)
     index.py        immutable exemplar matrix, scores, thresholds, the decision (pure numpy)
     vectorcache.py  exemplar vectors by (model, preprocessing, text), memory and disk
+    calibration.py  thresholds from the exemplars when none tuned applies
+    lint.py         what will route badly, found from a built snapshot
     engine.py       encoder + current snapshot: build, swap, classify
 
 Never imports grpc, generated code, ``router.model``, ``serving`` or ``quality``: the
