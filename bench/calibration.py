@@ -61,6 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _model import Model, open_model
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
+from _sets import figures, pct, read_jsonl, strip_thresholds, write_jsonl
 from clinc150 import write_yaml
 
 from router.quality.evaluate import metrics_at
@@ -89,16 +90,6 @@ QUANTILES = (0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 IN_SCOPE_WEIGHT = 0.8
 
 
-def strip(intents: IntentSet) -> IntentSet:
-    """``intents`` without thresholds of their own (nor the model they were tuned for)."""
-    return replace(
-        intents,
-        default_threshold=None,
-        threshold_model=None,
-        intents=tuple(replace(i, threshold=None) for i in intents.intents),
-    )
-
-
 def cut(intents: IntentSet, n: int) -> IntentSet:
     """The first ``n`` examples of each intent (a deterministic cut)."""
     return replace(
@@ -108,21 +99,8 @@ def cut(intents: IntentSet, n: int) -> IntentSet:
     )
 
 
-def pct(value: float | None) -> float | None:
-    return None if value is None else 100 * value
-
-
 def balanced(in_scope: float | None, unknown: float | None) -> float:
     return IN_SCOPE_WEIGHT * (in_scope or 0.0) + (1 - IN_SCOPE_WEIGHT) * (unknown or 0.0)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
-def write_jsonl(rows: list[dict[str, Any]], path: Path) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    return path
 
 
 @dataclass
@@ -147,22 +125,6 @@ class Bench:
         return run_eval(engine, intents, data, progress=False), engine
 
 
-def figures(run: EvalRun, rule: str) -> dict[str, Any]:
-    e = run.evaluation()
-    m = e.metrics
-    return {
-        "rule": rule,
-        "threshold": e.default_threshold,
-        "threshold_source": e.threshold_source,
-        "in_scope_accuracy": pct(m.in_scope_accuracy),
-        "unknown_recall": pct(m.unknown_recall),
-        "in_scope_top1": pct(m.in_scope_top1),
-        "accuracy": pct(m.accuracy),
-        "rows": e.rows,
-        "in_scope_rows": e.in_scope_rows,
-    }
-
-
 def compare(
     bench: Bench,
     label: str,
@@ -174,7 +136,7 @@ def compare(
 ) -> dict[str, Any]:
     """Set ``label`` under each rule (module doc), the quantile sweep on val."""
     t0 = time.perf_counter()
-    bare = strip(intents)
+    bare = strip_thresholds(intents)
     val_run, _ = bench.run(bare, val, IndexSettings(calibrate=False), cache)
     gold = [r.intent for r in val_run.rows]
     candidates = [p.candidate for p in val_run.predictions]
@@ -246,7 +208,7 @@ def exact_pseudo_negatives(
 def approximation(bench: Bench, label: str, intents: IntentSet, cache: VectorCache) -> dict:
     """The calibration's pseudo-negatives against exact ones (the head retrained)."""
     engine = Engine(bench.model.encoder, cache=cache)
-    bare = strip(intents)
+    bare = strip_thresholds(intents)
     snapshot = engine.build(bare)
     vectors, negatives = engine.exemplar_vectors(bare)
     t0 = time.perf_counter()
@@ -405,7 +367,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "clinc150.yaml"
             write_yaml(train, path, with_oos=False, negation=True)
-            clinc = strip(load_intents(path))
+            clinc = strip_thresholds(load_intents(path))
             clinc_cache = minilm.cache("clinc150")
             sets.append(
                 compare(

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import os
 import socket
 import statistics
@@ -43,35 +42,14 @@ from typing import Any
 
 import grpc
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
+from throughput import load_texts, proc_cpu_seconds, proc_status_mb
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The single requests' success rate this benchmark is held to.
 TARGET = 0.99
-
-
-def load_texts(intents: Path) -> list[str]:
-    texts = []
-    for name in ("val.jsonl", "test.jsonl"):
-        for line in (intents / "eval" / name).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                texts.append(json.loads(line)["text"])
-    return texts
-
-
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def proc_status_mb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class Server:

@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _model import Model, open_model
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
+from _sets import figures, read_jsonl, strip_thresholds, write_jsonl
 
 from router.model.catalogue import DEFAULT_MODEL
 from router.quality.run import EvalRun, run_eval
@@ -86,31 +87,6 @@ ZH_UNKNOWN_BAR = 85.0
 ZH_NEGATION_BAR = 90.0
 EN_NEGATION_GAP = 5.0
 CROSS_TOP1_BAR = 85.0
-
-
-def pct(value: float | None) -> float | None:
-    return None if value is None else 100 * value
-
-
-def strip_thresholds(intents: IntentSet) -> IntentSet:
-    """``intents`` without thresholds of their own (nor the model they were tuned for)."""
-    return replace(
-        intents,
-        default_threshold=None,
-        threshold_model=None,
-        intents=tuple(replace(i, threshold=None) for i in intents.intents),
-    )
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
-def write_jsonl(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    path.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
-    )
-    return path
 
 
 @dataclass
@@ -158,25 +134,6 @@ class Bench:
                 gold, cand, scores, objective=Objective.ANSWER_RATE, target=answer_rate
             ).default,
         }
-
-
-def figures(run: EvalRun, rule: str, **extra: Any) -> dict[str, Any]:
-    e = run.evaluation()
-    m = e.metrics
-    return {
-        "model": run.model,
-        "rule": rule,
-        "threshold": e.default_threshold,
-        "threshold_source": e.threshold_source,
-        "rows": e.rows,
-        "in_scope_rows": e.in_scope_rows,
-        "in_scope_accuracy": pct(m.in_scope_accuracy),
-        "unknown_recall": pct(m.unknown_recall),
-        "in_scope_top1": pct(m.in_scope_top1),
-        "unknown_precision": pct(m.unknown_precision),
-        "accuracy": pct(m.accuracy),
-        **extra,
-    }
 
 
 def rule_rows(

@@ -143,3 +143,21 @@ def write(tmp_path: Path) -> Iterator[object]:
         return path
 
     yield _write
+
+
+@pytest.fixture
+def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The CLI's model replaced by a fresh ``serving_fake()``: nothing is resolved or
+    pulled; returns the model directories the CLI asked for, in order."""
+    import router.model.loading
+    from router import cli
+
+    given: list[Path] = []
+
+    def load_encoder(model_dir: Path, threads: int | None = None) -> FakeEncoder:
+        given.append(model_dir)
+        return serving_fake()
+
+    monkeypatch.setattr(router.model.loading, "load_encoder", load_encoder)
+    monkeypatch.setattr(cli, "_resolve_model", Path)
+    return given

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -85,3 +86,17 @@ def serving(
                 proc.wait()
             if proc.stdout:
                 proc.stdout.close()
+
+
+def in_process(*args: str) -> tuple[int, str, str]:
+    """``intent-router ARGS`` in this process: (exit code, stdout, stderr); a usage error's
+    SystemExit gives its code like any other exit."""
+    from router import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(["--log-level", "warning", *args])
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import serving_fake
-from helpers import running
+from helpers import in_process, running
 
 from router import cli
 from router.api.v1 import router_pb2 as pb
@@ -68,13 +66,6 @@ NEAR_OUT_OF_SCOPE = [
     "track money order",
     "refund parcel",
 ]
-
-
-def in_process(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["--log-level", "warning", *args])
-    return code, out.getvalue(), err.getvalue()
 
 
 def shop(prefix: str = "", out_of_scope: tuple[str, ...] = (), **thresholds: float) -> IntentSet:

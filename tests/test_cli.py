@@ -4,15 +4,13 @@ the exit code of a server that cannot start)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import signal
 from pathlib import Path
 
 import pytest
 from fakes import serving_fake
-from helpers import ROOT, run_cli, serving
+from helpers import ROOT, in_process, run_cli, serving
 
 from router import cli
 from router.routing.engine import revision_of
@@ -30,31 +28,6 @@ RECORD = {
     "negations",
     "revision",
 }
-
-
-def in_process(*args: str) -> tuple[int, str, str]:
-    """``intent-router ARGS`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["--log-level", "warning", *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The CLI's model replaced by FakeEncoder; returns the model directories it was given."""
-    import router.model.loading
-
-    given: list[Path] = []
-
-    def encoder(model_dir: Path, threads: int | None = None):
-        given.append(model_dir)
-        return serving_fake()
-
-    monkeypatch.setattr(router.model.loading, "load_encoder", encoder)
-    # no model directory is resolved, let alone pulled
-    monkeypatch.setattr(cli, "_resolve_model", Path)
-    return given
 
 
 # ------------------------------------------------------------------- classify

@@ -3,8 +3,6 @@ eval's predictions are the gRPC server's answers."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -13,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fakes import serving_fake
-from helpers import ROOT
+from helpers import ROOT, in_process
 
-from router import cli
 from router.api.v1 import router_pb2 as pb
 from router.errors import DataError
 from router.quality.evaluate import (
@@ -312,25 +308,6 @@ def test_report_in_process(hand, tmp_path: Path) -> None:
 # In process. The real model where its figures are the point (the bundled validation
 # set, negation on and off, the server's answers); FakeEncoder where only the command's
 # logic is.
-
-
-def in_process(*args: str) -> tuple[int, str, str]:
-    """``intent-router ARGS`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["--log-level", "warning", *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's model replaced by FakeEncoder; no model directory resolved or pulled."""
-    import router.model.loading
-
-    monkeypatch.setattr(
-        router.model.loading, "load_encoder", lambda model_dir, threads=None: serving_fake()
-    )
-    monkeypatch.setattr(cli, "_resolve_model", lambda model: Path("fake-model"))
 
 
 @pytest.fixture(scope="module")

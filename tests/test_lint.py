@@ -3,13 +3,12 @@ pairs and answered out-of-scope examples, on the fake encoder (word overlap)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
 import pytest
 from fakes import serving_fake
+from helpers import in_process
 
 from router import cli
 from router.routing.engine import Engine
@@ -78,24 +77,11 @@ def test_a_clean_set_has_no_findings(tmp_path: Path) -> None:
     assert lint(Engine(serving_fake()), load_intents(tmp_path)) == []
 
 
-def _run(*args: str, monkeypatch) -> tuple[int, str]:
-    import router.model.loading
-
-    monkeypatch.setattr(
-        router.model.loading, "load_encoder", lambda d, threads=None: serving_fake()
-    )
-    monkeypatch.setattr(cli, "_resolve_model", Path)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = cli.main(["--log-level", "warning", "lint", *args])
-    return code, out.getvalue()
-
-
-def test_cli_json_and_strict(linted: Path, monkeypatch) -> None:
-    code, out = _run("--intents", str(linted), "--json", monkeypatch=monkeypatch)
+def test_cli_json_and_strict(linted: Path, fake_model: list[Path]) -> None:
+    code, out, _ = in_process("lint", "--intents", str(linted), "--json")
     assert code == 0
     findings = json.loads(out)["findings"]
     assert {"duplicate", "too_few", "out_of_scope_answered"} <= {f["kind"] for f in findings}
-    code, out = _run("--intents", str(linted), "--strict", monkeypatch=monkeypatch)
+    code, out, _ = in_process("lint", "--intents", str(linted), "--strict")
     assert code == cli.LINT_FINDINGS_EXIT == 5
     assert "duplicate" in out

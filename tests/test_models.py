@@ -3,8 +3,6 @@ model, text-level graphs, and Chinese routing with the multilingual model."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import sys
 from dataclasses import replace
@@ -13,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fakes import FakeEncoder, serving_fake
-from helpers import running
+from helpers import in_process, running
 
-from router import cli
 from router.api.v1 import router_pb2 as pb
 from router.errors import ModelError
 from router.model.catalogue import CATALOGUE, DEFAULT_MODEL, resolve
@@ -29,16 +26,6 @@ from router.serving.server import ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 ZH = ROOT / "intents" / "zh"
-
-
-def in_process(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli.main(["--log-level", "warning", *args])
-        except SystemExit as exit_:
-            code = int(exit_.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 # ----------------------------------------------------------------- the catalogue
@@ -180,14 +167,8 @@ def test_the_revision_names_the_model(tmp_path: Path) -> None:
 
 
 def test_tune_write_records_the_model_and_drops_another_models_thresholds(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, fake_model: list[Path]
 ) -> None:
-    import router.model.loading
-
-    monkeypatch.setattr(
-        router.model.loading, "load_encoder", lambda d, threads=None: serving_fake()
-    )
-    monkeypatch.setattr(cli, "_resolve_model", Path)
     (tmp_path / "a.yaml").write_text(TUNED.format(model="minilm"))
     data = tmp_path / "val.jsonl"
     rows = [("refund my money please", "refund"), ("where is my parcel now", "track")] * 5

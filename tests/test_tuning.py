@@ -3,16 +3,13 @@ comments and layout, and tune --write followed by eval reproducing the tuned fig
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
-from fakes import serving_fake
-from helpers import ROOT
+from helpers import ROOT, in_process
 
 from router import cli
 from router.errors import TuningError
@@ -304,25 +301,6 @@ def test_write_refuses_unknown_intents(tmp_path: Path) -> None:
 # ------------------------------------------------------------ tune, then eval (CLI)
 # In process, with the deterministic FakeEncoder for the model: these test the command's
 # logic (what tune writes, eval applies), which does not depend on the model's quality.
-
-
-def in_process(*args: str) -> tuple[int, str, str]:
-    """``intent-router ARGS`` in this process: (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(["--log-level", "warning", *args])
-    return code, out.getvalue(), err.getvalue()
-
-
-@pytest.fixture
-def fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI's model replaced by FakeEncoder; no model directory resolved or pulled."""
-    import router.model.loading
-
-    monkeypatch.setattr(
-        router.model.loading, "load_encoder", lambda model_dir, threads=None: serving_fake()
-    )
-    monkeypatch.setattr(cli, "_resolve_model", lambda model: Path("fake-model"))
 
 
 def bundled_copy(tmp_path: Path) -> Path:

@@ -193,27 +193,9 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             max_text_chars=self.limits.max_text_chars,
             max_batch_size=self.limits.max_batch_size,
             max_top_k=self.limits.max_top_k,
-            last_reload=(
-                _reload(
-                    self.reloader.status,
-                    redact=_directory(self.reloader.path) if self._redacting(context) else None,
-                )
-                if self.reloader
-                else None
-            ),
             model=encoder.model_name,
             threshold_source=snapshot.threshold_source,
-            **(_watch_fields(self.reloader, self._redacting(context)) if self.reloader else {}),
-            lint_findings=(
-                [
-                    _without_directories(f, _directory(self.reloader.path))
-                    if self._redacting(context)
-                    else f
-                    for f in self.reloader.lint_findings
-                ]
-                if self.reloader
-                else []
-            ),
+            **(_reloader_fields(self.reloader, self._redacting(context)) if self.reloader else {}),
         )
 
     async def Reload(  # noqa: N802
@@ -279,20 +261,21 @@ def _reload(status: ReloadStatus, *, redact: Path | None = None) -> pb.ReloadRes
     )
 
 
-def _watch_fields(reloader: Reloader, redact: bool) -> dict[str, Any]:
-    """Info's view of the reloader: watching, why not, a reload running."""
-    problem = reloader.watch_problem
-    if redact:
-        problem = _without_directories(problem, reloader.directory)
+def _reloader_fields(reloader: Reloader, redact: bool) -> dict[str, Any]:
+    """Info's view of the reloader: the last reload, watching or why not, a reload running,
+    lint findings; with ``redact``, the intents' directory left out of every text."""
+    hidden = reloader.directory if redact else None
+
+    def shown(text: str) -> str:
+        return text if hidden is None else _without_directories(text, hidden)
+
     return {
+        "last_reload": _reload(reloader.status, redact=hidden),
         "watching": reloader.watching,
-        "watch_problem": problem,
+        "watch_problem": shown(reloader.watch_problem),
         "reload_in_progress": reloader.in_progress,
+        "lint_findings": [shown(f) for f in reloader.lint_findings],
     }
-
-
-def _directory(path: Path) -> Path:
-    return path if path.is_dir() else path.parent
 
 
 def _without_directories(text: str, directory: Path) -> str:
