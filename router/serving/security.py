@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 _SERVICE = "/router.api.v1.IntentRouter/"
 #: Methods that change the server's state: always behind an admin token.
-ADMIN_METHODS = frozenset({f"{_SERVICE}Reload"})
+ADMIN_METHODS = frozenset({f"{_SERVICE}Reload", f"{_SERVICE}Rollback"})
 #: Methods that are never behind a token.
 _OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

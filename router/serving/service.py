@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -208,6 +208,24 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             raise AssertionError("unreachable")  # pragma: no cover
         return _reload(await self.reloader.reload("rpc"))
 
+    async def ClassifyStream(  # noqa: N802
+        self, request_iterator: Any, context: Context
+    ) -> AsyncIterator[pb.ClassifyStreamResponse]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ClassifyStream is not served yet")
+        yield pb.ClassifyStreamResponse()  # pragma: no cover
+
+    async def ListRevisions(  # noqa: N802
+        self, request: pb.ListRevisionsRequest, context: Context
+    ) -> pb.ListRevisionsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListRevisions is not served yet")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def Rollback(  # noqa: N802
+        self, request: pb.RollbackRequest, context: Context
+    ) -> pb.RollbackResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Rollback is not served yet")
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _snapshot(self) -> Snapshot:
         self._check_ready()
         return self.engine.snapshot
@@ -365,6 +383,8 @@ def add_to_server(service: IntentRouterService, server: grpc.aio.Server) -> None
     descriptor = pb.DESCRIPTOR.services_by_name["IntentRouter"]
     handlers = {}
     for method in descriptor.methods:
+        if method.client_streaming or method.server_streaming:
+            continue  # ClassifyStream: not served yet
         request = GetMessageClass(method.input_type)
         response = GetMessageClass(method.output_type)
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(

@@ -7,12 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ClassifyRequest(_message.Message):
-    __slots__ = ("text", "top_k")
+    __slots__ = ("text", "top_k", "multi_intent", "subject")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MULTI_INTENT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
     text: str
     top_k: int
-    def __init__(self, text: _Optional[str] = ..., top_k: _Optional[int] = ...) -> None: ...
+    multi_intent: bool
+    subject: str
+    def __init__(self, text: _Optional[str] = ..., top_k: _Optional[int] = ..., multi_intent: _Optional[bool] = ..., subject: _Optional[str] = ...) -> None: ...
 
 class Alternative(_message.Message):
     __slots__ = ("intent", "score", "example")
@@ -39,7 +43,7 @@ class Timings(_message.Message):
     def __init__(self, preprocess_ms: _Optional[float] = ..., encode_ms: _Optional[float] = ..., score_ms: _Optional[float] = ..., total_ms: _Optional[float] = ..., queue_ms: _Optional[float] = ...) -> None: ...
 
 class ClassifyResponse(_message.Message):
-    __slots__ = ("intent", "score", "threshold", "alternatives", "revision", "timings", "reason", "negations", "refused_intents")
+    __slots__ = ("intent", "score", "threshold", "alternatives", "revision", "timings", "reason", "negations", "refused_intents", "matches")
     INTENT_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +53,7 @@ class ClassifyResponse(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     NEGATIONS_FIELD_NUMBER: _ClassVar[int]
     REFUSED_INTENTS_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
     intent: str
     score: float
     threshold: float
@@ -58,7 +63,32 @@ class ClassifyResponse(_message.Message):
     reason: str
     negations: _containers.RepeatedCompositeFieldContainer[Negation]
     refused_intents: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Alternative, _Mapping]]] = ..., revision: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., reason: _Optional[str] = ..., negations: _Optional[_Iterable[_Union[Negation, _Mapping]]] = ..., refused_intents: _Optional[_Iterable[str]] = ...) -> None: ...
+    matches: _containers.RepeatedCompositeFieldContainer[IntentMatch]
+    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[Alternative, _Mapping]]] = ..., revision: _Optional[str] = ..., timings: _Optional[_Union[Timings, _Mapping]] = ..., reason: _Optional[str] = ..., negations: _Optional[_Iterable[_Union[Negation, _Mapping]]] = ..., refused_intents: _Optional[_Iterable[str]] = ..., matches: _Optional[_Iterable[_Union[IntentMatch, _Mapping]]] = ...) -> None: ...
+
+class IntentMatch(_message.Message):
+    __slots__ = ("intent", "score", "threshold", "evidence")
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    intent: str
+    score: float
+    threshold: float
+    evidence: Evidence
+    def __init__(self, intent: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., evidence: _Optional[_Union[Evidence, _Mapping]] = ...) -> None: ...
+
+class Evidence(_message.Message):
+    __slots__ = ("text", "start", "end", "field")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    start: int
+    end: int
+    field: str
+    def __init__(self, text: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., field: _Optional[str] = ...) -> None: ...
 
 class Negation(_message.Message):
     __slots__ = ("cue", "scope", "cue_start", "cue_end", "scope_start", "scope_end", "refusal")
@@ -79,12 +109,40 @@ class Negation(_message.Message):
     def __init__(self, cue: _Optional[str] = ..., scope: _Optional[str] = ..., cue_start: _Optional[int] = ..., cue_end: _Optional[int] = ..., scope_start: _Optional[int] = ..., scope_end: _Optional[int] = ..., refusal: _Optional[bool] = ...) -> None: ...
 
 class ClassifyBatchRequest(_message.Message):
-    __slots__ = ("texts", "top_k")
+    __slots__ = ("texts", "top_k", "multi_intent", "subjects")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MULTI_INTENT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECTS_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     top_k: int
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ...) -> None: ...
+    multi_intent: bool
+    subjects: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., top_k: _Optional[int] = ..., multi_intent: _Optional[bool] = ..., subjects: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ClassifyStreamRequest(_message.Message):
+    __slots__ = ("id", "text", "subject", "top_k", "multi_intent")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    MULTI_INTENT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    subject: str
+    top_k: int
+    multi_intent: bool
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., subject: _Optional[str] = ..., top_k: _Optional[int] = ..., multi_intent: _Optional[bool] = ...) -> None: ...
+
+class ClassifyStreamResponse(_message.Message):
+    __slots__ = ("id", "result", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    result: ClassifyResponse
+    error: str
+    def __init__(self, id: _Optional[str] = ..., result: _Optional[_Union[ClassifyResponse, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ClassifyBatchResponse(_message.Message):
     __slots__ = ("results", "revision", "timings")
@@ -169,7 +227,7 @@ class ReloadRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ReloadResponse(_message.Message):
-    __slots__ = ("ok", "revision", "changed", "errors", "trigger", "finished_at_unix", "duration_ms")
+    __slots__ = ("ok", "revision", "changed", "errors", "trigger", "finished_at_unix", "duration_ms", "gate_results")
     OK_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
@@ -177,6 +235,7 @@ class ReloadResponse(_message.Message):
     TRIGGER_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    GATE_RESULTS_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     revision: str
     changed: bool
@@ -184,4 +243,47 @@ class ReloadResponse(_message.Message):
     trigger: str
     finished_at_unix: float
     duration_ms: float
-    def __init__(self, ok: _Optional[bool] = ..., revision: _Optional[str] = ..., changed: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., trigger: _Optional[str] = ..., finished_at_unix: _Optional[float] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+    gate_results: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., revision: _Optional[str] = ..., changed: _Optional[bool] = ..., errors: _Optional[_Iterable[str]] = ..., trigger: _Optional[str] = ..., finished_at_unix: _Optional[float] = ..., duration_ms: _Optional[float] = ..., gate_results: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListRevisionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RevisionSummary(_message.Message):
+    __slots__ = ("revision", "loaded_at_unix", "intent_count", "example_count", "serving", "trigger")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    LOADED_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
+    INTENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    SERVING_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    revision: str
+    loaded_at_unix: float
+    intent_count: int
+    example_count: int
+    serving: bool
+    trigger: str
+    def __init__(self, revision: _Optional[str] = ..., loaded_at_unix: _Optional[float] = ..., intent_count: _Optional[int] = ..., example_count: _Optional[int] = ..., serving: _Optional[bool] = ..., trigger: _Optional[str] = ...) -> None: ...
+
+class ListRevisionsResponse(_message.Message):
+    __slots__ = ("revisions",)
+    REVISIONS_FIELD_NUMBER: _ClassVar[int]
+    revisions: _containers.RepeatedCompositeFieldContainer[RevisionSummary]
+    def __init__(self, revisions: _Optional[_Iterable[_Union[RevisionSummary, _Mapping]]] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("revision",)
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: str
+    def __init__(self, revision: _Optional[str] = ...) -> None: ...
+
+class RollbackResponse(_message.Message):
+    __slots__ = ("ok", "revision", "errors")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    revision: str
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., revision: _Optional[str] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...

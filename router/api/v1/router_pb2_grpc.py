@@ -59,6 +59,21 @@ class IntentRouterStub:
                 request_serializer=router_dot_api_dot_v1_dot_router__pb2.ReloadRequest.SerializeToString,
                 response_deserializer=router_dot_api_dot_v1_dot_router__pb2.ReloadResponse.FromString,
                 _registered_method=True)
+        self.ClassifyStream = channel.stream_stream(
+                '/router.api.v1.IntentRouter/ClassifyStream',
+                request_serializer=router_dot_api_dot_v1_dot_router__pb2.ClassifyStreamRequest.SerializeToString,
+                response_deserializer=router_dot_api_dot_v1_dot_router__pb2.ClassifyStreamResponse.FromString,
+                _registered_method=True)
+        self.ListRevisions = channel.unary_unary(
+                '/router.api.v1.IntentRouter/ListRevisions',
+                request_serializer=router_dot_api_dot_v1_dot_router__pb2.ListRevisionsRequest.SerializeToString,
+                response_deserializer=router_dot_api_dot_v1_dot_router__pb2.ListRevisionsResponse.FromString,
+                _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/router.api.v1.IntentRouter/Rollback',
+                request_serializer=router_dot_api_dot_v1_dot_router__pb2.RollbackRequest.SerializeToString,
+                response_deserializer=router_dot_api_dot_v1_dot_router__pb2.RollbackResponse.FromString,
+                _registered_method=True)
 
 
 class IntentRouterServicer:
@@ -100,6 +115,31 @@ class IntentRouterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClassifyStream(self, request_iterator, context):
+        """For pipelines: texts in as they come, one result per text as soon as it is ready,
+        in any order, with the caller's id echoed. Flow control: the server reads a bounded
+        number of texts ahead of the results the caller has taken, so a fast producer waits
+        instead of filling the server's memory. A text that is refused (too long, empty)
+        gets a result with `error` set; the stream goes on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRevisions(self, request, context):
+        """The revisions kept in memory, newest first, the serving one marked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollback(self, request, context):
+        """Serve a kept revision again, at once (no rebuild). It serves until the next reload.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntentRouterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +167,21 @@ def add_IntentRouterServicer_to_server(servicer, server):
                     servicer.Reload,
                     request_deserializer=router_dot_api_dot_v1_dot_router__pb2.ReloadRequest.FromString,
                     response_serializer=router_dot_api_dot_v1_dot_router__pb2.ReloadResponse.SerializeToString,
+            ),
+            'ClassifyStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ClassifyStream,
+                    request_deserializer=router_dot_api_dot_v1_dot_router__pb2.ClassifyStreamRequest.FromString,
+                    response_serializer=router_dot_api_dot_v1_dot_router__pb2.ClassifyStreamResponse.SerializeToString,
+            ),
+            'ListRevisions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRevisions,
+                    request_deserializer=router_dot_api_dot_v1_dot_router__pb2.ListRevisionsRequest.FromString,
+                    response_serializer=router_dot_api_dot_v1_dot_router__pb2.ListRevisionsResponse.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=router_dot_api_dot_v1_dot_router__pb2.RollbackRequest.FromString,
+                    response_serializer=router_dot_api_dot_v1_dot_router__pb2.RollbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +319,87 @@ class IntentRouter:
             '/router.api.v1.IntentRouter/Reload',
             router_dot_api_dot_v1_dot_router__pb2.ReloadRequest.SerializeToString,
             router_dot_api_dot_v1_dot_router__pb2.ReloadResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClassifyStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/router.api.v1.IntentRouter/ClassifyStream',
+            router_dot_api_dot_v1_dot_router__pb2.ClassifyStreamRequest.SerializeToString,
+            router_dot_api_dot_v1_dot_router__pb2.ClassifyStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRevisions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.api.v1.IntentRouter/ListRevisions',
+            router_dot_api_dot_v1_dot_router__pb2.ListRevisionsRequest.SerializeToString,
+            router_dot_api_dot_v1_dot_router__pb2.ListRevisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/router.api.v1.IntentRouter/Rollback',
+            router_dot_api_dot_v1_dot_router__pb2.RollbackRequest.SerializeToString,
+            router_dot_api_dot_v1_dot_router__pb2.RollbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,6 +48,17 @@ class IntentRouterStub:
     """Re-read the intents now. Answers with the revision serving afterwards, or with the
     validation errors (the previous revision keeps serving).
     """
+    ClassifyStream: _grpc.StreamStreamMultiCallable[_router_pb2.ClassifyStreamRequest, _router_pb2.ClassifyStreamResponse]
+    """For pipelines: texts in as they come, one result per text as soon as it is ready,
+    in any order, with the caller's id echoed. Flow control: the server reads a bounded
+    number of texts ahead of the results the caller has taken, so a fast producer waits
+    instead of filling the server's memory. A text that is refused (too long, empty)
+    gets a result with `error` set; the stream goes on.
+    """
+    ListRevisions: _grpc.UnaryUnaryMultiCallable[_router_pb2.ListRevisionsRequest, _router_pb2.ListRevisionsResponse]
+    """The revisions kept in memory, newest first, the serving one marked."""
+    Rollback: _grpc.UnaryUnaryMultiCallable[_router_pb2.RollbackRequest, _router_pb2.RollbackResponse]
+    """Serve a kept revision again, at once (no rebuild). It serves until the next reload."""
 
 @_typing.type_check_only
 class IntentRouterAsyncStub(IntentRouterStub):
@@ -64,6 +75,17 @@ class IntentRouterAsyncStub(IntentRouterStub):
     """Re-read the intents now. Answers with the revision serving afterwards, or with the
     validation errors (the previous revision keeps serving).
     """
+    ClassifyStream: _aio.StreamStreamMultiCallable[_router_pb2.ClassifyStreamRequest, _router_pb2.ClassifyStreamResponse]  # type: ignore[assignment]
+    """For pipelines: texts in as they come, one result per text as soon as it is ready,
+    in any order, with the caller's id echoed. Flow control: the server reads a bounded
+    number of texts ahead of the results the caller has taken, so a fast producer waits
+    instead of filling the server's memory. A text that is refused (too long, empty)
+    gets a result with `error` set; the stream goes on.
+    """
+    ListRevisions: _aio.UnaryUnaryMultiCallable[_router_pb2.ListRevisionsRequest, _router_pb2.ListRevisionsResponse]  # type: ignore[assignment]
+    """The revisions kept in memory, newest first, the serving one marked."""
+    Rollback: _aio.UnaryUnaryMultiCallable[_router_pb2.RollbackRequest, _router_pb2.RollbackResponse]  # type: ignore[assignment]
+    """Serve a kept revision again, at once (no rebuild). It serves until the next reload."""
 
 class IntentRouterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -107,5 +129,34 @@ class IntentRouterServicer(metaclass=_abc_1.ABCMeta):
         """Re-read the intents now. Answers with the revision serving afterwards, or with the
         validation errors (the previous revision keeps serving).
         """
+
+    @_abc_1.abstractmethod
+    def ClassifyStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_router_pb2.ClassifyStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_router_pb2.ClassifyStreamResponse], _abc.AsyncIterator[_router_pb2.ClassifyStreamResponse]]:
+        """For pipelines: texts in as they come, one result per text as soon as it is ready,
+        in any order, with the caller's id echoed. Flow control: the server reads a bounded
+        number of texts ahead of the results the caller has taken, so a fast producer waits
+        instead of filling the server's memory. A text that is refused (too long, empty)
+        gets a result with `error` set; the stream goes on.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRevisions(
+        self,
+        request: _router_pb2.ListRevisionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.ListRevisionsResponse, _abc.Awaitable[_router_pb2.ListRevisionsResponse]]:
+        """The revisions kept in memory, newest first, the serving one marked."""
+
+    @_abc_1.abstractmethod
+    def Rollback(
+        self,
+        request: _router_pb2.RollbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.RollbackResponse, _abc.Awaitable[_router_pb2.RollbackResponse]]:
+        """Serve a kept revision again, at once (no rebuild). It serves until the next reload."""
 
 def add_IntentRouterServicer_to_server(servicer: IntentRouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
