@@ -170,6 +170,11 @@ def _parser() -> argparse.ArgumentParser:
         "(default 15; keep it below Kubernetes' terminationGracePeriodSeconds)",
     )  # fmt: skip
     serve.add_argument(
+        "--drain-seconds", type=_seconds, default=0.0, metavar="SECONDS",
+        help="on SIGTERM: report NOT_SERVING but keep answering this long, so that "
+        "balancers move traffic away first; then the --grace drain (default 0)",
+    )  # fmt: skip
+    serve.add_argument(
         "--metrics-port", type=_port, default=None,
         help="serve Prometheus metrics over HTTP on this port",
     )  # fmt: skip
@@ -317,6 +322,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
         **({} if args.grace is None else {"grace_seconds": args.grace}),
+        drain_seconds=args.drain_seconds,
         tls=_tls(args),
         auth_tokens=args.auth_tokens,
         classify_open=args.open_classify,
@@ -627,6 +633,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be in 0-65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
     return value
 
 

@@ -2,8 +2,9 @@
 
 Start-up: the port is bound and health answers NOT_SERVING at once (so Kubernetes
 startup probes see a live process), the model and index are built off the event loop,
-then health turns SERVING. On stop, health goes NOT_SERVING first, then in-flight
-requests get ``grace`` seconds to finish.
+then health turns SERVING. On stop, health goes NOT_SERVING first (on SIGTERM, calls are
+still answered for ``drain_seconds`` while balancers notice), then in-flight requests get
+``grace`` seconds to finish.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class ServerConfig:
     #: How long in-flight calls get to finish on SIGTERM (keep it below Kubernetes'
     #: terminationGracePeriodSeconds: deploy/k8s gives 20 for the default 15).
     grace_seconds: float = 15.0
+    #: On SIGTERM, how long to keep answering while health already says NOT_SERVING, so
+    #: that balancers (Envoy's health checks, Kubernetes endpoints) move traffic away
+    #: before new calls are refused; then the ``grace_seconds`` drain. 0: stop at once.
+    drain_seconds: float = 0.0
     #: Where reloads read the intents from; None serves ``intents`` as they are.
     intents_path: Path | None = None
     #: What a reload accepts (file size, aliases, examples, intents; ``serve`` flags).
@@ -213,6 +218,15 @@ class RouterServer:
 
         return load_encoder(self.config.model_dir, threads=self.config.threads)
 
+    async def drain(self, seconds: float) -> None:
+        """Health NOT_SERVING while calls are still answered, for ``seconds``."""
+        if seconds <= 0:
+            return
+        for name in ("", SERVICE_NAME):
+            await self._health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        log.info("draining: NOT_SERVING, still answering for %.1f s", seconds)
+        await asyncio.sleep(seconds)
+
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, refuse new calls, let in-flight ones finish (``grace`` s), then stop."""
         await self._health.enter_graceful_shutdown()
@@ -268,5 +282,6 @@ async def run(config: ServerConfig) -> None:
         on_sighup()
     print(f"intent-router listening on {config.host}:{server.port}", flush=True)
     await stop.wait()
+    await server.drain(config.drain_seconds)
     log.info("stopping (grace %.1f s)", config.grace_seconds)
     await server.stop()

@@ -1,0 +1,76 @@
+"""The drain before the stop: NOT_SERVING while still answering, so balancers move away.
+
+End to end (SIGTERM under load behind Envoy, zero failed calls) in tests/test_envoy.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from fakes import serving_fake
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import in_process, running
+
+from router.api.v1 import router_pb2 as pb
+from router.serving.server import SERVICE_NAME, ServerConfig
+
+
+async def test_a_draining_server_says_not_serving_and_still_answers(bundled) -> None:
+    config = ServerConfig(intents=bundled, encoder=serving_fake(), port=0)
+    async with running(config) as served:
+        health = health_pb2_grpc.HealthStub(served.channel)
+        statuses: dict[str, int] = {}
+
+        async def poll() -> None:
+            for name in ("", SERVICE_NAME):
+                request = health_pb2.HealthCheckRequest(service=name)
+                statuses[name] = (await health.Check(request, timeout=10)).status
+
+        await poll()
+        assert set(statuses.values()) == {health_pb2.HealthCheckResponse.SERVING}
+        draining = asyncio.create_task(served.server.drain(60))
+        try:
+            while set(statuses.values()) != {health_pb2.HealthCheckResponse.NOT_SERVING}:
+                await poll()
+            answer = await served.stub.Classify(
+                pb.ClassifyRequest(text="where is my parcel"), timeout=10
+            )
+            assert answer.intent == "track_delivery"
+            assert not draining.done()
+        finally:
+            draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await draining
+
+
+async def test_no_drain_leaves_health_as_it_is(bundled) -> None:
+    config = ServerConfig(intents=bundled, encoder=serving_fake(), port=0)
+    async with running(config) as served:
+        await served.server.drain(0)
+        health = health_pb2_grpc.HealthStub(served.channel)
+        status = (await health.Check(health_pb2.HealthCheckRequest(), timeout=10)).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_drain_is_a_flag(monkeypatch) -> None:
+    import router.serving.server as server_module
+    from router import cli
+
+    seen: list[ServerConfig] = []
+
+    async def run(config: ServerConfig) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr(server_module, "run", run)
+    monkeypatch.setattr(cli, "_resolve_model", Path)
+    assert cli.main(["serve", "--intents", "intents", "--drain-seconds", "2.5", "--no-cache"]) == 0
+    assert cli.main(["serve", "--intents", "intents", "--no-cache"]) == 0
+    assert [c.drain_seconds for c in seen] == [2.5, 0.0]
+
+
+def test_a_negative_drain_is_a_usage_error() -> None:
+    code, _, err = in_process("serve", "--intents", "intents", "--drain-seconds", "-1")
+    assert code == 2
+    assert "--drain-seconds: must be 0 or more seconds, got -1" in err
