@@ -8,14 +8,19 @@ loopback.py). A separate client process runs ``--clients`` closed-loop gRPC call
 (grpc.aio, one channel each) for ``--duration`` seconds; the CPU seconds of every replica
 and of Envoy over that window come from /proc. Configurations are interleaved over
 ``--repeats`` runs; medians are printed. Then ``--edits`` intents edits (idle): the time
-from the file's rename until every replica answers with the new revision.
+from the file's rename until every replica answers with the new revision. Last, two
+rolling restarts under the same number of clients (threads in this process): SIGTERM,
+restart, seen healthy by Envoy, next; once with replicas started without
+``--drain-seconds`` and once with ``--drain-seconds --drain``: calls failed and Envoy's
+retries.
 
 From the per-request CPU it projects, on paper, what k cores and n nodes would serve:
 this machine has 2 cores shared by the client, Envoy and every replica, so more replicas
 here cannot add throughput.
 
     python bench/replicas.py [--clients 16] [--duration 10] [--warmup 1.5] [--repeats 2]
-                             [--threads 1] [--edits 3] [--model NAME|DIR] [--no-record]
+                             [--threads 1] [--edits 3] [--drain 2] [--model NAME|DIR]
+                             [--no-record]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -238,6 +244,91 @@ def measure_edits(replicas: list[Replica], intents: Path, edits: int) -> list[fl
     return spreads
 
 
+class ThreadLoad:
+    """``clients`` threads of back-to-back Classify in this process; counts what failed."""
+
+    def __init__(self, address: str, clients: int, texts: list[str]) -> None:
+        self.address, self.texts = address, texts
+        self.ok = 0
+        self.failed: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client) for _ in range(clients)]
+
+    def __enter__(self) -> ThreadLoad:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+
+    def _client(self) -> None:
+        import grpc
+
+        from router.api.v1 import router_pb2 as pb
+        from router.api.v1 import router_pb2_grpc as pb_grpc
+
+        with grpc.insecure_channel(self.address) as channel:
+            stub = pb_grpc.IntentRouterStub(channel)
+            n = random.randrange(len(self.texts))
+            while not self._stop.is_set():
+                n += 1
+                try:
+                    stub.Classify(
+                        pb.ClassifyRequest(text=self.texts[n % len(self.texts)]), timeout=60
+                    )
+                except grpc.RpcError as exc:
+                    with self._lock:
+                        self.failed[exc.code().name] = self.failed.get(exc.code().name, 0) + 1
+                else:
+                    with self._lock:
+                        self.ok += 1
+
+
+def measure_roll(
+    replicas: list[Replica], workdir: Path, clients: int, texts: list[str], drain: float
+) -> dict[str, Any]:
+    """A rolling restart behind Envoy under load: each replica gets SIGTERM (its process
+    started with ``--drain-seconds drain``), is started again and seen healthy, then the
+    next. Returns the calls answered and failed and Envoy's retries meanwhile."""
+    ports = [r.port for r in replicas]
+    envoy = Envoy(ports, workdir)
+    try:
+        envoy.wait_healthy(ports)
+        started = time.perf_counter()
+        with ThreadLoad(envoy.address, clients, texts) as load:
+            time.sleep(1.0)
+            for r in replicas:
+                r.terminate()
+                r.start()
+                r.wait_serving()
+                envoy.wait_healthy(ports)
+            time.sleep(1.0)
+        retries = envoy.stats().get("upstream_rq_retry", 0)
+    finally:
+        envoy.stop()
+    return {
+        "drain_seconds": drain,
+        "answered": load.ok,
+        "failed": load.failed,
+        "envoy_retries": retries,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def with_drain(replicas: list[Replica], drain: float) -> None:
+    """Give each replica's next start ``--drain-seconds drain``."""
+    for r in replicas:
+        args = list(r.serve_args)
+        if "--drain-seconds" in args:
+            i = args.index("--drain-seconds")
+            del args[i : i + 2]
+        r.serve_args = [*args, "--drain-seconds", str(drain)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_model_flag(parser)
@@ -247,6 +338,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads per replica")
     parser.add_argument("--edits", type=int, default=3, help="intents edits timed at the end")
+    parser.add_argument(
+        "--drain", type=float, default=2.0, help="--drain-seconds of the second rolling restart"
+    )
     add_record_flag(parser)
     args = parser.parse_args()
     if envoy_binary() is None:
@@ -313,6 +407,19 @@ def main() -> int:
                             flush=True,
                         )
             spreads = measure_edits(replicas, intents, args.edits)
+            # the processes running now were started without a drain: roll them once as
+            # they are (their restarts get the drain), then once more with it
+            rolls = []
+            for drain in (0.0, args.drain):
+                with_drain(replicas, args.drain)
+                rolls.append(measure_roll(replicas, work / "envoy", args.clients, texts, drain))
+                roll = rolls[-1]
+                print(
+                    f"  rolling restart, --drain-seconds {drain:g}: {roll['answered']} calls "
+                    f"answered, failed {roll['failed'] or 0}, "
+                    f"Envoy retries {roll['envoy_retries']}",
+                    flush=True,
+                )
         finally:
             for r in replicas:
                 if r.proc is not None and r.proc.poll() is None:
@@ -368,6 +475,7 @@ def main() -> int:
             "envoy_added_p50_ms": added_p50,
             "projection": rows,
             "edit_on_every_replica_s": spreads,
+            "rolling_restarts": rolls,
         }
     )
     return 0
