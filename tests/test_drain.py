@@ -74,3 +74,58 @@ def test_a_negative_drain_is_a_usage_error() -> None:
     code, _, err = in_process("serve", "--intents", "intents", "--drain-seconds", "-1")
     assert code == 2
     assert "--drain-seconds: must be 0 or more seconds, got -1" in err
+
+
+async def test_round_robin_clients_with_health_checks_leave_a_draining_server(bundled) -> None:
+    """What README advises for clients that skip Envoy: gRPC's round_robin over every
+    replica, with client-side health checks, sends nothing to a replica that drains."""
+    import json
+
+    import grpc
+
+    from router.api.v1 import router_pb2_grpc as pb_grpc
+
+    def config() -> ServerConfig:
+        return ServerConfig(intents=bundled, encoder=serving_fake(), port=0)
+
+    async with running(config()) as a, running(config()) as b:
+        service_config = {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "healthCheckConfig": {"serviceName": SERVICE_NAME},
+        }
+        target = f"ipv4:127.0.0.1:{a.server.port},127.0.0.1:{b.server.port}"
+        options = [("grpc.service_config", json.dumps(service_config))]
+        request = pb.ClassifyRequest(text="where is my parcel")
+
+        def answered() -> tuple[float, float]:
+            return tuple(  # type: ignore[return-value]
+                s.metrics.requests.labels("Classify", "OK")._value.get()
+                for s in (a.server, b.server)
+            )
+
+        async with grpc.aio.insecure_channel(target, options=options) as channel:
+            stub = pb_grpc.IntentRouterStub(channel)
+            for _ in range(20):
+                await stub.Classify(request, timeout=10)
+            assert min(answered()) > 0  # both replicas share the calls
+            draining = asyncio.create_task(a.server.drain(60))
+            try:
+                health = health_pb2_grpc.HealthStub(a.channel)
+                while (
+                    await health.Check(health_pb2.HealthCheckRequest(service=SERVICE_NAME))
+                ).status != health_pb2.HealthCheckResponse.NOT_SERVING:
+                    await asyncio.sleep(0.01)
+                # the channel watches each replica's health (a stream): once it hears,
+                # every call goes to b; alternating calls would never make a streak of 20
+                streak = 0
+                for _ in range(200):
+                    before = answered()[0]
+                    await stub.Classify(request, timeout=10)
+                    streak = streak + 1 if answered()[0] == before else 0
+                    if streak == 20:
+                        break
+                assert streak == 20, "round_robin kept calling the draining replica"
+            finally:
+                draining.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await draining
