@@ -10,6 +10,7 @@ costs none either; an intents edit reaches every replica.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -137,6 +138,24 @@ def test_a_bad_placement_is_refused() -> None:
         render(Placement(upstreams=(("x", 1),), discovery="EDS"))
     with pytest.raises(ValueError, match="at least one upstream"):
         render(loopback([]))
+
+
+async def test_envoy_resolves_a_service_name_as_in_kubernetes(fake_server, tmp_path) -> None:
+    """The Kubernetes rendering's STRICT_DNS path, with ``localhost`` for the Service."""
+    _binary()
+    placement = Placement(upstreams=(("localhost", fake_server.port),), discovery="STRICT_DNS")
+    envoy = Envoy([], tmp_path, placement=placement)
+    try:
+        await asyncio.to_thread(envoy.wait_healthy, [fake_server.port], 60)
+        async with grpc.aio.insecure_channel(envoy.address) as channel:
+            answer = await pb_grpc.IntentRouterStub(channel).Classify(
+                pb.ClassifyRequest(text="where is my parcel"), timeout=30
+            )
+        assert answer.intent == "track_delivery"
+        assert envoy.hosts()[fake_server.port].requests == 1
+        assert envoy.ready()
+    finally:
+        envoy.stop()
 
 
 class Load:

