@@ -170,6 +170,19 @@ def _parser() -> argparse.ArgumentParser:
         "(default 15; keep it below Kubernetes' terminationGracePeriodSeconds)",
     )  # fmt: skip
     serve.add_argument(
+        "--keepalive", type=_seconds, default=60.0, metavar="SECONDS",
+        help="ping each client this often (dead connections are noticed)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-connection-age", type=_seconds, default=1800.0, metavar="SECONDS",
+        help="close a connection this old (GOAWAY): its client reconnects, which spreads "
+        "clients over the replicas behind a plain Kubernetes Service",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-connection-age-grace", type=_seconds, default=30.0, metavar="SECONDS",
+        help="calls still running on an aged connection get this long to finish",
+    )  # fmt: skip
+    serve.add_argument(
         "--metrics-port", type=_port, default=None,
         help="serve Prometheus metrics over HTTP on this port",
     )  # fmt: skip
@@ -320,6 +333,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls=_tls(args),
         auth_tokens=args.auth_tokens,
         classify_open=args.open_classify,
+        keepalive_seconds=args.keepalive,
+        max_connection_age_seconds=args.max_connection_age,
+        max_connection_age_grace_seconds=args.max_connection_age_grace,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts,
@@ -627,6 +643,17 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be in 0-65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """A positive duration in seconds (gRPC's connection options take whole milliseconds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.001 <= value <= 2_000_000:  # gRPC takes a 32-bit count of milliseconds
+        raise argparse.ArgumentTypeError(f"must be in 0.001-2000000 seconds, got {value}")
     return value
 
 
