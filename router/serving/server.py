@@ -60,7 +60,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     settings: IndexSettings = field(default_factory=IndexSettings)
     #: How long in-flight calls get to finish on SIGTERM (keep it below Kubernetes'
-    #: terminationGracePeriodSeconds: deploy/k8s gives 20 for the default 15).
+    #: terminationGracePeriodSeconds: deploy/k8s gives 25 for 15 and a 5 s preStop).
     grace_seconds: float = 15.0
     #: Where reloads read the intents from; None serves ``intents`` as they are.
     intents_path: Path | None = None
