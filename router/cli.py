@@ -175,6 +175,19 @@ def _parser() -> argparse.ArgumentParser:
         "balancers move traffic away first; then the --grace drain (default 0)",
     )  # fmt: skip
     serve.add_argument(
+        "--keepalive", type=_positive_seconds, default=60.0, metavar="SECONDS",
+        help="ping each client this often (dead connections are noticed)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-connection-age", type=_positive_seconds, default=1800.0, metavar="SECONDS",
+        help="close a connection this old (GOAWAY): its client reconnects, which spreads "
+        "clients over the replicas behind a plain Kubernetes Service",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-connection-age-grace", type=_positive_seconds, default=30.0, metavar="SECONDS",
+        help="calls still running on an aged connection get this long to finish",
+    )  # fmt: skip
+    serve.add_argument(
         "--metrics-port", type=_port, default=None,
         help="serve Prometheus metrics over HTTP on this port",
     )  # fmt: skip
@@ -326,6 +339,9 @@ def _serve(args: argparse.Namespace) -> int:
         tls=_tls(args),
         auth_tokens=args.auth_tokens,
         classify_open=args.open_classify,
+        keepalive_seconds=args.keepalive,
+        max_connection_age_seconds=args.max_connection_age,
+        max_connection_age_grace_seconds=args.max_connection_age_grace,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts,
@@ -637,12 +653,21 @@ def _port(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
+    """A duration in seconds, 0 or more (gRPC's options take a 32-bit count of ms)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    if not 0.0 <= value <= 2_000_000:
+        raise argparse.ArgumentTypeError(f"must be in 0-2000000 seconds, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    """A duration of at least a millisecond (a connection option of 0 would mean 'off')."""
+    value = _seconds(text)
+    if value < 0.001:
+        raise argparse.ArgumentTypeError(f"must be in 0.001-2000000 seconds, got {text}")
     return value
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-import yaml
 from fakes import serving_fake
 from helpers import CLI, ROOT, running
 
@@ -38,16 +37,6 @@ async def test_in_flight_calls_get_the_configured_grace(bundled, grace, answered
         else:
             with pytest.raises(grpc.aio.AioRpcError):
                 await call
-
-
-def test_the_manifest_gives_the_process_longer_than_its_grace() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "deploy/k8s/intent-router.yaml").read_text()))
-    (deployment,) = [d for d in docs if d and d.get("kind") == "Deployment"]
-    spec = deployment["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    args = container["args"]
-    grace = float(args[args.index("--grace") + 1])
-    assert spec["terminationGracePeriodSeconds"] >= grace + 5
 
 
 def test_sighup_while_the_model_loads_does_not_kill_the_server(

@@ -61,7 +61,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     settings: IndexSettings = field(default_factory=IndexSettings)
     #: How long in-flight calls get to finish on SIGTERM (keep it below Kubernetes'
-    #: terminationGracePeriodSeconds: deploy/k8s gives 20 for the default 15).
+    #: terminationGracePeriodSeconds: deploy/k8s gives 25 for 15 and a 5 s preStop).
     grace_seconds: float = 15.0
     #: On SIGTERM, how long to keep answering while health already says NOT_SERVING, so
     #: that balancers (Envoy's health checks, Kubernetes endpoints) move traffic away
@@ -84,6 +84,13 @@ class ServerConfig:
     auth_tokens: Path | None = None
     #: With tokens: classification without a token too (admin RPCs always need one).
     classify_open: bool = False
+    #: Keepalive pings to each client this often (dead peers are noticed).
+    keepalive_seconds: float = 60.0
+    #: A connection this old is closed (GOAWAY) so that its client reconnects, and so
+    #: spreads over the replicas behind a plain Kubernetes Service; calls still running
+    #: get ``max_connection_age_grace_seconds`` to finish.
+    max_connection_age_seconds: float = 1800.0
+    max_connection_age_grace_seconds: float = 30.0
 
 
 def _why_not(config: ServerConfig) -> str:
@@ -99,6 +106,18 @@ def _why_not(config: ServerConfig) -> str:
         except OSError as exc:
             return exc.strerror or str(exc)
     return "gRPC could not bind it"
+
+
+def connection_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """gRPC's keepalive and connection-age options, from ``config``'s seconds."""
+    return [
+        ("grpc.keepalive_time_ms", round(config.keepalive_seconds * 1000)),
+        ("grpc.max_connection_age_ms", round(config.max_connection_age_seconds * 1000)),
+        ("grpc.max_connection_age_grace_ms", round(config.max_connection_age_grace_seconds * 1000)),
+        # clients may ping every 10 s (the default, 5 min, sends GOAWAY "too_many_pings"
+        # to a client whose keepalive is shorter)
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ]
 
 
 class RouterServer:
@@ -127,9 +146,7 @@ class RouterServer:
                 # would split the connections between two processes)
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", config.limits.max_message_bytes),
-                ("grpc.keepalive_time_ms", 60_000),
-                ("grpc.max_connection_age_ms", 30 * 60_000),
-                ("grpc.max_connection_age_grace_ms", 30_000),
+                *connection_options(config),
             ],
         )
 
