@@ -37,8 +37,8 @@ Two comparisons per method, thresholds chosen on val only (``router.quality.eval
 over the val scores):
 
 * ``matched``: the highest threshold whose val in-scope accuracy is at least the current
-  scoring's at its balanced point; val unknown recall there (the val verdict), then test
-  in-scope accuracy and unknown recall at that threshold;
+  scoring's at its balanced point (the lowest threshold when none reaches it); val unknown
+  recall there (the val verdict), then test in-scope accuracy and unknown recall there;
 * ``balanced``: the threshold ``router.quality.tuning.choose`` picks with the ``balanced``
   objective (``tune``'s default), applied to test.
 
