@@ -55,6 +55,7 @@ __all__ = [
     "predicted_labels",
     "score_tickets",
     "sweep_tickets",
+    "ticket_grid",
 ]
 
 _SPLIT = re.compile(r"[;|,]")
@@ -411,3 +412,15 @@ def choose_ticket_threshold(points: Sequence[TicketSweepPoint]) -> TicketSweepPo
                 runs.append([i])
     widest = max(runs, key=len)
     return points[widest[len(widest) // 2]]
+
+
+def ticket_grid(scoring: TicketScoring, step: float = 0.005) -> list[float]:
+    """Default thresholds to sweep: every ``step`` between the lowest and the highest
+    score a passage gave its own choice (outside that range nothing changes)."""
+    rows = np.flatnonzero(scoring.winners >= 0)
+    if not len(rows):
+        return [float(scoring.index.default_threshold)]
+    chosen = scoring.scores[rows, scoring.winners[rows]]
+    low = np.floor(float(chosen.min()) / step) * step
+    high = np.ceil(float(chosen.max()) / step) * step + step
+    return [round(float(t), 4) for t in np.arange(low, high + step / 2, step)]
