@@ -519,5 +519,5 @@ class Engine:
                 start, end = body[0].start, body[-1].end
                 cut.append(Passage(text[start:end], start, end, "text"))
         else:
-            cut = passages(text, subject, window=settings.window)
+            cut = passages(text, subject, window=settings.window, stride=settings.stride)
         return cut or [Passage(text, 0, len(text), "text")]
