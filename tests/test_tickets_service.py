@@ -6,12 +6,17 @@ real vectors show runs on the real model (``engine``, ``stub``, marked ``model``
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 import pytest
+from fakes import FakeEncoder
+from helpers import wait_for
 
 from router.api.v1 import router_pb2 as pb
 from router.routing.engine import Engine
 from router.routing.intents import UNKNOWN
+from router.serving.batching import Batcher, BatchSettings
 
 TICKET = (
     "Hello,\n\nWhere is my parcel? It was due last Monday.\n"
@@ -123,3 +128,31 @@ def test_real_model_finds_two_requests(engine: Engine) -> None:
     assert engine.classify(["where is my parcel"], multi_intent=True).predictions[0].intent == (
         engine.classify(["where is my parcel"]).predictions[0].intent
     )
+
+
+async def test_tickets_and_plain_texts_queued_together_answer_as_alone(fake_engine: Engine) -> None:
+    """A batch holding tickets and plain texts runs each kind in its own engine call."""
+    encoder = fake_engine.encoder
+    assert isinstance(encoder, FakeEncoder)
+    batcher = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    batcher.start()
+    try:
+        encoder.hold()
+        first = asyncio.create_task(batcher.classify(["where is my parcel"], 3))
+        await encoder.held()  # the consumer is busy: the next requests queue together
+        queued = asyncio.gather(
+            batcher.classify([TICKET], 3, subjects=[""]),
+            batcher.classify([TICKET], 3),
+            batcher.classify(["zebra quantum xylophone"], 3, subjects=["reset my password"]),
+        )
+        await wait_for(lambda: batcher.depth == 3)
+        encoder.release()
+        ticket, plain, subject_only = await queued
+        await first
+    finally:
+        encoder.release()
+        await batcher.close()
+    assert plain.predictions == fake_engine.classify([TICKET]).predictions
+    assert ticket.predictions == fake_engine.classify([TICKET], multi_intent=True).predictions
+    assert subject_only.predictions[0].intent == "reset_password"
+    assert plain.predictions[0].matches == ()
