@@ -7,6 +7,7 @@ real vectors show runs on the real model (``engine``, ``stub``, marked ``model``
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import grpc
 import pytest
@@ -14,9 +15,12 @@ from fakes import FakeEncoder
 from helpers import wait_for
 
 from router.api.v1 import router_pb2 as pb
+from router.model.loading import load_encoder
 from router.routing.engine import Engine
-from router.routing.intents import UNKNOWN
+from router.routing.intents import UNKNOWN, load_intents
 from router.serving.batching import Batcher, BatchSettings
+
+INTENTS = Path(__file__).resolve().parent.parent / "intents"
 
 TICKET = (
     "Hello,\n\nWhere is my parcel? It was due last Monday.\n"
@@ -156,3 +160,20 @@ async def test_tickets_and_plain_texts_queued_together_answer_as_alone(fake_engi
     assert ticket.predictions == fake_engine.classify([TICKET], multi_intent=True).predictions
     assert subject_only.predictions[0].intent == "reset_password"
     assert plain.predictions[0].matches == ()
+
+
+def test_multilingual_model_reads_a_chinese_ticket(use_model_dir: Path) -> None:
+    engine = Engine(load_encoder(use_model_dir, threads=1))
+    engine.load(load_intents(INTENTS / "zh"))
+    ticket = (
+        "您好，\n我上周买的蓝牙耳机左边没有声音，充电也充不进去。我想退货退款。\n谢谢！\n\n"
+        "发自我的iPhone\n\n在 2026年5月3日 客服 写道：\n> 您好，您的订单已经发货，请耐心等待。"
+    )
+    lost = "你好，我的快递显示已签收，但是我根本没收到。麻烦帮我查一下。\n\n--\n张伟"
+    refund, missing = engine.classify([ticket, lost], multi_intent=True).predictions
+    assert refund.matches[0].intent == "request_refund"
+    assert missing.intent == "missing_delivery"
+    quoted = ticket.index("在 2026年")
+    for match in (*refund.matches, *missing.matches):
+        assert match.evidence.end <= quoted
+    assert all(ticket[m.evidence.start : m.evidence.end] == m.evidence.text for m in refund.matches)
