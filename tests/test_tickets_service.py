@@ -16,7 +16,7 @@ from helpers import wait_for
 
 from router.api.v1 import router_pb2 as pb
 from router.model.loading import load_encoder
-from router.routing.engine import Engine
+from router.routing.engine import MAX_REFUSED_SPANS, Engine
 from router.routing.intents import UNKNOWN, load_intents
 from router.serving.batching import Batcher, BatchSettings
 
@@ -177,3 +177,24 @@ def test_multilingual_model_reads_a_chinese_ticket(use_model_dir: Path) -> None:
     for match in (*refund.matches, *missing.matches):
         assert match.evidence.end <= quoted
     assert all(ticket[m.evidence.start : m.evidence.end] == m.evidence.text for m in refund.matches)
+
+
+def test_refused_spans_embedded_per_ticket_are_bounded(fake_engine: Engine, monkeypatch) -> None:
+    """A ticket is one request however many passages it has: at most MAX_REFUSED_SPANS
+    refused spans embedded for it, each once."""
+    embedded: list[str] = []
+    real = fake_engine.encoder.embed
+
+    def recording(texts, spans=None):
+        embedded.extend(texts)
+        return real(texts, spans)
+
+    monkeypatch.setattr(fake_engine.encoder, "embed", recording)
+    ticket = " ".join(f"I don't want item number {i} at all." for i in range(30))
+    ticket += " I don't want a refund. Where is my parcel?"
+    (prediction,) = fake_engine.classify([ticket], multi_intent=True).predictions
+    scoring = fake_engine.score_tickets([ticket])
+    first_call = embedded[: len(embedded) // 2]  # classify's call, then score_tickets'
+    spans = first_call[len(scoring.passages[0]) :]
+    assert spans == [f"want item number {i} at all" for i in range(MAX_REFUSED_SPANS)]
+    assert prediction.intent == "track_delivery"
