@@ -18,10 +18,12 @@ from typing import Protocol
 import numpy as np
 
 from router.memory import release_memory
+from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.calibration import Calibration, calibrate
 from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
+from router.routing.tickets import Passage, passages
 from router.routing.vectorcache import VectorCache
 from router.vectors import Span, Vectors
 
@@ -142,6 +144,29 @@ def _refused_texts(analysis: Analysis) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t))[:MAX_REFUSED_SPANS]
 
 
+def _ticket_refusals(
+    cut: Sequence[Sequence[Passage]], analyses: Sequence[Analysis]
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """The refused spans ``classify_tickets`` embeds, and which passage row owns which
+    span: each ticket's first ``MAX_REFUSED_SPANS`` distinct ones, whatever its passage
+    count (overlapping windows read a sentence twice; a long ticket is not many texts'
+    worth of refusals)."""
+    spans: list[str] = []
+    owners: list[tuple[int, int]] = []
+    row = 0
+    for ticket in cut:
+        seen: dict[str, int] = {}
+        for _ in ticket:
+            for text in _refused_texts(analyses[row]):
+                if text not in seen and len(seen) < MAX_REFUSED_SPANS:
+                    seen[text] = len(spans)
+                    spans.append(text)
+                if text in seen:
+                    owners.append((row, seen[text]))
+            row += 1
+    return spans, owners
+
+
 class Engine:
     def __init__(
         self,
@@ -160,6 +185,8 @@ class Engine:
         self.cache = cache if cache is not None else VectorCache(encoder.fingerprint, encoder.width)
         #: Overrides the intents' own negation settings (eval compares on and off).
         self.negation = negation
+        #: How ``classify_tickets`` cuts and aggregates tickets (bench/tickets.py).
+        self.tickets = TicketSettings()
         self._snapshot: Snapshot | None = None
 
     @property
@@ -369,7 +396,18 @@ class Engine:
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
         return self.encoder.embed([*(a.text for a in analyses), *extra], spans)
 
-    def classify(self, texts: Sequence[str], top_k: int = 3) -> Result:
+    def classify(
+        self,
+        texts: Sequence[str],
+        top_k: int = 3,
+        *,
+        multi_intent: bool = False,
+        subjects: Sequence[str] | None = None,
+    ) -> Result:
+        """Each text's answer. With ``multi_intent`` or ``subjects``, the texts are
+        tickets (``classify_tickets``); otherwise each is routed whole, as it is."""
+        if multi_intent or subjects is not None:
+            return self.classify_tickets(texts, subjects, top_k)
         snapshot = self.snapshot  # read once: one revision answers the whole call
         if not texts:
             return Result([], [], snapshot.revision, Timings())
@@ -406,3 +444,104 @@ class Engine:
                 total_ms=(done - start) * 1e3,
             ),
         )
+
+    def classify_tickets(
+        self, texts: Sequence[str], subjects: Sequence[str] | None = None, top_k: int = 3
+    ) -> Result:
+        """Each ticket (a body and an optional subject) routed passage by passage
+        (``routing/tickets.py``) and aggregated (``routing/aggregation.py``): one
+        prediction per ticket carrying ``matches``, every intent it asks for with the
+        passage that asked. ``Result.analyses`` holds each ticket's first passage's
+        analysis (the whole body's when nothing was left to split).
+        """
+        if not texts:
+            return Result([], [], self.snapshot.revision, Timings())
+        scoring, timings = self._score_tickets(texts, subjects)
+        started = time.perf_counter()
+        predictions = decide_tickets(scoring, top_k, self.tickets)
+        decided = (time.perf_counter() - started) * 1e3
+        firsts = np.cumsum([0, *(len(t) for t in scoring.passages)])[:-1]
+        return Result(
+            predictions=predictions,
+            analyses=[scoring.analyses[int(i)] for i in firsts],
+            revision=scoring.revision,
+            timings=replace(
+                timings,
+                score_ms=timings.score_ms + decided,
+                total_ms=timings.total_ms + decided,
+            ),
+        )
+
+    def score_tickets(
+        self, texts: Sequence[str], subjects: Sequence[str] | None = None
+    ) -> TicketScoring:
+        """Every passage of each ticket scored, before any threshold applies
+        (``decide_tickets`` decides; ``tune`` and bench/tickets.py decide at many)."""
+        return self._score_tickets(texts, subjects)[0]
+
+    def _score_tickets(
+        self, texts: Sequence[str], subjects: Sequence[str] | None
+    ) -> tuple[TicketScoring, Timings]:
+        if subjects is not None and len(subjects) != len(texts):
+            raise ValueError(f"{len(subjects)} subjects for {len(texts)} texts")
+        snapshot = self.snapshot  # read once: one revision answers the whole call
+        negation = self.negation_of(snapshot.intents)
+        index = snapshot.index
+        start = time.perf_counter()
+        cut = [self._passages(t, subjects[i] if subjects else "") for i, t in enumerate(texts)]
+        flat = [p for ticket in cut for p in ticket]
+        analyses = self._analyse([p.text for p in flat], negation)
+        spans, owners = _ticket_refusals(cut, analyses)
+        analysed = time.perf_counter()
+        if flat:
+            vectors = self._encode(analyses, negation, spans)
+        else:
+            vectors = np.empty((0, self.encoder.width), np.float32)
+        encoded = time.perf_counter()
+        scored = index.scores(vectors[: len(flat)])
+        refused = np.zeros(scored.scores.shape, dtype=bool)
+        if owners:
+            span_scores = index.scores(vectors[len(flat) :]).scores
+            for row, span in owners:
+                # as in ``classify``: the refused span names this intent more strongly
+                named = span_scores[span]
+                target = int(np.argmax(named))
+                if named[target] > scored.scores[row, target]:
+                    refused[row, target] = True
+        wants_nothing = np.array([a.wants_nothing(negation.lexicon) for a in analyses], bool)
+        rank = np.where(refused, -np.inf, scored.rank)
+        winners = np.where(wants_nothing, -1, rank.argmax(axis=1) if flat else 0)
+        done = time.perf_counter()
+        scoring = TicketScoring(
+            passages=cut,
+            analyses=analyses,
+            scores=scored.scores,
+            closest=scored.closest,
+            winners=winners.astype(np.int64),
+            refused=refused,
+            index=index,
+            revision=snapshot.revision,
+        )
+        timings = Timings(
+            preprocess_ms=(analysed - start) * 1e3,
+            encode_ms=(encoded - analysed) * 1e3,
+            score_ms=(done - encoded) * 1e3,
+            total_ms=(done - start) * 1e3,
+        )
+        return scoring, timings
+
+    def _passages(self, text: str, subject: str) -> list[Passage]:
+        """A ticket's passages under ``self.tickets``; the whole body when cleaning
+        leaves nothing (a ticket that is only a quoted mail is still routed)."""
+        settings = self.tickets
+        subject = subject if settings.subject else ""
+        if settings.whole:
+            cut = passages(text, subject, window=10_000, max_tokens=10**9)
+            body = [p for p in cut if p.field == "text"]
+            cut = [p for p in cut if p.field == "subject"]
+            if body:
+                start, end = body[0].start, body[-1].end
+                cut.append(Passage(text[start:end], start, end, "text"))
+        else:
+            cut = passages(text, subject, window=settings.window, stride=settings.stride)
+        return cut or [Passage(text, 0, len(text), "text")]
