@@ -18,7 +18,7 @@ from router.errors import ModelError
 from router.model.catalogue import CATALOGUE, DEFAULT_MODEL, resolve
 from router.model.contract import needs_pull
 from router.model.session import inference_session
-from router.model.text_graph import TextGraphEncoder, without_spans
+from router.model.text_graph import MAX_CHARS, TextGraphEncoder, without_spans
 from router.routing.engine import Engine, revision_of
 from router.routing.index import DEFAULT_THRESHOLD, IndexSettings
 from router.routing.intents import UNKNOWN, load_intents
@@ -211,6 +211,16 @@ def test_the_multilingual_model_gives_unit_vectors_independent_of_the_batch(
     # the refusal cut out of the text: its vector is the rest's
     cut = use_encoder.embed(["我不要退款，我想换个大一号的"], [[(1, 5, 0.0)]])
     assert cut[0] @ use_encoder.embed(["我 ，我想换个大一号的"])[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_multilingual_model_reads_at_most_max_chars_of_a_text(
+    use_encoder: TextGraphEncoder,
+) -> None:
+    head = ("我想申请退款，" * 200)[:MAX_CHARS]
+    tail = "给我讲个笑话" * 3000  # 18,000 more characters: read, it would cost over 1 GB
+    long, short = use_encoder.embed([head + tail, head])
+    assert long @ short == pytest.approx(1.0, abs=1e-6)
+    assert use_encoder.embed([head[:-50] + tail])[0] @ short < 0.999  # the cut is at MAX_CHARS
 
 
 async def test_chinese_messages_route_over_grpc_with_the_multilingual_model(

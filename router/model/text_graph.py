@@ -23,10 +23,15 @@ from router.model.contract import MODEL_FILE, load_manifest, sha256_of
 from router.model.session import inference_session
 from router.vectors import Span, Vectors, unit_rows
 
-__all__ = ["KEEP_WEIGHT", "TextGraphEncoder", "without_spans"]
+__all__ = ["KEEP_WEIGHT", "MAX_CHARS", "TextGraphEncoder", "without_spans"]
 
 #: Spans weighted below this are cut out of the text; others are left as they are.
 KEEP_WEIGHT = 0.5
+#: A text-level graph reads at most this many characters of a text, as a token-level
+#: graph reads at most 256 tokens: its memory grows with the text (one 20,000-character
+#: Chinese text took 1.5 GB), and a sentence vector of more says less anyway. Long
+#: texts are read as tickets, passage by passage (routing/tickets.py).
+MAX_CHARS = 1000
 _SPACES = re.compile(r"\s+")
 
 
@@ -93,7 +98,8 @@ class TextGraphEncoder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         edited = [
-            without_spans(t, spans[i]) if spans is not None else t for i, t in enumerate(texts)
+            (without_spans(t, spans[i]) if spans is not None else t)[:MAX_CHARS]
+            for i, t in enumerate(texts)
         ]
         # One text a run: the int8 graph quantises its activations with one scale per
         # run, so a text's vector would move with the rest of its batch (cosine down to
