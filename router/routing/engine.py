@@ -369,8 +369,13 @@ class Engine:
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
         return self.encoder.embed([*(a.text for a in analyses), *extra], spans)
 
-    def classify(self, texts: Sequence[str], top_k: int = 3) -> Result:
-        snapshot = self.snapshot  # read once: one revision answers the whole call
+    def classify(
+        self, texts: Sequence[str], top_k: int = 3, snapshot: Snapshot | None = None
+    ) -> Result:
+        """Answer ``texts`` with the serving snapshot, or with ``snapshot`` (a candidate
+        not swapped in yet: the regression gate measures it so)."""
+        if snapshot is None:
+            snapshot = self.snapshot  # read once: one revision answers the whole call
         if not texts:
             return Result([], [], snapshot.revision, Timings())
         negation = self.negation_of(snapshot.intents)
