@@ -32,7 +32,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from router.errors import DataError, GateError, Problem
 from router.routing.engine import BuildAbandoned, Engine, Snapshot
-from router.routing.intents import UNKNOWN, IntentSet
+from router.routing.intents import GATE_FILE, UNKNOWN, IntentSet
 from router.routing.scorecard import FIGURES, Row, Scorecard, figures, load_labelled
 
 __all__ = [
@@ -49,8 +49,6 @@ __all__ = [
     "verdict",
 ]
 
-#: The gate's file name, in the intents directory.
-GATE_FILE = "gate.yaml"
 #: A gate's data file larger than this is refused unread (it is read at every reload).
 MAX_DATA_BYTES = 16 * 1024 * 1024
 #: Two figures this close count as equal (0.92 - 0.02 is 0.9000000000000001).

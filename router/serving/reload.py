@@ -160,6 +160,9 @@ class Reloader:
         self._measured: dict[tuple[str, str], Scorecard] = {}
         #: Lint findings of each kept revision (Info shows the serving one's).
         self._findings: dict[str, tuple[str, ...]] = {}
+        #: The newest rollback's status once done, and the reloads asked before it.
+        self._rollback: asyncio.Future[ReloadStatus] | None = None
+        self._rollback_covers = 0
 
     @property
     def requests(self) -> int:
@@ -240,9 +243,21 @@ class Reloader:
         one); ``NotFoundError`` when it is not kept. See the module doc."""
         target = self.kept(revision)
         start = time.perf_counter()
-        self._covered = self._asked  # reloads asked so far: superseded by this rollback
+        # reloads asked so far are superseded: their callers get this rollback's status
+        done: asyncio.Future[ReloadStatus] = asyncio.get_running_loop().create_future()
+        self._rollback, self._rollback_covers = done, self._asked
+        self._covered = max(self._covered, self._asked)
         if self._abandon is not None:
             self._abandon.set()  # a running build or gate stops at its next step
+        try:
+            status = await self._roll_back(target, start)
+        except BaseException:
+            done.set_result(self.status)  # cancelled or stopped: the status that stands
+            raise
+        done.set_result(status)
+        return status
+
+    async def _roll_back(self, target: Revision, start: float) -> ReloadStatus:
         async with self._lock:
             if self._stop.is_set():
                 return self.status
@@ -295,6 +310,7 @@ class Reloader:
             log.error("reload failed", exc_info=exc)
 
     async def _until_covered(self, ticket: int) -> ReloadStatus:
+        own: ReloadStatus | None = None
         async with self._lock:
             while self._covered < ticket and not self._stop.is_set():
                 asked = self._asked
@@ -303,7 +319,15 @@ class Reloader:
                     continue  # abandoned: read the newest files (unless a rollback covered it)
                 self._covered = max(self._covered, asked)
                 await self._record(status)
-            return self.status
+                if asked >= ticket:
+                    own = status
+            current = self.status
+        if own is not None:
+            return own
+        rollback = self._rollback
+        if rollback is not None and ticket <= self._rollback_covers:
+            return await asyncio.shield(rollback)  # superseded by it: its status
+        return current
 
     async def _attempt(self, trigger: str) -> ReloadStatus | None:
         """One reload; None when a newer request abandoned it."""
