@@ -191,6 +191,7 @@ class Reloader:
         if not judged.passed:
             refused = f"the regression gate refuses revision {snapshot.revision}:"
             raise GateError([refused, *judged.errors])
+        self._measured[(snapshot.revision, gate.digest)] = judged.figures
         return judged.lines
 
     def record_start(self, snapshot: Snapshot, gate_results: tuple[str, ...] = ()) -> None:
@@ -364,6 +365,8 @@ class Reloader:
                     raise BuildAbandoned("a newer reload or a rollback came during the gate")
                 self.engine.swap(snapshot)
                 self._keep(snapshot, trigger)
+                if gate is not None:  # the baseline of the next gated reload
+                    self._measured[(snapshot.revision, gate.digest)] = judged.figures
                 current = snapshot.revision
                 log.info("reload (%s): now serving revision %s", trigger, current)
         except BuildAbandoned:
@@ -428,10 +431,9 @@ class Reloader:
         abandoned: Callable[[], bool] | None,
     ) -> Verdict:
         """The gate's verdict on ``candidate`` (runs the model: on the reload thread). The
-        serving revision is measured once per data file; the candidate's figures are kept
-        for when it serves."""
+        serving revision is measured once per data file (``_measured``; a candidate's
+        figures go there once it serves)."""
         figures = measure(self.engine, candidate, gate, abandoned)
-        self._measured[(candidate.revision, gate.digest)] = figures
         baseline = None
         if serving is not None and any(b.kind == "max_drop" for b in gate.bounds):
             key = (serving.revision, gate.digest)
