@@ -284,6 +284,15 @@ async def test_a_broken_gate_file_refuses_the_reload_with_its_line(gated) -> Non
     assert count("intent_router_reloads_total", {"trigger": "rpc", "result": "error"}) == 1
 
 
+async def test_a_broken_gate_is_reported_even_when_the_intents_are_unchanged(gated) -> None:
+    server, directory, stub = gated
+    serving = server.engine.snapshot.revision
+    (directory / GATE_FILE).write_text(gate_yaml("min: {in_scope_accuracy: 80}\n"))
+    reply = await stub.Reload(pb.ReloadRequest())
+    assert (reply.ok, reply.changed, reply.revision) == (False, False, serving)
+    assert reply.errors[0].startswith(f"{directory / GATE_FILE}:3:26: min.in_scope_accuracy:")
+
+
 async def test_gate_data_naming_an_intent_the_candidate_lacks_is_refused(gated) -> None:
     server, directory, stub = gated
     serving = server.engine.snapshot.revision
@@ -309,6 +318,21 @@ async def test_a_gate_added_later_applies_from_the_next_reload(tmp_path: Path) -
         (directory / "shop.yaml").write_text(BAD)
         reply = await run.stub.Reload(pb.ReloadRequest())
         assert not reply.ok and "min.in_scope_accuracy" in reply.errors[0]
+
+
+async def test_a_watched_edit_that_fails_the_gate_is_refused(tmp_path: Path) -> None:
+    directory = intents_dir(tmp_path)
+    config = ServerConfig(
+        intents=load_intents(directory), intents_path=directory, encoder=serving_fake(), port=0
+    )
+    async with running(config) as run:
+        serving = run.server.engine.snapshot.revision
+        (directory / "shop.yaml").write_text(BAD)
+        status = await run.server.reloader.wait_until(lambda s: s.gated)
+        assert (status.trigger, status.revision) == ("watch", serving)
+        assert "min.in_scope_accuracy: 0.5000 is below 0.8000" in status.errors[0]
+        reply = await run.stub.Classify(pb.ClassifyRequest(text="give me my money back now"))
+        assert (reply.intent, reply.revision) == ("request_refund", serving)
 
 
 # ------------------------------------------------------------------------ start-up

@@ -113,6 +113,9 @@ async def test_rollback_to_the_previous_revision_and_forward_again(served: Serve
         True,
     )
     assert info.last_reload.changed
+    # lint findings follow the serving revision (its examples: marker_0's)
+    assert any("marker_0 has 2 examples" in f for f in info.lint_findings)
+    assert not any("marker_1" in f for f in info.lint_findings)
     count = served.server.metrics.registry.get_sample_value
     assert count("intent_router_revision_info", {"revision": first}) == 1
     assert count("intent_router_reloads_total", {"trigger": "rollback", "result": "ok"}) == 1
