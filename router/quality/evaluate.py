@@ -1,42 +1,38 @@
-"""Evaluation on labelled data: reading it, metrics on predictions, the threshold sweep.
+"""Evaluation on labelled data: predicting, the evaluation report, the threshold sweep.
 
 Pure: no grpc, no onnxruntime. The predictions come from ``Engine.classify`` (see
 ``predict``), the same call the gRPC service makes, so the scores and thresholds
 measured here are the ones the server answers with; nothing here re-scores.
 
-Data: one JSON object a line, ``{"text": ..., "intent": ...}``; ``"unknown"`` marks an
-out-of-scope row; other keys are ignored; blank lines are skipped.
-
-Definitions (``unknown`` is a label like any other unless said otherwise):
-
-* ``accuracy``: predicted == gold, over every row;
-* ``in_scope_accuracy``: predicted == gold over rows whose gold is an intent;
-* ``in_scope_top1``: the best candidate == gold over those rows, whatever the threshold;
-* ``in_scope_precision``: of the answers naming an intent, the share that are right;
-* ``unknown_recall`` / ``unknown_precision`` / ``unknown_f1``: for the label ``unknown``;
-* ``macro_f1``: mean F1 over the labels (intents and ``unknown``) that occur as gold or
-  as a prediction; a label that occurs in neither has no F1 and is left out.
-
-A metric whose denominator is zero is ``None`` (``null`` in JSON), never 0.
+The data format (``load_labelled``) and the definition of every metric
+(``Scorecard``, ``figures``) are in ``router/routing/scorecard.py``, shared with the
+server's regression gate (``routing/gate.py``); they are re-exported here.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from router.errors import DataError, Problem
 from router.routing.index import Prediction
 from router.routing.intents import UNKNOWN
+from router.routing.scorecard import (
+    LabelStats,
+    Row,
+    Scorecard,
+    SweepPoint,
+    figures,
+    load_labelled,
+)
+from router.routing.scorecard import as_labels as _as_labels
+from router.routing.scorecard import point as _point
 
 __all__ = [
     "ConfusedPair",
@@ -65,71 +61,6 @@ Scores = Sequence[float] | npt.NDArray[np.floating]
 
 
 # ---------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    text: str
-    intent: str  # gold label: an intent name or UNKNOWN
-    line: int  # 1-based line in the data file
-
-
-def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> list[Row]:
-    """Read a JSONL file of labelled rows; raise DataError naming ``file:line`` for each
-    malformed line and, when ``labels`` (the loaded intent names) is given, for each
-    label that is neither one of them nor ``unknown``."""
-    path = Path(path)
-    where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError([Problem(where, None, None, "", f"cannot read: {exc}")]) from exc
-    rows: list[Row] = []
-    problems: list[Problem] = []
-    for number, chunk in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(where, number, None, "", f"not UTF-8: {exc.reason}"))
-            continue
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(where, number, exc.colno, "", f"malformed JSON: {exc.msg}"))
-            continue
-        if not isinstance(record, dict):
-            problems.append(Problem(where, number, None, "", "must be a JSON object"))
-            continue
-        text = record.get("text")
-        intent = record.get("intent")
-        ok = True
-        if not isinstance(text, str) or not text.strip():
-            problems.append(Problem(where, number, None, "text", "required: a non-blank string"))
-            ok = False
-        if not isinstance(intent, str) or not intent:
-            problems.append(Problem(where, number, None, "intent", "required: a string"))
-            ok = False
-        elif labels is not None and intent != UNKNOWN and intent not in labels:
-            problems.append(
-                Problem(
-                    where,
-                    number,
-                    None,
-                    "intent",
-                    f"{intent!r} is neither a loaded intent nor {UNKNOWN!r}",
-                )
-            )
-            ok = False
-        if ok:
-            assert isinstance(text, str) and isinstance(intent, str)
-            rows.append(Row(text=text, intent=intent, line=number))
-    if problems:
-        raise DataError(problems)
-    if not rows:
-        raise DataError([Problem(where, None, None, "", "no rows")])
-    return rows
 
 
 # ----------------------------------------------------------------------- predicting
@@ -201,72 +132,6 @@ def _progress_bar(total: int) -> _Bar | None:
 
 
 # -------------------------------------------------------------------------- metrics
-
-
-@dataclass(frozen=True, slots=True)
-class SweepPoint:
-    """The decision metrics at one threshold (or one set of thresholds)."""
-
-    threshold: float
-    accuracy: float
-    in_scope_accuracy: float | None
-    in_scope_precision: float | None
-    in_scope_answered: float | None  # in-scope rows answered with an intent, right or wrong
-    unknown_recall: float | None
-    unknown_precision: float | None
-    unknown_f1: float | None
-    correct: int  # rows whose prediction equals the gold label
-    answered: int  # rows answered with an intent (not unknown)
-    rows: int
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den else None
-
-
-def _f1(precision: float | None, recall: float | None) -> float | None:
-    if precision is None and recall is None:
-        return None
-    p, r = precision or 0.0, recall or 0.0
-    return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def _point(
-    threshold: float,
-    *,
-    rows: int,
-    in_scope: int,
-    answered: int,
-    hits: int,
-    unknown_answers: int,
-    unknown_hits: int,
-) -> SweepPoint:
-    """Metrics from counts. ``hits``: answers naming the gold intent; ``unknown_hits``:
-    unknown answers to out-of-scope rows."""
-    unknown_gold = rows - in_scope
-    precision = _ratio(unknown_hits, unknown_answers)
-    recall = _ratio(unknown_hits, unknown_gold)
-    return SweepPoint(
-        threshold=threshold,
-        accuracy=(hits + unknown_hits) / rows,
-        in_scope_accuracy=_ratio(hits, in_scope),
-        in_scope_precision=_ratio(hits, answered),
-        # out-of-scope rows are answered unknown (a hit) or with an intent
-        in_scope_answered=_ratio(answered - (unknown_gold - unknown_hits), in_scope),
-        unknown_recall=recall,
-        unknown_precision=precision,
-        unknown_f1=_f1(precision, recall),
-        correct=hits + unknown_hits,
-        answered=answered,
-        rows=rows,
-    )
-
-
-def _as_labels(values: Iterable[str]) -> npt.NDArray[np.str_]:
-    return np.array(list(values), dtype=np.str_)
 
 
 def sweep(
@@ -388,35 +253,10 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class LabelStats:
-    name: str
-    precision: float | None
-    recall: float | None
-    f1: float | None
-    support: int  # rows with this gold label
-    predicted: int  # rows predicted as this label
-
-    def to_json(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if k != "name"}
-
-
-@dataclass(frozen=True, slots=True)
 class ConfusedPair:
     gold: str
     predicted: str
     count: int
-
-
-@dataclass(frozen=True, slots=True)
-class Scorecard:
-    accuracy: float
-    in_scope_accuracy: float | None
-    in_scope_top1: float | None
-    in_scope_precision: float | None
-    unknown_recall: float | None
-    unknown_precision: float | None
-    unknown_f1: float | None
-    macro_f1: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,55 +362,16 @@ def evaluate(
         )
         for row, p in zip(rows, predictions, strict=True)
     )
-    gold = _as_labels(o.gold for o in outcomes)
-    predicted = _as_labels(o.predicted for o in outcomes)
-    candidate = _as_labels(o.candidate for o in outcomes)
-    unknown_gold = gold == UNKNOWN
-    unknown_pred = predicted == UNKNOWN
-    hits = int(((predicted == gold) & ~unknown_pred).sum())
-    point = _point(
-        default_threshold,
-        rows=len(outcomes),
-        in_scope=int((~unknown_gold).sum()),
-        answered=int((~unknown_pred).sum()),
-        hits=hits,
-        unknown_answers=int(unknown_pred.sum()),
-        unknown_hits=int((unknown_pred & unknown_gold).sum()),
+    metrics, stats = figures(
+        [o.gold for o in outcomes],
+        [o.predicted for o in outcomes],
+        [o.candidate for o in outcomes],
+        labels,
     )
-
-    names = [*dict.fromkeys(labels), UNKNOWN]
-    stats: list[LabelStats] = []
-    for name in names:
-        is_gold, is_pred = gold == name, predicted == name
-        tp = int((is_gold & is_pred).sum())
-        support, n_pred = int(is_gold.sum()), int(is_pred.sum())
-        precision, recall = _ratio(tp, n_pred), _ratio(tp, support)
-        stats.append(
-            LabelStats(
-                name=name,
-                precision=precision,
-                recall=recall,
-                f1=_f1(precision, recall),
-                support=support,
-                predicted=n_pred,
-            )
-        )
-    f1s = [s.f1 for s in stats if s.f1 is not None]
-
     pairs = Counter((o.gold, o.predicted) for o in outcomes if not o.correct)
     confused = tuple(
         ConfusedPair(gold=g, predicted=p, count=n)
         for (g, p), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:TOP_CONFUSED]
-    )
-    metrics = Scorecard(
-        accuracy=point.accuracy,
-        in_scope_accuracy=point.in_scope_accuracy,
-        in_scope_top1=_ratio(int((candidate == gold).sum()), int((~unknown_gold).sum())),
-        in_scope_precision=point.in_scope_precision,
-        unknown_recall=point.unknown_recall,
-        unknown_precision=point.unknown_precision,
-        unknown_f1=point.unknown_f1,
-        macro_f1=sum(f1s) / len(f1s) if f1s else None,
     )
     return Evaluation(
         data=data,
@@ -579,7 +380,7 @@ def evaluate(
         default_threshold=default_threshold,
         own_thresholds=dict(own_thresholds or {}),
         metrics=metrics,
-        per_intent=tuple(stats),
+        per_intent=stats,
         confused_pairs=confused,
         outcomes=outcomes,
         model=model,

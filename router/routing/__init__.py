@@ -7,6 +7,8 @@
     vectorcache.py  exemplar vectors by (model, preprocessing, text), memory and disk
     calibration.py  thresholds from the exemplars when none tuned applies
     lint.py         what will route badly, found from a built snapshot
+    scorecard.py    labelled rows and the figures measured on them (eval, the gate)
+    gate.py         the regression gate: a candidate revision's figures against bounds
     engine.py       encoder + current snapshot: build, swap, classify
 
 Never imports grpc, generated code, ``router.model``, ``serving`` or ``quality``: the

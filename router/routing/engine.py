@@ -403,12 +403,16 @@ class Engine:
         *,
         multi_intent: bool = False,
         subjects: Sequence[str] | None = None,
+        snapshot: Snapshot | None = None,
     ) -> Result:
-        """Each text's answer. With ``multi_intent`` or ``subjects``, the texts are
-        tickets (``classify_tickets``); otherwise each is routed whole, as it is."""
+        """Each text's answer, by the serving snapshot or by ``snapshot`` (a candidate not
+        swapped in yet: the regression gate measures it so). With ``multi_intent`` or
+        ``subjects``, the texts are tickets (``classify_tickets``, by the serving
+        snapshot); otherwise each is routed whole, as it is."""
         if multi_intent or subjects is not None:
             return self.classify_tickets(texts, subjects, top_k)
-        snapshot = self.snapshot  # read once: one revision answers the whole call
+        if snapshot is None:
+            snapshot = self.snapshot  # read once: one revision answers the whole call
         if not texts:
             return Result([], [], snapshot.revision, Timings())
         negation = self.negation_of(snapshot.intents)

@@ -1,8 +1,9 @@
 """Intents YAML: schema, validation with ``file:line:column: field: message``, merging.
 
 One file, or a directory whose ``*.yaml``/``*.yml`` files (not hidden, not recursive) are
-merged. The YAML is composed into nodes first, so every finding carries the position
-of the node it is about; every problem in every file is reported at once.
+merged; ``gate.yaml`` (``GATE_FILE``) is the regression gate (``gate.py``), never intents.
+The YAML is composed into nodes first, so every finding carries the position of the node
+it is about; every problem in every file is reported at once.
 
     version: 1
     defaults:              # optional
@@ -49,9 +50,11 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from router.errors import IntentsError, Problem
 from router.routing.negation import Lexicon, NegationSettings
 
-__all__ = ["UNKNOWN", "Intent", "IntentSet", "IntentsLimits", "load_intents"]
+__all__ = ["GATE_FILE", "UNKNOWN", "Intent", "IntentSet", "IntentsLimits", "load_intents"]
 
 UNKNOWN = "unknown"
+#: The regression gate's file in an intents directory (``routing/gate.py``): not intents.
+GATE_FILE = "gate.yaml"
 SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
 _TOP_KEYS = frozenset({"version", "defaults", "negation", "out_of_scope", "intents"})
@@ -117,7 +120,10 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
         files = sorted(
             p
             for p in path.iterdir()
-            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+            if p.suffix in (".yaml", ".yml")
+            and not p.name.startswith(".")
+            and p.name != GATE_FILE
+            and p.is_file()
         )
         if not files:
             raise IntentsError([Problem(str(path), None, None, "", "no *.yaml or *.yml files")])

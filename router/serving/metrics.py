@@ -8,7 +8,8 @@ server, so tests and embedded servers do not collide.
 * ``intent_router_predictions_total{intent}`` (``unknown`` included) and
   ``intent_router_score``: what is being answered and how confidently;
 * ``intent_router_reloads_total{trigger, result}`` (``error``: invalid intents or a
-  build that raised), ``intent_router_reload_seconds``, ``intent_router_revision_info``;
+  build that raised; ``gate``: refused by the regression gate; trigger ``rollback`` for
+  Rollback), ``intent_router_reload_seconds``, ``intent_router_revision_info``;
 * ``intent_router_reload_in_progress`` (1 while a reload builds) and
   ``intent_router_watching`` (0 while the watched intents directory is gone or replaced,
   and with ``--no-watch``): see ``serving/reload.py``;
@@ -146,7 +147,8 @@ class Metrics:
     def observe_reload(self, status: ReloadStatus) -> None:
         """Count a finished reload (a build that raised is an ``error``), time it, and
         follow the revision it left serving."""
-        self.reloads.labels(status.trigger, "ok" if status.ok else "error").inc()
+        result = "ok" if status.ok else "gate" if status.gated else "error"
+        self.reloads.labels(status.trigger, result).inc()
         self.reload_seconds.observe(status.seconds)
         if status.ok:
             self.set_revision(status.revision)

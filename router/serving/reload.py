@@ -45,12 +45,14 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
-from router.errors import IntentsError
-from router.routing.engine import BuildAbandoned, Engine, Snapshot
-from router.routing.intents import IntentsLimits, load_intents
+from router.errors import GateError, IntentsError, NotFoundError
+from router.routing.engine import BuildAbandoned, Engine, Snapshot, revision_of
+from router.routing.gate import Gate, Verdict, check_labels, gate_path, load_gate, measure, verdict
+from router.routing.intents import IntentSet, IntentsLimits, load_intents
 from router.routing.lint import lint_snapshot
+from router.routing.scorecard import Scorecard
 
-__all__ = ["ReloadStatus", "Reloader"]
+__all__ = ["KEEP_REVISIONS", "ReloadStatus", "Reloader", "Revision"]
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +68,37 @@ RETRY_MS = (50, 5_000)
 
 #: Lint findings logged at each reload; the rest are in Info.
 _LOGGED_FINDINGS = 20
+#: Revisions kept in memory for Rollback, the serving one included (``serve
+#: --keep-revisions``).
+KEEP_REVISIONS = 3
 
 
 @dataclass(frozen=True, slots=True)
 class ReloadStatus:
-    trigger: str  # "start", "watch", "sighup", "rpc"
+    trigger: str  # "start", "watch", "sighup", "rpc", "rollback"
     at: float  # unix time the reload finished
     ok: bool
     revision: str  # the revision serving after this reload
     changed: bool  # whether a new revision was swapped in
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
+    #: Each bound of the regression gate against the candidate's figure (a gate ran).
+    gate_results: tuple[str, ...] = ()
+    #: The gate refused the candidate (a figure under its bound).
+    gated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """A revision kept in memory: what Rollback can serve again."""
+
+    snapshot: Snapshot
+    loaded_at: float  # unix time it first served
+    trigger: str  # what built it
+
+    @property
+    def revision(self) -> str:
+        return self.snapshot.revision
 
 
 class Reloader:
@@ -91,8 +113,12 @@ class Reloader:
         check_ms: int = CHECK_MS,
         retry_ms: tuple[int, int] = RETRY_MS,
         on_status: Callable[[ReloadStatus], None] | None = None,
+        keep: int = KEEP_REVISIONS,
     ) -> None:
+        if keep < 1:
+            raise ValueError(f"keep must be at least 1 (the serving revision), got {keep}")
         self.engine = engine
+        self.keep = keep
         self.on_status = on_status
         self.path = Path(path)
         self.limits = limits if limits is not None else IntentsLimits()
@@ -126,19 +152,139 @@ class Reloader:
         #: The directory is being watched; ``watch_problem`` says why not after a loss.
         self.watching = False
         self.watch_problem = ""
+        #: Where the regression gate is read from (it is optional).
+        self.gate_file = gate_path(self.path)
+        #: Revisions kept for Rollback, oldest first; the serving one is among them.
+        self._kept: list[Revision] = []
+        #: Figures measured on a gate's data: (revision, data digest) -> figures.
+        self._measured: dict[tuple[str, str], Scorecard] = {}
+        #: Lint findings of each kept revision (Info shows the serving one's).
+        self._findings: dict[str, tuple[str, ...]] = {}
+        #: The newest rollback's status once done, and the reloads asked before it.
+        self._rollback: asyncio.Future[ReloadStatus] | None = None
+        self._rollback_covers = 0
 
     @property
     def requests(self) -> int:
         """Reloads asked for so far (triggers and ``reload`` calls; superseded ones too)."""
         return self._asked
 
-    def record_start(self, snapshot: Snapshot) -> None:
+    @property
+    def revisions(self) -> tuple[Revision, ...]:
+        """The kept revisions, oldest first (ListRevisions)."""
+        return tuple(self._kept)
+
+    async def gate_start(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """Gate the snapshot built at start-up (nothing serves yet: ``max_drop`` does not
+        apply). Returns the gate's lines (none without a gate); raises ``GateError``
+        when the gate file is broken or a bound fails: the server does not start."""
+        loop = asyncio.get_running_loop()
+        gate = await loop.run_in_executor(self._executor, load_gate, self.gate_file)
+        if gate is None:
+            return ()
+        check_labels(gate, snapshot.intents)
+        judged = await loop.run_in_executor(
+            self._executor, functools.partial(self._judge, gate, snapshot, None, None)
+        )
+        for line in judged.lines:
+            log.info("gate (start): %s", line)
+        if not judged.passed:
+            refused = f"the regression gate refuses revision {snapshot.revision}:"
+            raise GateError([refused, *judged.errors])
+        self._measured[(snapshot.revision, gate.digest)] = judged.figures
+        return judged.lines
+
+    def record_start(self, snapshot: Snapshot, gate_results: tuple[str, ...] = ()) -> None:
         """Record the snapshot loaded at start-up as the first reload."""
         self.status = ReloadStatus(
-            "start", time.time(), True, snapshot.revision, True, (), snapshot.build_seconds
-        )
+            "start", time.time(), True, snapshot.revision, True, (), snapshot.build_seconds,
+            gate_results,
+        )  # fmt: skip
+        self._keep(snapshot, "start")
         if self.on_status is not None:
             self.on_status(self.status)
+
+    def _keep(self, snapshot: Snapshot, trigger: str) -> None:
+        """Remember ``snapshot`` (now serving) as the newest revision; forget the oldest
+        beyond ``keep``. A revision built again moves to the newest place and keeps the
+        time it first served."""
+        first = next((r for r in self._kept if r.revision == snapshot.revision), None)
+        self._kept = [r for r in self._kept if r.revision != snapshot.revision]
+        loaded_at = first.loaded_at if first is not None else time.time()
+        self._kept.append(Revision(snapshot, loaded_at, trigger))
+        while len(self._kept) > self.keep:
+            gone = next(r for r in self._kept if r.snapshot is not self.engine.snapshot)
+            self._kept.remove(gone)
+            self._findings.pop(gone.revision, None)
+            for key in [k for k in self._measured if k[0] == gone.revision]:
+                del self._measured[key]
+            log.info(
+                "revision %s is no longer kept (--keep-revisions %d)", gone.revision, self.keep
+            )
+
+    def kept(self, revision: str) -> Revision:
+        """The kept revision ``revision``; empty: the one kept before the serving one.
+        ``NotFoundError`` names the kept ones otherwise."""
+        names = ", ".join(r.revision for r in reversed(self._kept)) or "none"
+        if not revision:
+            serving = self.engine.snapshot.revision
+            at = next(i for i, r in enumerate(self._kept) if r.revision == serving)
+            if at == 0:
+                raise NotFoundError(
+                    f"no revision is kept before the serving one {serving} (kept: {names})"
+                )
+            return self._kept[at - 1]
+        found = next((r for r in self._kept if r.revision == revision), None)
+        if found is None:
+            raise NotFoundError(f"revision {revision!r} is not kept (kept, newest first: {names})")
+        return found
+
+    async def rollback(self, revision: str) -> ReloadStatus:
+        """Serve the kept revision ``revision`` again (empty: the one before the serving
+        one); ``NotFoundError`` when it is not kept. See the module doc."""
+        target = self.kept(revision)
+        start = time.perf_counter()
+        # reloads asked so far are superseded: their callers get this rollback's status
+        done: asyncio.Future[ReloadStatus] = asyncio.get_running_loop().create_future()
+        self._rollback, self._rollback_covers = done, self._asked
+        self._covered = max(self._covered, self._asked)
+        if self._abandon is not None:
+            self._abandon.set()  # a running build or gate stops at its next step
+        try:
+            status = await self._roll_back(target, start)
+        except BaseException:
+            done.set_result(self.status)  # cancelled or stopped: the status that stands
+            raise
+        done.set_result(status)
+        return status
+
+    async def _roll_back(self, target: Revision, start: float) -> ReloadStatus:
+        async with self._lock:
+            if self._stop.is_set():
+                return self.status
+            before = self.engine.snapshot.revision
+            self.engine.swap(target.snapshot)  # one reference store, like any reload
+            self.lint_findings = self._findings.get(target.revision, ())
+            status = ReloadStatus(
+                "rollback", time.time(), True, target.revision, before != target.revision, (),
+                time.perf_counter() - start,
+            )  # fmt: skip
+            log.warning(
+                "rollback: now serving revision %s (was %s); the files on disk are unchanged "
+                "and serve again at the next reload",
+                target.revision,
+                before,
+            )
+            await self._record(status)
+            return status
+
+    async def _record(self, status: ReloadStatus) -> None:
+        async with self._changed:
+            self.status = status
+            self.count += 1
+            self._changed.notify_all()
+        if self.on_status is not None:
+            self.on_status(status)
 
     async def reload(self, trigger: str) -> ReloadStatus:
         """Load, validate, build and swap; on failure keep serving the old snapshot.
@@ -165,20 +311,24 @@ class Reloader:
             log.error("reload failed", exc_info=exc)
 
     async def _until_covered(self, ticket: int) -> ReloadStatus:
+        own: ReloadStatus | None = None
         async with self._lock:
             while self._covered < ticket and not self._stop.is_set():
                 asked = self._asked
                 status = await self._attempt(self._trigger)
                 if status is None:
-                    continue  # abandoned: read the newest files
-                self._covered = asked
-                async with self._changed:
-                    self.status = status
-                    self.count += 1
-                    self._changed.notify_all()
-                if self.on_status is not None:
-                    self.on_status(status)
-            return self.status
+                    continue  # abandoned: read the newest files (unless a rollback covered it)
+                self._covered = max(self._covered, asked)
+                await self._record(status)
+                if asked >= ticket:
+                    own = status
+            current = self.status
+        if own is not None:
+            return own
+        rollback = self._rollback
+        if rollback is not None and ticket <= self._rollback_covers:
+            return await asyncio.shield(rollback)  # superseded by it: its status
+        return current
 
     async def _attempt(self, trigger: str) -> ReloadStatus | None:
         """One reload; None when a newer request abandoned it."""
@@ -190,33 +340,53 @@ class Reloader:
         current = serving.revision if serving is not None else ""
         changed = False
         errors: tuple[str, ...] = ()
+        gate_results: tuple[str, ...] = ()
+        gated = False
         try:
             load = functools.partial(load_intents, self.path, self.limits)
             intents = await loop.run_in_executor(self._executor, load)
+            gate = await loop.run_in_executor(self._executor, load_gate, self.gate_file)
             if abandon.is_set():
                 raise BuildAbandoned("the files changed while they were read")
             changed = serving is None or intents.revision != serving.intents.revision
             if changed:
-                build = functools.partial(self.engine.build, intents, abandon.is_set)
-                snapshot = await loop.run_in_executor(self._executor, build)
+                snapshot = await self._candidate(intents, abandon)
+                if gate is not None:
+                    check_labels(gate, snapshot.intents)
+                    judge = functools.partial(self._judge, gate, snapshot, serving, abandon.is_set)
+                    judged = await loop.run_in_executor(self._executor, judge)
+                    gate_results = judged.lines
+                    for line in gate_results:
+                        log.info("gate (%s): %s", trigger, line)
+                    if not judged.passed:
+                        gated = True
+                        raise GateError(judged.errors)
+                if abandon.is_set():  # superseded while it was gated: never swapped in
+                    raise BuildAbandoned("a newer reload or a rollback came during the gate")
                 self.engine.swap(snapshot)
+                self._keep(snapshot, trigger)
+                if gate is not None:  # the baseline of the next gated reload
+                    self._measured[(snapshot.revision, gate.digest)] = judged.figures
                 current = snapshot.revision
                 log.info("reload (%s): now serving revision %s", trigger, current)
         except BuildAbandoned:
             self.abandoned += 1
             log.info(
-                "reload (%s) abandoned after %.2f s: newer files are read and built next",
+                "reload (%s) abandoned after %.2f s: superseded by a newer request",
                 trigger,
                 time.perf_counter() - start,
             )
             return None
-        except IntentsError as exc:
+        except (IntentsError, GateError) as exc:
             if abandon.is_set():  # these files are stale already: read the newer ones
                 self.abandoned += 1
                 return None
-            errors = tuple(str(p) for p in exc.problems)
+            errors = (
+                tuple(str(p) for p in exc.problems) if isinstance(exc, IntentsError) else exc.lines
+            )
+            what = "refused by the regression gate" if gated else "rejected"
             for line in errors:
-                log.error("reload (%s) rejected: %s", trigger, line)
+                log.error("reload (%s) %s: %s", trigger, what, line)
         except Exception as exc:  # a failed build must be reported, never lost
             log.exception("reload (%s) failed; revision %s keeps serving", trigger, current)
             errors = (f"reload failed: {type(exc).__name__}: {exc}",)
@@ -238,11 +408,46 @@ class Reloader:
             changed and not errors,
             errors,
             time.perf_counter() - start,
+            gate_results,
+            gated,
         )
+
+    async def _candidate(self, intents: IntentSet, abandon: threading.Event) -> Snapshot:
+        """The snapshot for ``intents``: a kept one of the same revision (going forward
+        again after a rollback costs no build), else built on the reload thread."""
+        revision = revision_of(intents, self.engine.encoder)
+        kept = next((r for r in self._kept if r.revision == revision), None)
+        if kept is not None:
+            log.info("revision %s is kept in memory: served again without a build", revision)
+            return kept.snapshot
+        build = functools.partial(self.engine.build, intents, abandon.is_set)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, build)
+
+    def _judge(
+        self,
+        gate: Gate,
+        candidate: Snapshot,
+        serving: Snapshot | None,
+        abandoned: Callable[[], bool] | None,
+    ) -> Verdict:
+        """The gate's verdict on ``candidate`` (runs the model: on the reload thread). The
+        serving revision is measured once per data file (``_measured``; a candidate's
+        figures go there once it serves)."""
+        figures = measure(self.engine, candidate, gate, abandoned)
+        baseline = None
+        if serving is not None and any(b.kind == "max_drop" for b in gate.bounds):
+            key = (serving.revision, gate.digest)
+            if key not in self._measured:
+                self._measured[key] = measure(self.engine, serving, gate, abandoned)
+            baseline = self._measured[key]
+        return verdict(gate, figures, baseline)
 
     async def lint(self, snapshot: Snapshot) -> None:
         """Lint the serving snapshot off the answer path; findings go to the log (warnings)
         and to ``lint_findings`` (Info). A lint that fails is logged, never fatal."""
+        if snapshot.revision in self._findings:  # a kept revision served again
+            self.lint_findings = self._findings[snapshot.revision]
+            return
         loop = asyncio.get_running_loop()
         try:
             findings = await loop.run_in_executor(
@@ -251,13 +456,16 @@ class Reloader:
         except Exception:
             log.exception("lint of revision %s failed", snapshot.revision)
             return
-        self.lint_findings = tuple(str(f) for f in findings)
-        for line in self.lint_findings[:_LOGGED_FINDINGS]:
+        lines = tuple(str(f) for f in findings)
+        self._findings[snapshot.revision] = lines
+        if self.engine.snapshot is snapshot:  # not rolled back meanwhile
+            self.lint_findings = lines
+        for line in lines[:_LOGGED_FINDINGS]:
             log.warning("lint: %s", line)
-        if len(self.lint_findings) > _LOGGED_FINDINGS:
+        if len(lines) > _LOGGED_FINDINGS:
             log.warning(
                 "lint: %d more findings (Info.lint_findings, or `intent-router lint`)",
-                len(self.lint_findings) - _LOGGED_FINDINGS,
+                len(lines) - _LOGGED_FINDINGS,
             )
 
     async def wait_until(

@@ -2,9 +2,11 @@
 
 Start-up: the port is bound and health answers NOT_SERVING at once (so Kubernetes
 startup probes see a live process), the model and index are built off the event loop,
-then health turns SERVING. On stop, health goes NOT_SERVING first (on SIGTERM, calls are
-still answered for ``drain_seconds`` while balancers notice), then in-flight requests get
-``grace`` seconds to finish.
+the regression gate beside the intents (if any) measures the index, then health turns
+SERVING. A gate that refuses the first index stops the server (``GateError``, exit 2).
+On stop, health goes NOT_SERVING first (on SIGTERM, calls are still answered for
+``drain_seconds`` while balancers notice), then in-flight requests get ``grace`` seconds
+to finish.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 from grpc_reflection.v1alpha import reflection
 
 from router.api.v1 import router_pb2 as pb
-from router.errors import StartError
-from router.routing.engine import Engine, TextEncoder
+from router.errors import GateError, StartError
+from router.routing.engine import Engine, Snapshot, TextEncoder
 from router.routing.index import IndexSettings
 from router.routing.intents import IntentSet, IntentsLimits
 from router.routing.vectorcache import VectorCache
 from router.serving.batching import Batcher, BatchSettings
 from router.serving.metrics import Metrics
-from router.serving.reload import Reloader
+from router.serving.reload import KEEP_REVISIONS, Reloader
 from router.serving.security import (
     CertificateFiles,
     TokenFile,
@@ -91,6 +93,9 @@ class ServerConfig:
     #: get ``max_connection_age_grace_seconds`` to finish.
     max_connection_age_seconds: float = 1800.0
     max_connection_age_grace_seconds: float = 30.0
+    #: Revisions kept in memory for Rollback, the serving one included (with an
+    #: ``intents_path``).
+    keep_revisions: int = KEEP_REVISIONS
 
 
 def _why_not(config: ServerConfig) -> str:
@@ -186,6 +191,7 @@ class RouterServer:
                 self.config.intents_path,
                 limits=self.config.intents_limits,
                 on_status=self.metrics.observe_reload,
+                keep=self.config.keep_revisions,
             )
             self.metrics.follow_reloads(self.reloader)
         self.batcher = Batcher(self.engine, self.config.batching, self.metrics.batch_texts.observe)
@@ -213,10 +219,15 @@ class RouterServer:
         log.info(
             "listening on %s:%d (NOT_SERVING until the index is built)", self.config.host, self.port
         )
-        snapshot = await loop.run_in_executor(self._executor, self.engine.load, self.config.intents)
+        snapshot = await loop.run_in_executor(
+            self._executor, self.engine.build, self.config.intents
+        )
+        gate_results = await self._gate(snapshot)
+        self.engine.swap(snapshot)
+        await loop.run_in_executor(self._executor, self.engine.persist)
         self.metrics.set_revision(snapshot.revision)
         if self.reloader is not None:
-            self.reloader.record_start(snapshot)
+            self.reloader.record_start(snapshot, gate_results)
             if self.config.watch:
                 self.reloader.start_watching()
         for name in ("", SERVICE_NAME):
@@ -225,6 +236,18 @@ class RouterServer:
         if self.reloader is not None:  # off the start-up path: findings are warnings
             self._lint = asyncio.create_task(self.reloader.lint(snapshot), name="intents-lint")
         return self.port
+
+    async def _gate(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """The regression gate's lines for the first snapshot (none without a gate). A
+        gate that refuses it, or cannot be read, stops the server: ``GateError`` (exit 2),
+        as a bad intents file does; the port is closed first."""
+        if self.reloader is None:
+            return ()
+        try:
+            return await self.reloader.gate_start(snapshot)
+        except GateError:
+            await self.stop(grace=0)
+            raise
 
     def _load_encoder(self) -> TextEncoder:
         if self.config.encoder is not None:

@@ -24,6 +24,7 @@ from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.errors import (
     CallerGoneError,
     InputError,
+    NotFoundError,
     NotReadyError,
     OverloadedError,
     RouterError,
@@ -34,7 +35,7 @@ from router.routing.negation import Analysis, NegatedSpan
 from router.routing.tickets import IntentMatch
 from router.serving.batching import Batcher
 from router.serving.metrics import Metrics
-from router.serving.reload import Reloader, ReloadStatus
+from router.serving.reload import Reloader, ReloadStatus, Revision
 from router.serving.security import TokenFile, caller_token
 
 __all__ = ["IntentRouterService", "Limits", "add_to_server"]
@@ -71,6 +72,8 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, NotReadyError):
         return grpc.StatusCode.UNAVAILABLE, str(exc)
+    if isinstance(exc, NotFoundError):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
     if isinstance(exc, OverloadedError):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
     if isinstance(exc, CallerGoneError):
@@ -226,12 +229,17 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
     async def Reload(  # noqa: N802
         self, request: pb.ReloadRequest, context: Context
     ) -> pb.ReloadResponse:
+        reloader = await self._reloader(context)
+        return _reload(await reloader.reload("rpc"))
+
+    async def _reloader(self, context: Context) -> Reloader:
+        """The reloader, or FAILED_PRECONDITION for a server without an intents path."""
         if self.reloader is None:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION, "this server has no intents path to reload"
             )
             raise AssertionError("unreachable")  # pragma: no cover
-        return _reload(await self.reloader.reload("rpc"))
+        return self.reloader
 
     async def ClassifyStream(  # noqa: N802
         self, request_iterator: Any, context: Context
@@ -242,14 +250,32 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
     async def ListRevisions(  # noqa: N802
         self, request: pb.ListRevisionsRequest, context: Context
     ) -> pb.ListRevisionsResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListRevisions is not served yet")
-        raise AssertionError("unreachable")  # pragma: no cover
+        """The revisions kept in memory, newest first; without an intents path, the one
+        serving."""
+        try:
+            snapshot = self._snapshot()
+        except RouterError as exc:
+            await _abort(context, exc)
+        if self.reloader is None:
+            kept = [Revision(snapshot, snapshot.built_at, "start")]
+        else:
+            kept = list(self.reloader.revisions)
+        return pb.ListRevisionsResponse(
+            revisions=[_revision(r, r.snapshot is snapshot) for r in reversed(kept)]
+        )
 
     async def Rollback(  # noqa: N802
         self, request: pb.RollbackRequest, context: Context
     ) -> pb.RollbackResponse:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Rollback is not served yet")
-        raise AssertionError("unreachable")  # pragma: no cover
+        """Serve a kept revision again (empty: the one before the serving one); an admin
+        call. NOT_FOUND names the kept revisions."""
+        reloader = await self._reloader(context)
+        try:
+            self._check_ready()
+            status = await reloader.rollback(request.revision.strip())
+        except RouterError as exc:
+            await _abort(context, exc)
+        return pb.RollbackResponse(ok=status.ok, revision=status.revision, errors=status.errors)
 
     def _snapshot(self) -> Snapshot:
         self._check_ready()
@@ -308,6 +334,19 @@ def _reload(status: ReloadStatus, *, redact: Path | None = None) -> pb.ReloadRes
         trigger=status.trigger,
         finished_at_unix=status.at,
         duration_ms=status.seconds * 1e3,
+        gate_results=status.gate_results,
+    )
+
+
+def _revision(kept: Revision, serving: bool) -> pb.RevisionSummary:
+    intents = kept.snapshot.intents
+    return pb.RevisionSummary(
+        revision=kept.revision,
+        loaded_at_unix=kept.loaded_at,
+        intent_count=len(intents.intents),
+        example_count=intents.example_count,
+        serving=serving,
+        trigger=kept.trigger,
     )
 
 
