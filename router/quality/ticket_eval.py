@@ -42,6 +42,7 @@ from router.errors import DataError, Problem
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.index import Prediction
 from router.routing.intents import UNKNOWN
+from router.routing.scorecard import f1, ratio
 
 __all__ = [
     "LabelStats",
@@ -294,17 +295,6 @@ def predicted_labels(prediction: Prediction) -> tuple[str, ...]:
     return tuple(m.intent for m in prediction.matches) or (UNKNOWN,)
 
 
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den else None
-
-
-def _f1(precision: float | None, recall: float | None) -> float | None:
-    if precision is None and recall is None:
-        return None
-    p, r = precision or 0.0, recall or 0.0
-    return 2 * p * r / (p + r) if p + r else 0.0
-
-
 def score_tickets(
     tickets: Sequence[LabelledTicket], predictions: Sequence[Prediction]
 ) -> TicketScorecard:
@@ -337,13 +327,13 @@ def score_tickets(
             multi_hits += len(gold & found)
     per_label = {}
     for label in sorted(set(tp) | set(fp) | set(fn)):
-        precision = _ratio(tp[label], tp[label] + fp[label])
-        recall = _ratio(tp[label], tp[label] + fn[label])
+        precision = ratio(tp[label], tp[label] + fp[label])
+        recall = ratio(tp[label], tp[label] + fn[label])
         per_label[label] = LabelStats(
-            precision, recall, _f1(precision, recall), tp[label] + fn[label]
+            precision, recall, f1(precision, recall), tp[label] + fn[label]
         )
-    micro_p = _ratio(sum(tp.values()), sum(tp.values()) + sum(fp.values()))
-    micro_r = _ratio(sum(tp.values()), sum(tp.values()) + sum(fn.values()))
+    micro_p = ratio(sum(tp.values()), sum(tp.values()) + sum(fp.values()))
+    micro_r = ratio(sum(tp.values()), sum(tp.values()) + sum(fn.values()))
     f1s = [s.f1 for s in per_label.values() if s.f1 is not None]
     return TicketScorecard(
         tickets=len(tickets),
@@ -353,12 +343,12 @@ def score_tickets(
         exact_match=exact / len(tickets) if tickets else 0.0,
         micro_precision=micro_p,
         micro_recall=micro_r,
-        micro_f1=_f1(micro_p, micro_r),
+        micro_f1=f1(micro_p, micro_r),
         macro_f1=sum(f1s) / len(f1s) if f1s else None,
-        single_top1=_ratio(single_hits, single),
-        single_candidate_top1=_ratio(single_candidates, single),
-        multi_found=_ratio(multi_hits, multi_labels),
-        unknown_recall=_ratio(oos_hits, oos),
+        single_top1=ratio(single_hits, single),
+        single_candidate_top1=ratio(single_candidates, single),
+        multi_found=ratio(multi_hits, multi_labels),
+        unknown_recall=ratio(oos_hits, oos),
         per_label=per_label,
     )
 
