@@ -1,9 +1,9 @@
 """The container image, built and run as production runs it (``deploy/smoke``).
 
 The smoke script builds the image, starts it read-only as UID 65532, waits for SERVING,
-classifies, hot-reloads an edited intents volume and stops it with SIGTERM (see its
-header). These tests run it and check that it passes, and that it fails, saying why, when
-the container cannot serve.
+classifies, hot-reloads an edited intents volume, stops it with SIGTERM, restarts it on
+the same cache volume and stops it again (see its header). These tests run it and check
+that it passes, and that it fails, saying why, when the container cannot serve.
 
 When they run (a cold build takes minutes, so ``make test`` does not pay for it unasked):
 
@@ -87,6 +87,8 @@ def test_image_builds_serves_reloads_and_stops_cleanly(
     assert "classified 'I forgot my password' -> reset_password" in out
     assert "hot reload: revision" in out
     assert "SIGTERM: stopped cleanly (exit 0)" in out
+    assert "vectors read from the volume" in out  # /cache was written, and read back
+    assert "SIGTERM after the restart: stopped cleanly (exit 0)" in out
     assert "smoke: OK: image" in out
 
 
