@@ -5,7 +5,8 @@ classifies, hot-reloads an edited intents volume, stops it with SIGTERM, restart
 the same cache volume and stops it again (see its header). These tests run it and check
 that it passes, and that it fails, saying why, when the container cannot serve.
 
-When they run (a cold build takes minutes, so ``make test`` does not pay for it unasked):
+When they run (marked ``model``: ``make test`` runs them, ``make test-fast`` never; a cold
+build takes minutes, so ``make test`` does not pay for it unasked):
 
 - no Docker daemon answers ``docker info`` -> skipped, saying so (nothing is installed);
 - ``INTENT_ROUTER_SMOKE=0`` -> skipped;
@@ -33,6 +34,9 @@ BASE = os.environ.get("SMOKE_BASE", "local/debian:bookworm")
 # one tag per checkout, so that two checkouts testing at once never swap images
 IMAGE = "intent-router:test-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
 TIMEOUT = 1800  # a cold build of base and image, on a busy machine, with room to spare
+
+# the image bakes the real model in and takes seconds to minutes: not for `make test-fast`
+pytestmark = pytest.mark.model
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
