@@ -8,6 +8,7 @@ two revisions in one answer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -19,7 +20,7 @@ import numpy as np
 
 from router.memory import release_memory
 from router.routing.calibration import Calibration, calibrate
-from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction
+from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction, Scoring
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
 from router.routing.vectorcache import VectorCache
@@ -82,6 +83,13 @@ class Snapshot:
     #: calibrated from the exemplars where they have none (or were tuned with another
     #: model), or the model's default.
     threshold_source: str
+    #: Built as a cold start builds it (head trained from the centroids, threshold
+    #: calibrated for it). False: a hot reload's first build, its head and calibrated
+    #: threshold carried over from the revision it replaced; ``Engine.complete`` gives
+    #: the final one (same revision), off the answer path.
+    final: bool = True
+    #: The calibrated threshold, when one applies.
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,12 @@ _RELEASE_AFTER = 64
 #: Texts a build that can be abandoned embeds between two looks at ``abandoned()``:
 #: about a quarter of a second of MiniLM on two cores.
 _BUILD_CHUNK = 256
+
+
+def _stop_if(abandoned: Callable[[], bool], step: int) -> None:
+    """``Index``'s ``on_step``: stop training once a newer build supersedes this one."""
+    if abandoned():
+        raise BuildAbandoned(f"abandoned at training step {step}")
 
 
 class BuildAbandoned(Exception):  # noqa: N818 - not an error: a newer build supersedes this one
@@ -150,8 +164,13 @@ class Engine:
         cache: VectorCache | None = None,
         negation: NegationSettings | None = None,
         on_negation_failure: Callable[[], None] | None = None,
+        *,
+        warm_reloads: bool = True,
     ) -> None:
         self.encoder = encoder
+        #: ``build(warm_from=...)`` warm-starts; False: every build is a cold one (the
+        #: baseline bench/reload.py measures against).
+        self.warm_reloads = warm_reloads
         #: Called once per text whose negation analysis raised (the metrics count it).
         self.on_negation_failure = on_negation_failure
         #: Texts routed without negation handling because their analysis raised.
@@ -242,13 +261,24 @@ class Engine:
             source += f" (the intents' thresholds are for {intents.threshold_model})"
         return source
 
-    def build(self, intents: IntentSet, abandoned: Callable[[], bool] | None = None) -> Snapshot:
+    def build(
+        self,
+        intents: IntentSet,
+        abandoned: Callable[[], bool] | None = None,
+        *,
+        warm_from: Snapshot | None = None,
+    ) -> Snapshot:
         """Embed every example and build an index; the current snapshot is untouched.
 
         With ``abandoned``, examples are embedded ``_BUILD_CHUNK`` at a time, each chunk
-        kept in the vector cache, and ``BuildAbandoned`` is raised as soon as
-        ``abandoned()`` is true between chunks (a newer edit supersedes this build; what
-        was embedded is not embedded again).
+        kept in the vector cache, the head checks it between training steps, and
+        ``BuildAbandoned`` is raised as soon as ``abandoned()`` is true (a newer edit
+        supersedes this build; what was embedded is not embedded again).
+
+        With ``warm_from`` (the snapshot serving, when its index has a head), the head
+        starts from that one's columns (``head.WARM_STEPS``) and its calibrated threshold
+        is carried over: a snapshot that is not ``final``, built in a fraction of the time
+        (bench/reload.py); ``complete`` then builds the final one.
         """
         start = time.perf_counter()
         texts = [e for intent in intents.intents for e in intent.examples]
@@ -261,9 +291,23 @@ class Engine:
         if abandoned is not None and abandoned():
             raise BuildAbandoned(f"abandoned after {time.perf_counter() - start:.2f} s")
         applied, settings, source = self.thresholds_for(intents)
-        index = Index(applied, vectors, settings, negatives, layers=self.encoder.layers)
+        warm = warm_from if self.warm_reloads and warm_from is not None else None
+        if warm is not None and (warm.index.head is None or settings.scoring is not Scoring.HEAD):
+            warm = None
+        index = Index(
+            applied,
+            vectors,
+            settings,
+            negatives,
+            layers=self.encoder.layers,
+            warm_from=None if warm is None else warm.index,
+            on_step=None if abandoned is None else functools.partial(_stop_if, abandoned),
+        )
+        calibration = None
         if self._calibrates(applied):
-            calibration = calibrate(index, vectors, negatives)
+            calibration = warm.calibration if warm is not None else None
+            if calibration is None:
+                calibration = calibrate(index, vectors, negatives)
             if calibration is not None:
                 index = index.with_default_threshold(calibration.threshold)
                 source = self._calibrated_source(intents, applied, calibration)
@@ -273,16 +317,27 @@ class Engine:
         revision = revision_of(intents, self.encoder)
         log.info(
             "built index revision %s (intents %s, model %s): %d intents, %d examples in "
-            "%.2f s; thresholds: %s",
+            "%.2f s%s; thresholds: %s",
             revision,
             intents.revision,
             self.encoder.model_name,
             len(intents.intents),
             len(texts),
             elapsed,
+            "" if warm is None else f", head warm-started from revision {warm.revision}",
             source,
         )
-        return Snapshot(intents, index, time.time(), elapsed, revision, source)
+        return Snapshot(
+            intents, index, time.time(), elapsed, revision, source, warm is None, calibration
+        )
+
+    def complete(self, snapshot: Snapshot, abandoned: Callable[[], bool] | None = None) -> Snapshot:
+        """``snapshot`` as a cold start builds it: itself when ``final``, else rebuilt with
+        the head trained from the centroids and the threshold calibrated (its vectors come
+        from the cache; ``BuildAbandoned`` as in ``build``)."""
+        if snapshot.final:
+            return snapshot
+        return self.build(snapshot.intents, abandoned)
 
     def exemplar_vectors(self, intents: IntentSet) -> tuple[Vectors, Vectors | None]:
         """The rows ``build`` indexes for ``intents``: the examples', then the

@@ -88,15 +88,15 @@ class VectorCache:
                 for key, vector in zip(missing, fresh, strict=True):
                     self._vectors[key] = vector
                 self._unsaved = True
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
-            for row, key in enumerate(keys):
-                out[row] = self._vectors[key]
+            rows = [self._vectors[key] for key in keys]
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
         if save:
             self.save()
-        return out
+        if not rows:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return np.stack(rows).astype(np.float32, copy=False)  # one copy, in C
 
     def retain(self, texts: Sequence[str], variant: str = "") -> None:
         """Forget every vector but those of ``texts`` under ``variant`` (bounds the file)."""

@@ -104,6 +104,8 @@ class Reloader:
         self.directory = self.path if self.path.is_dir() else self.path.parent
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
+        self._lint_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lint")
+        self._lints: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Condition()
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -126,6 +128,11 @@ class Reloader:
         #: The directory is being watched; ``watch_problem`` says why not after a loss.
         self.watching = False
         self.watch_problem = ""
+
+    @property
+    def linting(self) -> bool:
+        """A lint of the serving revision is running (off the reload path)."""
+        return bool(self._lints)
 
     @property
     def requests(self) -> int:
@@ -195,9 +202,15 @@ class Reloader:
             intents = await loop.run_in_executor(self._executor, load)
             if abandon.is_set():
                 raise BuildAbandoned("the files changed while they were read")
-            changed = serving is None or intents.revision != serving.intents.revision
+            changed = (
+                serving is None
+                or intents.revision != serving.intents.revision
+                or not serving.final  # its final build was abandoned: build it now
+            )
             if changed:
-                build = functools.partial(self.engine.build, intents, abandon.is_set)
+                build = functools.partial(
+                    self.engine.build, intents, abandon.is_set, warm_from=serving
+                )
                 snapshot = await loop.run_in_executor(self._executor, build)
                 self.engine.swap(snapshot)
                 current = snapshot.revision
@@ -226,7 +239,8 @@ class Reloader:
                     await loop.run_in_executor(self._executor, self.engine.persist)
                 except Exception:  # the swap stands; the vectors are embedded again later
                     log.exception("reload (%s): the vector cache was not written", trigger)
-                await self.lint(snapshot)
+                snapshot = await self._complete(snapshot, abandon)
+                self._lint_later(snapshot)
         finally:
             self._abandon = None
             self.in_progress = False
@@ -240,17 +254,46 @@ class Reloader:
             time.perf_counter() - start,
         )
 
+    async def _complete(self, snapshot: Snapshot, abandon: threading.Event) -> Snapshot:
+        """After a warm-started swap, build and swap the final snapshot (the head a cold
+        start trains) off the answer path; a newer request abandons it (the warm one
+        keeps serving and the next reload completes what it builds)."""
+        if snapshot.final:
+            return snapshot
+        complete = functools.partial(self.engine.complete, snapshot, abandon.is_set)
+        try:
+            final = await asyncio.get_running_loop().run_in_executor(self._executor, complete)
+        except BuildAbandoned:
+            return snapshot
+        except Exception:  # the warm snapshot keeps serving; the next reload tries again
+            log.exception("the final build of revision %s failed", snapshot.revision)
+            return snapshot
+        if self.engine.snapshot is snapshot:
+            self.engine.swap(final)
+        return final
+
+    def _lint_later(self, snapshot: Snapshot) -> None:
+        """Lint ``snapshot`` on a thread of its own: the next reload never waits for it."""
+        task = asyncio.create_task(self.lint(snapshot), name="intents-lint")
+        self._lints.add(task)
+        task.add_done_callback(self._lints.discard)
+
     async def lint(self, snapshot: Snapshot) -> None:
         """Lint the serving snapshot off the answer path; findings go to the log (warnings)
-        and to ``lint_findings`` (Info). A lint that fails is logged, never fatal."""
+        and to ``lint_findings`` (Info). A lint that fails is logged, never fatal; one
+        whose snapshot no longer serves is skipped."""
         loop = asyncio.get_running_loop()
+        if self.engine.snapshot is not snapshot:
+            return
         try:
             findings = await loop.run_in_executor(
-                self._executor, functools.partial(lint_snapshot, self.engine, snapshot)
+                self._lint_executor, functools.partial(lint_snapshot, self.engine, snapshot)
             )
         except Exception:
             log.exception("lint of revision %s failed", snapshot.revision)
             return
+        if self.engine.snapshot is not snapshot:
+            return  # a newer revision serves: its own lint reports
         self.lint_findings = tuple(str(f) for f in findings)
         for line in self.lint_findings[:_LOGGED_FINDINGS]:
             log.warning("lint: %s", line)
@@ -351,12 +394,13 @@ class Reloader:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._lints]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._lints, return_exceptions=True)
         # a build or vector-file write already running finishes before close returns:
         # nothing writes to the cache directory once the server has stopped
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._lint_executor.shutdown, wait=True, cancel_futures=True)
 
 
 def _identity(directory: Path) -> tuple[int, int]:
