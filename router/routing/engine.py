@@ -369,13 +369,9 @@ class Engine:
         return np.concatenate(parts) if parts else np.empty((0, self.cache.dimension), np.float32)
 
     def swap(self, snapshot: Snapshot) -> None:
-        """Make ``snapshot`` the one that answers from now on (a single reference store)."""
+        """Make ``snapshot`` the one that answers from now on (a single reference store;
+        ``persist`` then drops the vectors it no longer uses)."""
         self._snapshot = snapshot
-        self.cache.retain(
-            [e for i in snapshot.intents.intents for e in i.examples]
-            + list(snapshot.intents.out_of_scope),
-            self.negation_of(snapshot.intents).key(),
-        )
 
     def load(self, intents: IntentSet) -> Snapshot:
         snapshot = self.build(intents)
@@ -384,7 +380,15 @@ class Engine:
         return snapshot
 
     def persist(self) -> None:
-        """Write newly embedded exemplar vectors to the cache file (blocking I/O)."""
+        """Forget the vectors the serving snapshot does not use, and write the cache file
+        if that or a build changed it (blocking I/O; after a swap, off the answer path)."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            self.cache.retain(
+                [e for i in snapshot.intents.intents for e in i.examples]
+                + list(snapshot.intents.out_of_scope),
+                self.negation_of(snapshot.intents).key(),
+            )
         self.cache.save()
 
     def _analyse(self, texts: Sequence[str], negation: NegationSettings) -> list[Analysis]:

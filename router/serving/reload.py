@@ -106,6 +106,7 @@ class Reloader:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
         self._lint_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lint")
         self._lints: set[asyncio.Task[None]] = set()
+        self._newer = asyncio.Event()  # set: a reload was asked for since the attempt began
         self._changed = asyncio.Condition()
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -161,6 +162,7 @@ class Reloader:
         self._trigger = trigger
         if self._abandon is not None:
             self._abandon.set()
+        self._newer.set()
         task = asyncio.create_task(self._until_covered(self._asked), name="intents-reload")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -191,6 +193,7 @@ class Reloader:
         """One reload; None when a newer request abandoned it."""
         loop = asyncio.get_running_loop()
         abandon = self._abandon = threading.Event()
+        self._newer.clear()
         self.in_progress = True
         start = time.perf_counter()
         serving = self.engine.snapshot if self.engine.ready else None
@@ -240,7 +243,7 @@ class Reloader:
                 except Exception:  # the swap stands; the vectors are embedded again later
                     log.exception("reload (%s): the vector cache was not written", trigger)
                 snapshot = await self._complete(snapshot, abandon)
-                self._lint_later(snapshot)
+                await self._lint_unless_newer(snapshot)
         finally:
             self._abandon = None
             self.in_progress = False
@@ -272,11 +275,16 @@ class Reloader:
             self.engine.swap(final)
         return final
 
-    def _lint_later(self, snapshot: Snapshot) -> None:
-        """Lint ``snapshot`` on a thread of its own: the next reload never waits for it."""
+    async def _lint_unless_newer(self, snapshot: Snapshot) -> None:
+        """Lint ``snapshot`` on a thread of its own; the reload waits for it (its status
+        then goes with the revision's findings) unless a newer reload is asked for, which
+        never waits for a lint."""
         task = asyncio.create_task(self.lint(snapshot), name="intents-lint")
         self._lints.add(task)
         task.add_done_callback(self._lints.discard)
+        newer = asyncio.create_task(self._newer.wait())
+        await asyncio.wait({task, newer}, return_when=asyncio.FIRST_COMPLETED)
+        newer.cancel()
 
     async def lint(self, snapshot: Snapshot) -> None:
         """Lint the serving snapshot off the answer path; findings go to the log (warnings)
