@@ -358,15 +358,14 @@ class Engine:
         def encode(batch: Sequence[str]) -> Vectors:
             return self._encode(self._analyse(batch, negation), negation)
 
-        if abandoned is None:
-            return self.cache.embed(texts, encode, negation.key(), save=False)
-        parts = []
-        for begin in range(0, len(texts), _BUILD_CHUNK):
-            if abandoned():
-                raise BuildAbandoned(f"abandoned after {begin} of {len(texts)} texts")
-            chunk = texts[begin : begin + _BUILD_CHUNK]
-            parts.append(self.cache.embed(chunk, encode, negation.key(), save=False))
-        return np.concatenate(parts) if parts else np.empty((0, self.cache.dimension), np.float32)
+        variant = negation.key()
+        if abandoned is not None:  # what is missing, a chunk at a time; then one gather
+            missing = self.cache.missing(texts, variant)
+            for begin in range(0, len(missing), _BUILD_CHUNK):
+                if abandoned():
+                    raise BuildAbandoned(f"abandoned after {begin} of {len(missing)} new texts")
+                self.cache.embed(missing[begin : begin + _BUILD_CHUNK], encode, variant, save=False)
+        return self.cache.embed(texts, encode, variant, save=False)
 
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` the one that answers from now on (a single reference store;

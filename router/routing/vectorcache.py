@@ -76,7 +76,8 @@ class VectorCache:
         """
         keys = [f"{variant}\x00{t}" for t in texts]
         with self._lock:
-            missing = [k for k in dict.fromkeys(keys) if k not in self._vectors]
+            vectors = self._vectors
+            missing = list(dict.fromkeys(k for k in keys if k not in vectors))
         if missing:
             fresh = encode([k.split("\x00", 1)[1] for k in missing])
             if fresh.shape[1] != self.dimension:
@@ -97,6 +98,13 @@ class VectorCache:
         if not rows:
             return np.empty((0, self.dimension), dtype=np.float32)
         return np.stack(rows).astype(np.float32, copy=False)  # one copy, in C
+
+    def missing(self, texts: Sequence[str], variant: str = "") -> list[str]:
+        """The distinct ``texts`` that ``embed`` would encode now (not cached under ``variant``)."""
+        prefix = f"{variant}\x00"
+        with self._lock:
+            vectors = self._vectors
+            return list(dict.fromkeys(t for t in texts if prefix + t not in vectors))
 
     def retain(self, texts: Sequence[str], variant: str = "") -> None:
         """Forget every vector but those of ``texts`` under ``variant`` (bounds the file)."""

@@ -4,10 +4,13 @@ Triggers: a change under the watched directory (debounced), SIGHUP, the Reload R
 Each reload parses and validates the intents within their limits (``IntentsLimits``:
 file size, YAML aliases, example length, examples and intents in total), builds a new
 snapshot on a thread of its own (re-embedding only what the vector cache lacks) and
-swaps the engine's reference. A reload that fails, because the intents do not validate
-or because the build raised, leaves the old snapshot serving and records the error
-(log, ``status``, ``on_status``: the metrics count it as ``result="error"``); the next
-trigger tries again.
+swaps the engine's reference: first a warm snapshot (the serving head and calibrated
+threshold carried over, ``Engine.build(warm_from=...)``), then, built on the same
+thread after the swap, the final one a cold start would build (``Engine.complete``).
+The revision is linted on a thread of its own. A reload that fails, because the
+intents do not validate or because the build raised, leaves the old snapshot serving
+and records the error (log, ``status``, ``on_status``: the metrics count it as
+``result="error"``); the next trigger tries again.
 
 Reloads never overlap: one runs at a time, on one thread. A trigger that comes while a
 reload runs supersedes it: the running build is abandoned between two chunks of
