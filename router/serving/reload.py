@@ -240,12 +240,13 @@ class Reloader:
             log.exception("reload (%s) failed; revision %s keeps serving", trigger, current)
             errors = (f"reload failed: {type(exc).__name__}: {exc}",)
         else:
-            if changed:  # after the swap: writing the vector file does not delay answers
-                try:
-                    await loop.run_in_executor(self._executor, self.engine.persist)
-                except Exception:  # the swap stands; the vectors are embedded again later
-                    log.exception("reload (%s): the vector cache was not written", trigger)
+            if changed:  # after the swap: the final build, the vector file, lint
                 snapshot = await self._complete(snapshot, abandon)
+                if not abandon.is_set():  # else the newer reload writes the file
+                    try:
+                        await loop.run_in_executor(self._executor, self.engine.persist)
+                    except Exception:  # the swap stands; the vectors are embedded again later
+                        log.exception("reload (%s): the vector cache was not written", trigger)
                 await self._lint_unless_newer(snapshot)
         finally:
             self._abandon = None
