@@ -149,7 +149,8 @@ def ms(values: list[float]) -> dict[str, float | list[float]]:
 
 async def one_size(args: argparse.Namespace, exemplars: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        directory, cache = Path(tmp) / "intents", args.cache or Path(tmp) / "cache"
+        directory = Path(tmp) / "intents"
+        cache = (args.cache or Path(tmp)) / f"cache-{exemplars}"
         directory.mkdir()
         write_intents(args.data, exemplars, directory)
         count = load_intents(directory).example_count
@@ -213,7 +214,7 @@ def main() -> None:
     parser.add_argument(
         "--cache",
         type=Path,
-        help="a vector cache directory to keep between runs (no empty-cache start then)",
+        help="keep the vector caches here between runs (no empty-cache start then)",
     )
     add_record_flag(parser)
     args = parser.parse_args()
