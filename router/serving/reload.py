@@ -287,8 +287,10 @@ class Reloader:
         self._lints.add(task)
         task.add_done_callback(self._lints.discard)
         newer = asyncio.create_task(self._newer.wait())
-        await asyncio.wait({task, newer}, return_when=asyncio.FIRST_COMPLETED)
-        newer.cancel()
+        try:
+            await asyncio.wait({task, newer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this reload is cancelled (close)
+            newer.cancel()
 
     async def lint(self, snapshot: Snapshot) -> None:
         """Lint the serving snapshot off the answer path; findings go to the log (warnings)
