@@ -561,3 +561,40 @@ async def test_a_warm_snapshot_whose_final_build_was_abandoned_is_completed_next
         reply = await served.stub.Reload(pb.ReloadRequest())  # the same files
         assert reply.ok and reply.changed and reply.revision == served.revision
         assert engine.snapshot.final
+
+
+async def test_a_lint_in_progress_never_holds_the_next_reload(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    import router.serving.reload as reload_module
+
+    started, release = threading.Event(), threading.Event()
+    real = reload_module.lint_snapshot
+
+    def slow_lint(engine, snapshot):
+        started.set()
+        release.wait(30)
+        return real(engine, snapshot)
+
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(0))
+    async for served in serve(directory, watch=False):
+        monkeypatch.setattr(reload_module, "lint_snapshot", slow_lint)
+        engine = served.server.engine
+        (directory / "shop.yaml").write_text(with_marker(1))
+        first = asyncio.ensure_future(served.stub.Reload(pb.ReloadRequest()))
+        await wait_for(started.is_set)  # revision 1 serves; its lint is held
+        (directory / "shop.yaml").write_text(with_marker(2))
+        second = asyncio.ensure_future(served.stub.Reload(pb.ReloadRequest()))
+        want = load_intents(directory).revision
+        await wait_for(
+            functools.partial(
+                lambda e, w: e.snapshot.intents.revision == w and e.snapshot.final, engine, want
+            )
+        )
+        assert not release.is_set()  # built and swapped while the lint still ran
+        assert (await served.classify("purple elephant")).intent == "marker_2"
+        release.set()
+        one, two = await first, await second
+        assert one.ok and two.ok and two.revision == served.revision
