@@ -1,13 +1,19 @@
-"""The engine contains a failure of one text's negation analysis to that text."""
+"""The engine contains a failure of one text's negation analysis to that text; a warm build
+(hot reload) carries the previous head over and ``complete`` gives the cold build."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 from fakes import serving_fake
 
 import router.routing.engine as engine_module
 from router.api.v1 import router_pb2 as pb
-from router.routing.engine import Engine
+from router.routing.engine import BuildAbandoned, Engine, revision_of
+from router.routing.head import DEFAULT_STEPS
+from router.routing.index import IndexSettings, Scoring
 from router.routing.intents import IntentSet, load_intents
 
 POISON = "this text breaks the negation rules"
@@ -52,3 +58,85 @@ async def test_the_server_counts_them(broken_rules, fake_server, fake_stub) -> N
     assert len(reply.results) == 2
     sample = fake_server.metrics.registry.get_sample_value
     assert (sample("intent_router_negation_failures_total") or 0) >= 1
+
+
+# --------------------------------------------------------- warm builds (hot reload)
+
+
+def _untuned(intents: IntentSet) -> IntentSet:
+    """``intents`` without thresholds: the build calibrates one."""
+    return replace(
+        intents,
+        default_threshold=None,
+        intents=tuple(replace(i, threshold=None) for i in intents.intents),
+    )
+
+
+def _edited(intents: IntentSet) -> IntentSet:
+    """``intents`` with one example changed (a new revision)."""
+    first = intents.intents[0]
+    changed = replace(first, examples=("zebra crossing please", *first.examples[1:]))
+    edited = replace(intents, intents=(changed, *intents.intents[1:]))
+    return replace(edited, revision=f"{intents.revision}-edited")
+
+
+def test_a_warm_build_carries_the_head_and_threshold_then_complete_is_the_cold_build(
+    bundled: IntentSet,
+) -> None:
+    engine = Engine(serving_fake())
+    serving = engine.load(_untuned(bundled))
+    assert serving.final and serving.calibration is not None
+    edited = _edited(_untuned(bundled))
+
+    warm = engine.build(edited, warm_from=serving)
+    assert not warm.final
+    assert warm.revision == revision_of(edited, engine.encoder) != serving.revision
+    assert warm.index.head is not None and serving.index.head is not None
+    assert np.array_equal(warm.index.head.weights, serving.index.head.weights)
+    assert warm.index.features is serving.index.features  # the features its weights read
+    assert warm.calibration == serving.calibration
+    assert warm.index.default_threshold == serving.index.default_threshold
+    assert warm.index.examples[0] == "zebra crossing please"  # the edit is in the index
+
+    final = engine.complete(warm)
+    cold = Engine(serving_fake()).build(edited)
+    assert final.final and final.revision == cold.revision == warm.revision
+    assert final.index.head is not None and cold.index.head is not None
+    assert np.array_equal(final.index.head.weights, cold.index.head.weights)
+    assert np.array_equal(final.index.head.bias, cold.index.head.bias)
+    assert final.index.default_threshold == cold.index.default_threshold
+    assert final.threshold_source == cold.threshold_source
+    assert engine.complete(final) is final
+
+
+def test_without_warm_reloads_or_a_head_every_build_is_cold(bundled: IntentSet) -> None:
+    engine = Engine(serving_fake(), warm_reloads=False)
+    serving = engine.load(bundled)
+    assert engine.build(_edited(bundled), warm_from=serving).final
+    topk = Engine(serving_fake(), IndexSettings(scoring=Scoring.TOPK_MEAN))
+    serving = topk.load(bundled)
+    assert topk.build(_edited(bundled), warm_from=serving).final
+
+
+def test_a_build_stops_between_training_steps_once_abandoned(bundled: IntentSet) -> None:
+    engine = Engine(serving_fake())
+    engine.load(bundled)  # every vector cached: the same looks at abandoned() each build
+    calls = 0
+
+    def count() -> bool:
+        nonlocal calls
+        calls += 1
+        return False
+
+    engine.build(bundled, count)
+    steps = DEFAULT_STEPS  # the head's training asks once per step, after the embedding
+    before_training = calls - steps
+    calls = 0
+
+    def during_training() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > before_training + 3
+
+    with pytest.raises(BuildAbandoned, match="training step 4"):
+        engine.build(bundled, during_training)

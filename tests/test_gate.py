@@ -210,6 +210,26 @@ async def test_a_reload_that_passes_the_gate_serves(gated) -> None:
     assert (await stub.Classify(pb.ClassifyRequest(text="refund"))).revision == reply.revision
 
 
+async def test_a_gated_reload_judges_and_serves_only_the_final_snapshot(gated) -> None:
+    server, directory, stub = gated
+    engine = server.engine
+    swapped: list[bool] = []
+    swap = engine.swap
+
+    def recording(snapshot) -> None:
+        swapped.append(snapshot.final)
+        swap(snapshot)
+
+    engine.swap = recording  # type: ignore[method-assign]
+    (directory / "shop.yaml").write_text(WORSE)
+    assert (await stub.Reload(pb.ReloadRequest())).changed
+    assert swapped == [True]  # what the gate judged is what serves: no warm snapshot
+    (directory / GATE_FILE).unlink()
+    (directory / "shop.yaml").write_text(BAD)  # a revision never built before
+    assert (await stub.Reload(pb.ReloadRequest())).changed
+    assert swapped == [True, False, True]  # without a gate: warm first, then final
+
+
 async def test_a_reload_that_fails_the_gate_is_refused_and_the_old_revision_answers(
     gated, caplog
 ) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from fakes import FakeEncoder
 
-from router.routing.head import Features, Head, train_head
+from router.routing.head import Features, Head, Start, train_head
 from router.routing.index import Index, IndexSettings, Reason, Scoring
 from router.routing.intents import UNKNOWN, Intent, IntentSet
 from router.vectors import unit_rows
@@ -364,3 +364,71 @@ def test_the_score_compared_with_the_threshold_is_the_mixed_confidence() -> None
         assert p.threshold == pytest.approx(threshold, abs=1e-6)
         answered = np.float32(p.score) >= np.float32(p.threshold)
         assert p.intent == (p.candidate if answered else UNKNOWN)
+
+
+# ------------------------------------------------------------------- warm starts
+
+
+def test_a_warm_start_begins_from_the_previous_columns_matched_by_name() -> None:
+    x, y, _ = clusters(classes=3)
+    previous = train_head(x, y, 3)
+    # classes now: c, a, and a new one (d) made of a's rows moved
+    names, new_names = ["a", "b", "c"], ["c", "a", "d"]
+    start = Start.matching(previous, names, new_names)
+    assert start.columns == (2, 0, None)
+    new_y = np.select([y == 2, y == 0, y == 1], [0, 1, 2]).astype(np.int64)
+    head = train_head(x, new_y, 3, start=start, steps=0)
+    assert np.array_equal(head.weights[:, 0], previous.weights[:, 2])
+    assert np.array_equal(head.weights[:, 1], previous.weights[:, 0])
+    assert head.bias[0] == previous.bias[2] and head.bias[1] == previous.bias[0]
+    centroid = unit_rows(x[y == 1].sum(axis=0, keepdims=True))[0]
+    assert np.allclose(head.weights[:, 2], centroid, atol=1e-6) and head.bias[2] == 0.0
+    # steps from the start move every column, and keep learning the data
+    trained = train_head(x, new_y, 3, start=start, steps=20)
+    assert not np.array_equal(trained.weights, head.weights)
+    assert (trained.logits(x).argmax(axis=1) == new_y).mean() == 1.0
+
+
+def test_as_is_is_the_columns_when_every_class_has_one() -> None:
+    x, y, _ = clusters(classes=3)
+    negatives = unit_rows(np.random.default_rng(4).standard_normal((5, x.shape[1])))
+    previous = train_head(x, y, 3, negatives=negatives)
+    same = Start.matching(previous, ["a", "b", "c"], ["b", "c"])
+    head = same.as_is(has_reject=True)
+    assert head is not None
+    assert np.array_equal(head.weights, previous.weights[:, [1, 2]])
+    assert np.array_equal(head.bias, previous.bias[[1, 2]])
+    assert head.reject is not None and np.array_equal(head.reject, previous.reject)
+    assert head.reject_bias == previous.reject_bias
+    assert same.as_is(has_reject=False).reject is None  # type: ignore[union-attr]
+    # a new class needs its centroid; a reject class the head never had, its negatives
+    assert Start.matching(previous, ["a", "b", "c"], ["a", "z"]).as_is(has_reject=True) is None
+    plain = train_head(x, y, 3)
+    assert Start.matching(plain, ["a", "b", "c"], ["a"]).as_is(has_reject=True) is None
+
+
+def test_on_step_is_called_before_each_step_and_can_stop_the_training() -> None:
+    x, y = separable()
+    seen: list[int] = []
+    train_head(x, y, 4, steps=7, on_step=seen.append)
+    assert seen == list(range(1, 8))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_three(step: int) -> None:
+        if step == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train_head(x, y, 4, on_step=stop_at_three)
+
+
+def test_a_start_that_does_not_fit_is_refused() -> None:
+    x, y = separable()
+    previous = train_head(x, y, 4)
+    with pytest.raises(ValueError, match="start"):
+        train_head(x, y, 4, start=Start(previous, (0, 1, 2)))  # 3 columns for 4 classes
+    wider = np.concatenate([x, x], axis=1)
+    with pytest.raises(ValueError, match="start"):
+        train_head(wider, y, 4, start=Start(previous, (0, 1, 2, 3)))

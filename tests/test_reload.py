@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pytest
 from fakes import serving_fake
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,6 +25,7 @@ from helpers import CLI, ROOT, running, serving, wait_for
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.routing.engine import Engine
 from router.routing.intents import IntentsLimits, load_intents
 from router.serving.server import RouterServer, ServerConfig
 
@@ -517,3 +519,82 @@ def test_serve_flags_set_the_intents_limits(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "intents[3].examples[12]: more than 20 examples in all files" in done.stderr
+
+
+# ------------------------------------------------------------ warm, then final
+
+
+async def test_an_edit_serves_warm_first_then_the_head_a_cold_start_trains(plain) -> None:
+    served, directory = plain
+    engine = served.server.engine
+    swapped: list[bool] = []
+    swap = engine.swap
+
+    def recording(snapshot) -> None:
+        swapped.append(snapshot.final)
+        swap(snapshot)
+
+    engine.swap = recording  # type: ignore[method-assign]
+    (directory / "shop.yaml").write_text(with_marker(1))
+    revision = await served.wait_for_edit(directory)
+    await wait_for(lambda: engine.snapshot.final)
+    assert swapped == [False, True]  # the warm snapshot answered first
+    assert (await served.classify("purple elephant")).revision == revision == served.revision
+    cold = Engine(serving_fake()).build(load_intents(directory))
+    assert cold.revision == revision
+    assert np.array_equal(engine.snapshot.index.head.weights, cold.index.head.weights)
+    assert served.reloader.status.ok and served.reloader.status.changed
+
+
+async def test_a_warm_snapshot_whose_final_build_was_abandoned_is_completed_next(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(0))
+    async for served in serve(directory, watch=False):
+        engine = served.server.engine
+        (directory / "shop.yaml").write_text(with_marker(1))
+        # what a reload leaves when a newer request abandons its final build
+        engine.swap(engine.build(load_intents(directory), warm_from=engine.snapshot))
+        assert not engine.snapshot.final
+        reply = await served.stub.Reload(pb.ReloadRequest())  # the same files
+        assert reply.ok and reply.changed and reply.revision == served.revision
+        assert engine.snapshot.final
+
+
+async def test_a_lint_in_progress_never_holds_the_next_reload(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    import router.serving.reload as reload_module
+
+    started, release = threading.Event(), threading.Event()
+    real = reload_module.lint_snapshot
+
+    def slow_lint(engine, snapshot):
+        started.set()
+        release.wait(30)
+        return real(engine, snapshot)
+
+    directory = tmp_path / "intents"
+    directory.mkdir()
+    (directory / "shop.yaml").write_text(with_marker(0))
+    async for served in serve(directory, watch=False):
+        monkeypatch.setattr(reload_module, "lint_snapshot", slow_lint)
+        engine = served.server.engine
+        (directory / "shop.yaml").write_text(with_marker(1))
+        first = asyncio.ensure_future(served.stub.Reload(pb.ReloadRequest()))
+        await wait_for(started.is_set)  # revision 1 serves; its lint is held
+        (directory / "shop.yaml").write_text(with_marker(2))
+        second = asyncio.ensure_future(served.stub.Reload(pb.ReloadRequest()))
+        want = load_intents(directory).revision
+        await wait_for(
+            functools.partial(
+                lambda e, w: e.snapshot.intents.revision == w and e.snapshot.final, engine, want
+            )
+        )
+        assert not release.is_set()  # built and swapped while the lint still ran
+        assert (await served.classify("purple elephant")).intent == "marker_2"
+        release.set()
+        one, two = await first, await second
+        assert one.ok and two.ok and two.revision == served.revision

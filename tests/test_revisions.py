@@ -74,6 +74,14 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         yield s
 
 
+async def test_a_kept_revision_is_its_final_snapshot(served: Served) -> None:
+    revision = await served.edit(1)  # warm snapshot first, then the final one
+    engine = served.server.engine
+    assert engine.snapshot.final
+    kept = served.server.reloader.kept(revision)
+    assert kept.snapshot is engine.snapshot
+
+
 async def test_list_revisions_after_start(served: Served) -> None:
     (only,) = await served.listed()
     snapshot = served.server.engine.snapshot

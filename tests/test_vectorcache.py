@@ -173,3 +173,19 @@ def test_what_a_killed_writer_left_is_removed(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     VectorCache("model-a", 8, tmp_path)
     assert not stale.exists() and fresh.exists()  # a live writer's file is left alone
+
+
+def test_persist_drops_what_the_serving_snapshot_no_longer_uses(
+    fake_encoder: FakeEncoder, bundled, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from router.routing.engine import Engine
+
+    engine = Engine(fake_encoder)
+    engine.load(bundled)
+    fewer = replace(bundled, intents=bundled.intents[1:])
+    engine.swap(engine.build(fewer))
+    assert len(engine.cache) == bundled.example_count  # a swap only stores a reference
+    engine.persist()
+    assert len(engine.cache) == fewer.example_count

@@ -8,6 +8,7 @@ two revisions in one answer.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -20,7 +21,7 @@ import numpy as np
 from router.memory import release_memory
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.calibration import Calibration, calibrate
-from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction
+from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction, Scoring
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
 from router.routing.tickets import Passage, passages
@@ -84,6 +85,13 @@ class Snapshot:
     #: calibrated from the exemplars where they have none (or were tuned with another
     #: model), or the model's default.
     threshold_source: str
+    #: Built as a cold start builds it (head trained from the centroids, threshold
+    #: calibrated for it). False: a hot reload's first build, its head and calibrated
+    #: threshold carried over from the revision it replaced; ``Engine.complete`` gives
+    #: the final one (same revision), off the answer path.
+    final: bool = True
+    #: The calibrated threshold, when one applies.
+    calibration: Calibration | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +124,12 @@ _RELEASE_AFTER = 64
 #: Texts a build that can be abandoned embeds between two looks at ``abandoned()``:
 #: about a quarter of a second of MiniLM on two cores.
 _BUILD_CHUNK = 256
+
+
+def _stop_if(abandoned: Callable[[], bool], step: int) -> None:
+    """``Index``'s ``on_step``: stop training once a newer build supersedes this one."""
+    if abandoned():
+        raise BuildAbandoned(f"abandoned at training step {step}")
 
 
 class BuildAbandoned(Exception):  # noqa: N818 - not an error: a newer build supersedes this one
@@ -175,8 +189,13 @@ class Engine:
         cache: VectorCache | None = None,
         negation: NegationSettings | None = None,
         on_negation_failure: Callable[[], None] | None = None,
+        *,
+        warm_reloads: bool = True,
     ) -> None:
         self.encoder = encoder
+        #: ``build(warm_from=...)`` warm-starts; False: every build is a cold one (the
+        #: baseline bench/reload.py measures against).
+        self.warm_reloads = warm_reloads
         #: Called once per text whose negation analysis raised (the metrics count it).
         self.on_negation_failure = on_negation_failure
         #: Texts routed without negation handling because their analysis raised.
@@ -269,13 +288,24 @@ class Engine:
             source += f" (the intents' thresholds are for {intents.threshold_model})"
         return source
 
-    def build(self, intents: IntentSet, abandoned: Callable[[], bool] | None = None) -> Snapshot:
+    def build(
+        self,
+        intents: IntentSet,
+        abandoned: Callable[[], bool] | None = None,
+        *,
+        warm_from: Snapshot | None = None,
+    ) -> Snapshot:
         """Embed every example and build an index; the current snapshot is untouched.
 
         With ``abandoned``, examples are embedded ``_BUILD_CHUNK`` at a time, each chunk
-        kept in the vector cache, and ``BuildAbandoned`` is raised as soon as
-        ``abandoned()`` is true between chunks (a newer edit supersedes this build; what
-        was embedded is not embedded again).
+        kept in the vector cache, the head checks it between training steps, and
+        ``BuildAbandoned`` is raised as soon as ``abandoned()`` is true (a newer edit
+        supersedes this build; what was embedded is not embedded again).
+
+        With ``warm_from`` (the snapshot serving, when its index has a head), the head
+        starts from that one's columns (``head.WARM_STEPS``) and its calibrated threshold
+        is carried over: a snapshot that is not ``final``, built in a fraction of the time
+        (bench/reload.py); ``complete`` then builds the final one.
         """
         start = time.perf_counter()
         texts = [e for intent in intents.intents for e in intent.examples]
@@ -288,9 +318,23 @@ class Engine:
         if abandoned is not None and abandoned():
             raise BuildAbandoned(f"abandoned after {time.perf_counter() - start:.2f} s")
         applied, settings, source = self.thresholds_for(intents)
-        index = Index(applied, vectors, settings, negatives, layers=self.encoder.layers)
+        warm = warm_from if self.warm_reloads and warm_from is not None else None
+        if warm is not None and (warm.index.head is None or settings.scoring is not Scoring.HEAD):
+            warm = None
+        index = Index(
+            applied,
+            vectors,
+            settings,
+            negatives,
+            layers=self.encoder.layers,
+            warm_from=None if warm is None else warm.index,
+            on_step=None if abandoned is None else functools.partial(_stop_if, abandoned),
+        )
+        calibration = None
         if self._calibrates(applied):
-            calibration = calibrate(index, vectors, negatives)
+            calibration = warm.calibration if warm is not None else None
+            if calibration is None:
+                calibration = calibrate(index, vectors, negatives)
             if calibration is not None:
                 index = index.with_default_threshold(calibration.threshold)
                 source = self._calibrated_source(intents, applied, calibration)
@@ -300,16 +344,27 @@ class Engine:
         revision = revision_of(intents, self.encoder)
         log.info(
             "built index revision %s (intents %s, model %s): %d intents, %d examples in "
-            "%.2f s; thresholds: %s",
+            "%.2f s%s; thresholds: %s",
             revision,
             intents.revision,
             self.encoder.model_name,
             len(intents.intents),
             len(texts),
             elapsed,
+            "" if warm is None else f", head warm-started from revision {warm.revision}",
             source,
         )
-        return Snapshot(intents, index, time.time(), elapsed, revision, source)
+        return Snapshot(
+            intents, index, time.time(), elapsed, revision, source, warm is None, calibration
+        )
+
+    def complete(self, snapshot: Snapshot, abandoned: Callable[[], bool] | None = None) -> Snapshot:
+        """``snapshot`` as a cold start builds it: itself when ``final``, else rebuilt with
+        the head trained from the centroids and the threshold calibrated (its vectors come
+        from the cache; ``BuildAbandoned`` as in ``build``)."""
+        if snapshot.final:
+            return snapshot
+        return self.build(snapshot.intents, abandoned)
 
     def exemplar_vectors(self, intents: IntentSet) -> tuple[Vectors, Vectors | None]:
         """The rows ``build`` indexes for ``intents``: the examples', then the
@@ -330,24 +385,19 @@ class Engine:
         def encode(batch: Sequence[str]) -> Vectors:
             return self._encode(self._analyse(batch, negation), negation)
 
-        if abandoned is None:
-            return self.cache.embed(texts, encode, negation.key(), save=False)
-        parts = []
-        for begin in range(0, len(texts), _BUILD_CHUNK):
-            if abandoned():
-                raise BuildAbandoned(f"abandoned after {begin} of {len(texts)} texts")
-            chunk = texts[begin : begin + _BUILD_CHUNK]
-            parts.append(self.cache.embed(chunk, encode, negation.key(), save=False))
-        return np.concatenate(parts) if parts else np.empty((0, self.cache.dimension), np.float32)
+        variant = negation.key()
+        if abandoned is not None:  # what is missing, a chunk at a time; then one gather
+            missing = self.cache.missing(texts, variant)
+            for begin in range(0, len(missing), _BUILD_CHUNK):
+                if abandoned():
+                    raise BuildAbandoned(f"abandoned after {begin} of {len(missing)} new texts")
+                self.cache.embed(missing[begin : begin + _BUILD_CHUNK], encode, variant, save=False)
+        return self.cache.embed(texts, encode, variant, save=False)
 
     def swap(self, snapshot: Snapshot) -> None:
-        """Make ``snapshot`` the one that answers from now on (a single reference store)."""
+        """Make ``snapshot`` the one that answers from now on (a single reference store;
+        ``persist`` then drops the vectors it no longer uses)."""
         self._snapshot = snapshot
-        self.cache.retain(
-            [e for i in snapshot.intents.intents for e in i.examples]
-            + list(snapshot.intents.out_of_scope),
-            self.negation_of(snapshot.intents).key(),
-        )
 
     def load(self, intents: IntentSet) -> Snapshot:
         snapshot = self.build(intents)
@@ -356,7 +406,15 @@ class Engine:
         return snapshot
 
     def persist(self) -> None:
-        """Write newly embedded exemplar vectors to the cache file (blocking I/O)."""
+        """Forget the vectors the serving snapshot does not use, and write the cache file
+        if that or a build changed it (blocking I/O; after a swap, off the answer path)."""
+        snapshot = self._snapshot
+        if snapshot is not None:
+            self.cache.retain(
+                [e for i in snapshot.intents.intents for e in i.examples]
+                + list(snapshot.intents.out_of_scope),
+                self.negation_of(snapshot.intents).key(),
+            )
         self.cache.save()
 
     def _analyse(self, texts: Sequence[str], negation: NegationSettings) -> list[Analysis]:

@@ -15,6 +15,12 @@ W starts at the normalised class centroids (step 0 is the centroid router) and i
 refined by full-batch Adam (lr 0.02, 50 steps): no sampling, so training is
 deterministic. The intent answered is ``argmax(logits)``.
 
+A warm start (``Start``) begins instead from a previous head's columns, matched by
+intent (a new intent starts at its centroid), and runs ``WARM_STEPS`` steps (none: the
+previous head as it is). A hot reload serves such a head while the head trained from
+the centroids, the one a cold start builds, is trained off the answer path
+(``Engine.build(warm_from=...)``, ``Engine.complete``; ARCHITECTURE.md "Hot reload").
+
 The confidence, compared with the threshold (higher = more in-scope). The softmax's
 max probability is a poor out-of-scope detector (a sentence far from every intent still
 gets a peaked softmax), so three cosine-scale terms are mixed for intent c::
@@ -37,6 +43,7 @@ the unit sentence vector.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -45,13 +52,16 @@ from numpy.typing import NDArray
 
 from router.vectors import unit_rows
 
-__all__ = ["Features", "Head", "train_head"]
+__all__ = ["WARM_STEPS", "Features", "Head", "Start", "train_head"]
 
 DEFAULT_SCALE: Final = 16.0
 DEFAULT_L2: Final = 1e-3
 #: Adam steps; more did not help on CLINC150 val (ARCHITECTURE.md, "The head's input").
 DEFAULT_STEPS: Final = 50
 DEFAULT_LR: Final = 0.02
+#: Adam steps of a warm start: none, the previous head's columns as they are (a one-example
+#: edit barely moves the optimum; the cold head follows seconds later).
+WARM_STEPS: Final = 0
 #: Weights of (head cosine, intent's top-k cosine mean, any-exemplar top-k cosine mean).
 DEFAULT_MIX: Final = (0.5, 0.25, 0.25)
 DEFAULT_ANY_K: Final = 5
@@ -176,6 +186,44 @@ class Head:
         return _softmax(self.logits(x))
 
 
+@dataclass(frozen=True)
+class Start:
+    """Where ``train_head`` starts instead of the class centroids: ``head``'s columns.
+
+    ``columns[c]`` is the column of ``head`` that class ``c`` starts from, or None for a
+    class the head did not have (it starts at its centroid, bias 0). The reject class
+    starts from the head's reject weights when both have one.
+    """
+
+    head: Head
+    columns: tuple[int | None, ...]
+
+    @classmethod
+    def matching(cls, head: Head, names: Sequence[str], new_names: Sequence[str]) -> Start:
+        """Start classes ``new_names`` from ``head``, whose classes are ``names``, by name."""
+        at = {name: column for column, name in enumerate(names)}
+        return cls(head, tuple(at.get(name) for name in new_names))
+
+    def as_is(self, has_reject: bool) -> Head | None:
+        """The head a start with no steps gives, when every class has a column to start
+        from (and the reject class, if any): the columns as they are, no exemplar read.
+        None when a class needs its centroid."""
+        if None in self.columns or (has_reject and self.head.reject is None):
+            return None
+        at = [c for c in self.columns if c is not None]
+        head = self.head
+        return Head(
+            weights=head.weights[:, at],
+            bias=head.bias[at],
+            scale=head.scale,
+            mix=head.mix,
+            any_k=head.any_k,
+            reject=head.reject if has_reject else None,
+            reject_bias=head.reject_bias if has_reject else 0.0,
+            reject_weight=head.reject_weight,
+        )
+
+
 def _softmax(z: NDArray[np.float32]) -> NDArray[np.float32]:
     e = np.exp(z - z.max(axis=1, keepdims=True))
     out: NDArray[np.float32] = (e / e.sum(axis=1, keepdims=True)).astype(np.float32, copy=False)
@@ -215,6 +263,8 @@ def train_head(
     mix: tuple[float, float, float] = DEFAULT_MIX,
     any_k: int = DEFAULT_ANY_K,
     negatives: NDArray[np.float32] | None = None,
+    start: Start | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> Head:
     """Fit the head on unit exemplar vectors ``x`` (n, dim) with ids in [0, n_classes).
 
@@ -222,7 +272,8 @@ def train_head(
     reject class (see the module docstring). Every class needs at least one exemplar.
     Full-batch Adam from the centroid initialisation uses no randomness, so the result is
     deterministic; ``seed`` is kept for API stability (and would seed any future stochastic
-    variant).
+    variant). ``start``: begin from a previous head's columns instead (module doc).
+    ``on_step(t)`` is called before each step; it may raise to stop the training.
     """
     del seed  # deterministic by construction
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -243,14 +294,16 @@ def train_head(
         x = np.concatenate([x, neg])
         y = np.concatenate([y, np.full(len(neg), n_classes, dtype=np.int64)])
         n_classes += 1
+    if start is not None and (
+        len(start.columns) != n_intents or start.head.weights.shape[0] != x.shape[1]
+    ):
+        raise ValueError("start must name a column (or None) per class, of the same dim")
     n = len(x)
-
+    weights, bias = _initial(x, y, n_classes, has_reject, start)
+    if steps == 0:  # the initial weights are the head: no per-step work at all
+        return _head(weights, bias, n_intents, has_reject, scale, mix, any_k)
     onehot = np.zeros((n, n_classes), dtype=np.float32)
     onehot[np.arange(n), y] = 1.0
-    sums = x.T @ onehot  # (dim, n_classes)
-    norms = np.linalg.norm(sums, axis=0, keepdims=True)
-    weights = (sums / np.maximum(norms, np.float32(1e-12))).astype(np.float32)
-    bias = np.zeros(n_classes, dtype=np.float32)
 
     s = np.float32(scale)
     lam = np.float32(l2)
@@ -260,6 +313,8 @@ def train_head(
     m_b = np.zeros_like(bias)
     v_b = np.zeros_like(bias)
     for t in range(1, steps + 1):
+        if on_step is not None:
+            on_step(t)
         z = s * (x @ weights) + bias
         g = _softmax(z)
         g -= onehot
@@ -269,7 +324,54 @@ def train_head(
         step = np.float32(learning_rate * np.sqrt(1 - _BETA2**t) / (1 - _BETA1**t))
         _adam_update(weights, m_w, v_w, grad_w, step)
         _adam_update(bias, m_b, v_b, grad_b, step)
+    return _head(weights, bias, n_intents, has_reject, scale, mix, any_k)
 
+
+def _initial(
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
+    n_classes: int,
+    has_reject: bool,
+    start: Start | None,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The starting (weights, bias): normalised class centroids, bias 0; with ``start``,
+    its columns where it has them (only the other classes' centroids are computed)."""
+    weights = np.empty((x.shape[1], n_classes), dtype=np.float32)
+    bias = np.zeros(n_classes, dtype=np.float32)
+    fresh = list(range(n_classes))
+    if start is not None:
+        carried = dict(enumerate(start.columns))
+        if has_reject and start.head.reject is not None:
+            weights[:, n_classes - 1] = start.head.reject
+            bias[n_classes - 1] = start.head.reject_bias
+            carried[n_classes - 1] = -1  # filled above
+        fresh = [c for c in range(n_classes) if carried.get(c) is None]
+        taken = [(c, col) for c, col in carried.items() if col is not None and col >= 0]
+        if taken:
+            to, at = (list(t) for t in zip(*taken, strict=True))
+            weights[:, to] = start.head.weights[:, at]
+            bias[to] = start.head.bias[at]
+    if fresh:
+        if len(fresh) == n_classes:
+            onehot = np.zeros((len(y), n_classes), dtype=np.float32)
+            onehot[np.arange(len(y)), y] = 1.0
+            sums = x.T @ onehot  # (dim, n_classes)
+        else:
+            sums = np.stack([x[y == c].sum(axis=0) for c in fresh], axis=1)
+        norms = np.linalg.norm(sums, axis=0, keepdims=True)
+        weights[:, fresh] = sums / np.maximum(norms, np.float32(1e-12))
+    return weights, bias
+
+
+def _head(  # noqa: PLR0917 - private; the two returns of train_head
+    weights: NDArray[np.float32],
+    bias: NDArray[np.float32],
+    n_intents: int,
+    has_reject: bool,
+    scale: float,
+    mix: tuple[float, float, float],
+    any_k: int,
+) -> Head:
     return Head(
         weights=weights[:, :n_intents],
         bias=bias[:n_intents],

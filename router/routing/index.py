@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import copy
 import enum
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from router.routing.head import Features, Head, train_head
+from router.routing.head import DEFAULT_STEPS, WARM_STEPS, Features, Head, Start, train_head
 from router.routing.intents import UNKNOWN, IntentSet
 from router.routing.tickets import IntentMatch
 from router.vectors import unit_rows
@@ -131,10 +131,16 @@ class Index:
         settings: IndexSettings,
         negatives: Matrix | None = None,
         layers: int = 1,
+        *,
+        warm_from: Index | None = None,
+        on_step: Callable[[int], None] | None = None,
     ) -> None:
         """``vectors``: one row per example, ``layers`` pooled hidden-state blocks (the last
         block: the sentence vector; ``TokenGraphEncoder.embed``), or unit sentence vectors with
         ``layers=1``. ``negatives``: the same for out-of-scope examples (head scoring only).
+        ``warm_from``: an index whose head this one's starts from (``head.Start``, matched
+        by intent name; ``WARM_STEPS``) instead of being trained from the centroids.
+        ``on_step``: called before each training step; it may raise to stop the build.
         """
         n_examples = intents.example_count
         if vectors.shape[0] != n_examples:
@@ -187,13 +193,25 @@ class Index:
         self.thresholds = thresholds
         self.default_threshold = float(fallback)
         self.head: Head | None = None
-        self.features = Features.fit(vectors, layers)
-        if settings.scoring is Scoring.HEAD:
+        start = None
+        if settings.scoring is Scoring.HEAD and warm_from is not None and warm_from.head:
+            start = Start.matching(warm_from.head, warm_from.names, self.names)
+            if WARM_STEPS == 0:  # the previous head as it is, with the features it reads
+                self.head = start.as_is(has_reject=negatives is not None and len(negatives) > 0)
+        self.features: Features
+        if self.head is not None and warm_from is not None:
+            self.features = warm_from.features
+        else:
+            self.features = Features.fit(vectors, layers)
+        if settings.scoring is Scoring.HEAD and self.head is None:
             self.head = train_head(
                 self.features(vectors),
                 self._rows.astype(np.int64),
                 len(self.names),
                 negatives=None if negatives is None else self.features(negatives),
+                start=start,
+                steps=DEFAULT_STEPS if start is None else WARM_STEPS,
+                on_step=on_step,
             )
 
     @property

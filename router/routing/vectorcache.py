@@ -76,7 +76,8 @@ class VectorCache:
         """
         keys = [f"{variant}\x00{t}" for t in texts]
         with self._lock:
-            missing = [k for k in dict.fromkeys(keys) if k not in self._vectors]
+            vectors = self._vectors
+            missing = list(dict.fromkeys(k for k in keys if k not in vectors))
         if missing:
             fresh = encode([k.split("\x00", 1)[1] for k in missing])
             if fresh.shape[1] != self.dimension:
@@ -88,15 +89,22 @@ class VectorCache:
                 for key, vector in zip(missing, fresh, strict=True):
                     self._vectors[key] = vector
                 self._unsaved = True
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
-            for row, key in enumerate(keys):
-                out[row] = self._vectors[key]
+            rows = [self._vectors[key] for key in keys]
             self.hits += len(texts) - len(missing)
             self.misses += len(missing)
         if save:
             self.save()
-        return out
+        if not rows:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return np.stack(rows).astype(np.float32, copy=False)  # one copy, in C
+
+    def missing(self, texts: Sequence[str], variant: str = "") -> list[str]:
+        """The distinct ``texts`` that ``embed`` would encode now (not cached under ``variant``)."""
+        prefix = f"{variant}\x00"
+        with self._lock:
+            vectors = self._vectors
+            return list(dict.fromkeys(t for t in texts if prefix + t not in vectors))
 
     def retain(self, texts: Sequence[str], variant: str = "") -> None:
         """Forget every vector but those of ``texts`` under ``variant`` (bounds the file)."""

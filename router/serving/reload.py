@@ -4,10 +4,13 @@ Triggers: a change under the watched directory (debounced), SIGHUP, the Reload R
 Each reload parses and validates the intents within their limits (``IntentsLimits``:
 file size, YAML aliases, example length, examples and intents in total), builds a new
 snapshot on a thread of its own (re-embedding only what the vector cache lacks) and
-swaps the engine's reference. A reload that fails, because the intents do not validate
-or because the build raised, leaves the old snapshot serving and records the error
-(log, ``status``, ``on_status``: the metrics count it as ``result="error"``); the next
-trigger tries again.
+swaps the engine's reference: first a warm snapshot (the serving head and calibrated
+threshold carried over, ``Engine.build(warm_from=...)``), then, built on the same
+thread after the swap, the final one a cold start would build (``Engine.complete``).
+The revision is linted on a thread of its own. A reload that fails, because the
+intents do not validate or because the build raised, leaves the old snapshot serving
+and records the error (log, ``status``, ``on_status``: the metrics count it as
+``result="error"``); the next trigger tries again.
 
 Reloads never overlap: one runs at a time, on one thread. A trigger that comes while a
 reload runs supersedes it: the running build is abandoned between two chunks of
@@ -130,6 +133,9 @@ class Reloader:
         self.directory = self.path if self.path.is_dir() else self.path.parent
         self._lock = asyncio.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reload")
+        self._lint_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lint")
+        self._lints: set[asyncio.Task[None]] = set()
+        self._newer = asyncio.Event()  # set: a reload was asked for since the attempt began
         self._changed = asyncio.Condition()
         self._stop = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
@@ -163,6 +169,11 @@ class Reloader:
         #: The newest rollback's status once done, and the reloads asked before it.
         self._rollback: asyncio.Future[ReloadStatus] | None = None
         self._rollback_covers = 0
+
+    @property
+    def linting(self) -> bool:
+        """A lint of the serving revision is running (off the reload path)."""
+        return bool(self._lints)
 
     @property
     def requests(self) -> int:
@@ -300,6 +311,7 @@ class Reloader:
         self._trigger = trigger
         if self._abandon is not None:
             self._abandon.set()
+        self._newer.set()
         task = asyncio.create_task(self._until_covered(self._asked), name="intents-reload")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -334,6 +346,7 @@ class Reloader:
         """One reload; None when a newer request abandoned it."""
         loop = asyncio.get_running_loop()
         abandon = self._abandon = threading.Event()
+        self._newer.clear()
         self.in_progress = True
         start = time.perf_counter()
         serving = self.engine.snapshot if self.engine.ready else None
@@ -348,9 +361,16 @@ class Reloader:
             gate = await loop.run_in_executor(self._executor, load_gate, self.gate_file)
             if abandon.is_set():
                 raise BuildAbandoned("the files changed while they were read")
-            changed = serving is None or intents.revision != serving.intents.revision
+            changed = (
+                serving is None
+                or intents.revision != serving.intents.revision
+                or not serving.final  # its final build was abandoned: build it now
+            )
             if changed:
-                snapshot = await self._candidate(intents, abandon)
+                # a gated reload is judged on what a cold start builds (no warm interim:
+                # the gate's own run takes longer than the final build saves)
+                warm_from = serving if gate is None else None
+                snapshot = await self._candidate(intents, abandon, warm_from)
                 if gate is not None:
                     check_labels(gate, snapshot.intents)
                     judge = functools.partial(self._judge, gate, snapshot, serving, abandon.is_set)
@@ -391,12 +411,14 @@ class Reloader:
             log.exception("reload (%s) failed; revision %s keeps serving", trigger, current)
             errors = (f"reload failed: {type(exc).__name__}: {exc}",)
         else:
-            if changed:  # after the swap: writing the vector file does not delay answers
-                try:
-                    await loop.run_in_executor(self._executor, self.engine.persist)
-                except Exception:  # the swap stands; the vectors are embedded again later
-                    log.exception("reload (%s): the vector cache was not written", trigger)
-                await self.lint(snapshot)
+            if changed:  # after the swap: the final build, the vector file, lint
+                snapshot = await self._complete(snapshot, abandon)
+                if not abandon.is_set():  # else the newer reload writes the file
+                    try:
+                        await loop.run_in_executor(self._executor, self.engine.persist)
+                    except Exception:  # the swap stands; the vectors are embedded again later
+                        log.exception("reload (%s): the vector cache was not written", trigger)
+                await self._lint_unless_newer(snapshot)
         finally:
             self._abandon = None
             self.in_progress = False
@@ -412,15 +434,18 @@ class Reloader:
             gated,
         )
 
-    async def _candidate(self, intents: IntentSet, abandon: threading.Event) -> Snapshot:
+    async def _candidate(
+        self, intents: IntentSet, abandon: threading.Event, warm_from: Snapshot | None
+    ) -> Snapshot:
         """The snapshot for ``intents``: a kept one of the same revision (going forward
-        again after a rollback costs no build), else built on the reload thread."""
+        again after a rollback costs no build), else built on the reload thread (warm
+        from ``warm_from`` when given: ``Engine.build``)."""
         revision = revision_of(intents, self.engine.encoder)
         kept = next((r for r in self._kept if r.revision == revision), None)
         if kept is not None:
             log.info("revision %s is kept in memory: served again without a build", revision)
             return kept.snapshot
-        build = functools.partial(self.engine.build, intents, abandon.is_set)
+        build = functools.partial(self.engine.build, intents, abandon.is_set, warm_from=warm_from)
         return await asyncio.get_running_loop().run_in_executor(self._executor, build)
 
     def _judge(
@@ -442,16 +467,54 @@ class Reloader:
             baseline = self._measured[key]
         return verdict(gate, figures, baseline)
 
+    async def _complete(self, snapshot: Snapshot, abandon: threading.Event) -> Snapshot:
+        """After a warm-started swap, build and swap the final snapshot (the head a cold
+        start trains) off the answer path; a newer request abandons it (the warm one
+        keeps serving and the next reload completes what it builds)."""
+        if snapshot.final:
+            return snapshot
+        complete = functools.partial(self.engine.complete, snapshot, abandon.is_set)
+        try:
+            final = await asyncio.get_running_loop().run_in_executor(self._executor, complete)
+        except BuildAbandoned:
+            return snapshot
+        except Exception:  # the warm snapshot keeps serving; the next reload tries again
+            log.exception("the final build of revision %s failed", snapshot.revision)
+            return snapshot
+        if self.engine.snapshot is snapshot:
+            self.engine.swap(final)
+        self._kept = [
+            Revision(final, r.loaded_at, r.trigger) if r.snapshot is snapshot else r
+            for r in self._kept
+        ]  # Rollback serves the final snapshot of a kept revision
+        return final
+
+    async def _lint_unless_newer(self, snapshot: Snapshot) -> None:
+        """Lint ``snapshot`` on a thread of its own; the reload waits for it (its status
+        then goes with the revision's findings) unless a newer reload is asked for, which
+        never waits for a lint."""
+        task = asyncio.create_task(self.lint(snapshot), name="intents-lint")
+        self._lints.add(task)
+        task.add_done_callback(self._lints.discard)
+        newer = asyncio.create_task(self._newer.wait())
+        try:
+            await asyncio.wait({task, newer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this reload is cancelled (close)
+            newer.cancel()
+
     async def lint(self, snapshot: Snapshot) -> None:
         """Lint the serving snapshot off the answer path; findings go to the log (warnings)
-        and to ``lint_findings`` (Info). A lint that fails is logged, never fatal."""
+        and to ``lint_findings`` (Info). A lint that fails is logged, never fatal; one
+        whose snapshot no longer serves is skipped."""
         if snapshot.revision in self._findings:  # a kept revision served again
             self.lint_findings = self._findings[snapshot.revision]
             return
         loop = asyncio.get_running_loop()
+        if self.engine.snapshot is not snapshot:
+            return
         try:
             findings = await loop.run_in_executor(
-                self._executor, functools.partial(lint_snapshot, self.engine, snapshot)
+                self._lint_executor, functools.partial(lint_snapshot, self.engine, snapshot)
             )
         except Exception:
             log.exception("lint of revision %s failed", snapshot.revision)
@@ -559,12 +622,13 @@ class Reloader:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        for task in list(self._tasks):
+        for task in [*self._tasks, *self._lints]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._lints, return_exceptions=True)
         # a build or vector-file write already running finishes before close returns:
         # nothing writes to the cache directory once the server has stopped
         await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._lint_executor.shutdown, wait=True, cancel_futures=True)
 
 
 def _identity(directory: Path) -> tuple[int, int]:
