@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from router.routing.head import Features, Head, train_head
 from router.routing.intents import UNKNOWN, IntentSet
+from router.routing.tickets import IntentMatch
 from router.vectors import unit_rows
 
 __all__ = [
@@ -111,6 +112,9 @@ class Prediction:
     alternatives: tuple[Alternative, ...]  # best first; the best candidate included
     reason: Reason = Reason.MATCHED
     refused: tuple[str, ...] = ()  # intents the customer refused; never candidates
+    #: Tickets (``Engine.classify(multi_intent=True)``): every intent asked for, the
+    #: answer first; empty when the answer is unknown, and for plain texts.
+    matches: tuple[IntentMatch, ...] = ()
 
     @property
     def candidate(self) -> str:

@@ -85,6 +85,9 @@ class _Entry:
     deadline: float | None  # time.monotonic()
     tokens: int  # estimated tokens of the longest text
     bulk: bool = False  # a chunk of a ClassifyBatch (the bulk queue)
+    #: Tickets (``Engine.classify_tickets``): one subject per text ("" for none); None
+    #: routes each text whole, as it is.
+    subjects: Sequence[str] | None = None
     enqueued: float = field(default_factory=time.perf_counter)
 
     def gone(self, now: float) -> str | None:
@@ -208,9 +211,15 @@ class Batcher:
                 entry.future.set_exception(OverloadedError("the server is shutting down"))
 
     async def classify(
-        self, texts: Sequence[str], top_k: int, timeout: float | None = None
+        self,
+        texts: Sequence[str],
+        top_k: int,
+        timeout: float | None = None,
+        *,
+        subjects: Sequence[str] | None = None,
     ) -> Result:
-        """Queue ``texts`` as one request and wait for its answer."""
+        """Queue ``texts`` as one request and wait for its answer; with ``subjects``
+        (one per text, "" for none) they are routed as tickets."""
         if self._closing:
             raise OverloadedError("the server is shutting down")
         if len(self._queue) >= self.settings.max_queue:
@@ -220,14 +229,26 @@ class Batcher:
             )
         deadline = time.monotonic() + timeout if timeout is not None else None
         tokens = max(_estimate_tokens(t) for t in texts)  # a bad item fails here, alone
-        entry = _Entry(texts, top_k, asyncio.get_running_loop().create_future(), deadline, tokens)
+        entry = _Entry(
+            texts,
+            top_k,
+            asyncio.get_running_loop().create_future(),
+            deadline,
+            tokens,
+            subjects=subjects,
+        )
         with self._ready:
             self._queue.append(entry)
             self._ready.notify()
         return await entry.future  # cancelling the caller cancels the future: skipped
 
     async def classify_many(
-        self, texts: Sequence[str], top_k: int, timeout: float | None = None
+        self,
+        texts: Sequence[str],
+        top_k: int,
+        timeout: float | None = None,
+        *,
+        subjects: Sequence[str] | None = None,
     ) -> tuple[list[Answer], Timings]:
         """A large batch, on the bulk queue: grouped by length into chunks that each fit
         one batch, admitted together (or refused together when the bulk queue is full).
@@ -249,6 +270,7 @@ class Batcher:
                 deadline,
                 _estimate_tokens(texts[chunk[-1]]),  # the longest: chunks are sorted
                 bulk=True,
+                subjects=None if subjects is None else [subjects[i] for i in chunk],
             )
             for chunk in chunks
         ]
@@ -353,13 +375,21 @@ class Batcher:
         return entry
 
     def _run(self, batch: list[_Entry]) -> list[_Delivery]:
+        tickets = [e for e in batch if e.subjects is not None]
+        if tickets and len(tickets) < len(batch):  # one engine call per kind
+            plain = [e for e in batch if e.subjects is None]
+            return self._run(plain) + self._run(tickets)
         texts = [t for e in batch for t in e.texts]
+        subjects = [s for e in tickets for s in e.subjects or ()] if tickets else None
         top_k = max(e.top_k for e in batch)
         if self._on_batch is not None:
             self._on_batch(len(texts))
         started = time.perf_counter()
         try:
-            result = self.engine.classify(texts, top_k)
+            if subjects is None:
+                result = self.engine.classify(texts, top_k)
+            else:
+                result = self.engine.classify(texts, top_k, subjects=subjects)
         except Exception as exc:
             if len(batch) == 1:
                 return [(batch[0].future, exc)]

@@ -32,6 +32,7 @@ from router.errors import (
 from router.routing.engine import Engine, Snapshot, Timings
 from router.routing.index import Prediction
 from router.routing.negation import Analysis, NegatedSpan
+from router.routing.tickets import IntentMatch
 from router.serving.batching import Batcher
 from router.serving.metrics import Metrics
 from router.serving.reload import Reloader, ReloadStatus
@@ -116,14 +117,23 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         try:
             top_k = self._top_k(request.top_k)
             self._check_text(request.text, "text")
-            self._check_request_chars(len(request.text), "text")
+            self._check_subject(request.subject, "subject")
+            self._check_request_chars(len(request.text) + len(request.subject), "text")
             self._check_ready()
-            result = await self.batcher.classify([request.text], top_k, context.time_remaining())
+            result = await self.batcher.classify(
+                [request.text],
+                top_k,
+                context.time_remaining(),
+                subjects=_ticket_subjects(request.multi_intent, [request.subject]),
+            )
         except RouterError as exc:
             await _abort(context, exc)
+        prediction = result.predictions[0]
         if self.metrics is not None:
-            self.metrics.observe_answer(result.predictions[0].intent, result.predictions[0].score)
-        return _response(result.predictions[0], result.analyses[0], result.revision, result.timings)
+            self.metrics.observe_answer(prediction.intent, prediction.score)
+        return _response(
+            prediction, result.analyses[0], result.revision, result.timings, request.multi_intent
+        )
 
     async def ClassifyBatch(  # noqa: N802
         self, request: pb.ClassifyBatchRequest, context: Context
@@ -137,12 +147,24 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                 raise InputError(
                     "texts", f"{len(texts)} texts exceed the limit of {self.limits.max_batch_size}"
                 )
-            self._check_request_chars(sum(len(t) for t in texts), "texts")
+            subjects = list(request.subjects)
+            if subjects and len(subjects) != len(texts):
+                raise InputError(
+                    "subjects",
+                    f"{len(subjects)} subjects for {len(texts)} texts: give none or one per text",
+                )
+            chars = sum(len(t) for t in texts) + sum(len(s) for s in subjects)
+            self._check_request_chars(chars, "texts")
             for i, text in enumerate(texts):
                 self._check_text(text, f"texts[{i}]")
+            for i, subject in enumerate(subjects):
+                self._check_subject(subject, f"subjects[{i}]")
             self._check_ready()
             answers, timings = await self.batcher.classify_many(
-                texts, top_k, context.time_remaining()
+                texts,
+                top_k,
+                context.time_remaining(),
+                subjects=_ticket_subjects(request.multi_intent, subjects or [""] * len(texts)),
             )
         except RouterError as exc:
             await _abort(context, exc)
@@ -151,7 +173,10 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                 self.metrics.observe_answer(answer.prediction.intent, answer.prediction.score)
         empty = Timings()
         return pb.ClassifyBatchResponse(
-            results=[_response(a.prediction, a.analysis, a.revision, empty) for a in answers],
+            results=[
+                _response(a.prediction, a.analysis, a.revision, empty, request.multi_intent)
+                for a in answers
+            ],
             revision=answers[-1].revision,
             timings=_timings(timings),
         )
@@ -350,6 +375,13 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                 f"{self.limits.max_request_chars} per request",
             )
 
+    def _check_subject(self, subject: str, field: str) -> None:
+        if len(subject) > self.limits.max_text_chars:
+            raise InputError(
+                field,
+                f"{len(subject)} characters exceed the limit of {self.limits.max_text_chars}",
+            )
+
     def _check_text(self, text: str, field: str) -> None:
         if not text.strip():
             raise InputError(field, "must not be empty or blank")
@@ -427,10 +459,35 @@ def _negation(text: str, span: NegatedSpan) -> pb.Negation:
     )
 
 
+def _ticket_subjects(multi_intent: bool, subjects: list[str]) -> list[str] | None:
+    """The subjects to route texts as tickets with, or None to route each text whole as
+    before: tickets when multi-intent answers are asked for or a subject is given."""
+    if multi_intent or any(s.strip() for s in subjects):
+        return subjects
+    return None
+
+
+def _match(match: IntentMatch) -> pb.IntentMatch:
+    evidence = match.evidence
+    return pb.IntentMatch(
+        intent=match.intent,
+        score=match.score,
+        threshold=match.threshold,
+        evidence=pb.Evidence(
+            text=evidence.text, start=evidence.start, end=evidence.end, field=evidence.field
+        ),
+    )
+
+
 def _response(
-    prediction: Prediction, analysis: Analysis, revision: str, timings: Timings
+    prediction: Prediction,
+    analysis: Analysis,
+    revision: str,
+    timings: Timings,
+    multi_intent: bool = False,
 ) -> pb.ClassifyResponse:
     return pb.ClassifyResponse(
+        matches=[_match(m) for m in prediction.matches] if multi_intent else [],
         reason=str(prediction.reason),
         negations=[_negation(analysis.text, s) for s in analysis.spans],
         refused_intents=list(prediction.refused),

@@ -1,0 +1,314 @@
+"""Tickets into passages: what a helpdesk ticket asks, cut to the model's size.
+
+Pure text processing, no model. A ticket is a subject and a body as a helpdesk
+receives it: greetings, quoted earlier mails, signatures, "Sent from my iPhone". The
+body is cleaned line by line (``kept_regions``), the rest split into sentences
+(English ``.!?``, Chinese ``。！？；``, paragraph breaks), and the sentences grouped into
+passages of at most ``window`` sentences that fit ``max_tokens`` (estimated; MiniLM
+reads 256 tokens, longer sentences are cut at commas or spaces). Every passage keeps
+code-point offsets into the field it came from, so evidence can be shown in place.
+
+What is removed, and why (each would otherwise route as a request of its own):
+
+* quoted replies: lines starting with ``>``, and everything from a reply header on
+  ("On Tue, 3 May 2026, Shop Support <...> wrote:", "-----Original Message-----",
+  "From: ... Sent: ...", "在 2026年5月3日 ... 写道：");
+* signatures: everything after a "-- " line; a sign-off ("Best regards,", "Thanks,",
+  "谢谢") followed only by a few short lines (name, phone, order number) at the end;
+* boilerplate lines: "Sent from my iPhone", "Get Outlook for Android", "发自我的iPhone";
+* greetings alone on a line ("Hi team,", "Hello,", "您好，").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_WINDOW",
+    "IntentMatch",
+    "Passage",
+    "estimate_tokens",
+    "kept_regions",
+    "passages",
+    "sentences",
+]
+
+#: Tokens a passage may hold, estimated (``estimate_tokens``): MiniLM truncates at 256,
+#: and the estimate can run a fifth low on English with many numbers or rare words.
+DEFAULT_MAX_TOKENS = 200
+#: Sentences a passage holds at most (bench/tickets.py compares 1, 2 and 3).
+DEFAULT_WINDOW = 1
+#: A sentence of fewer words than this ("Thanks!", "Order 1234.") joins its neighbour.
+MIN_WORDS = 4
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A span of a ticket routed on its own. ``text`` is ``field[start:end]``."""
+
+    text: str
+    start: int  # code-point offsets into the field it came from
+    end: int
+    field: str  # "text" or "subject"
+
+
+@dataclass(frozen=True)
+class IntentMatch:
+    """One intent a ticket asks for: its ticket-level score, the threshold it passed and
+    the passage that scored it."""
+
+    intent: str
+    score: float
+    threshold: float
+    evidence: Passage
+
+
+# ----------------------------------------------------------------- cleaning
+
+_QUOTE_HEADERS = (
+    re.compile(r"^\s*on\b.{0,200}\bwrote:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*-{2,}\s*(original|forwarded) message\s*-{2,}\s*$", re.IGNORECASE),
+    re.compile(r"^\s*_{8,}\s*$"),  # Outlook's rule above the quoted mail
+    re.compile(r"^\s*from:\s.*$", re.IGNORECASE),  # only with "Sent:" / "Date:" next
+    re.compile(r"^\s*在.{0,200}写道[：:]\s*$"),
+    re.compile(r"^\s*-{2,}\s*原始邮件\s*-{2,}\s*$"),
+)
+_FROM_HEADER = _QUOTE_HEADERS[3]
+_HEADER_FOLLOW = re.compile(r"^\s*(sent|date|to|subject|发送时间|收件人|主题):", re.IGNORECASE)
+_SIGNATURE_DELIMITER = re.compile(r"^-- ?$")
+_BOILERPLATE = re.compile(
+    r"^\s*(sent from my \w+( \w+)?|sent from (mail|outlook|yahoo mail|gmail) for \w+.*"
+    r"|get outlook for \w+|sent from my (iphone|ipad|android|samsung|mobile|phone).*"
+    r"|发自我的\s*\w+|来自\s*\w+\s*客户端|this email (and any attachments )?is confidential.*)"
+    r"\s*$",
+    re.IGNORECASE,
+)
+_SIGN_OFF = re.compile(
+    r"^\s*(best|kind|warm|many thanks and)?\s*(regards|wishes)[,!.]?\s*$"
+    r"|^\s*(best|cheers|thanks|thank you|thanks again|many thanks|thanks in advance|"
+    r"sincerely|yours sincerely|yours faithfully|all the best|br|rgds|regards)[,!.]?\s*$"
+    r"|^\s*(谢谢|此致|敬礼|祝好)[！!。，,]?\s*$",
+    re.IGNORECASE,
+)
+_GREETING = re.compile(
+    r"^\s*((hi|hello|hey|dear|good (morning|afternoon|evening))\b[^.!?\n]{0,40}[,!:]?"
+    r"|(您好|你好|在吗)[，,！!。]?)\s*$",
+    re.IGNORECASE,
+)
+#: Lines after a sign-off that still count as the signature (name, phone, order number).
+_SIGNATURE_LINES = 4
+_SIGNATURE_LINE_CHARS = 60
+
+
+def _lines(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each line of ``text``, without its line break."""
+    spans = []
+    start = 0
+    for match in re.finditer(r"\r\n|\r|\n", text):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(text)))
+    return spans
+
+
+def _quote_header_at(text: str, lines: list[tuple[int, int]], i: int) -> bool:
+    line = text[lines[i][0] : lines[i][1]]
+    for pattern in _QUOTE_HEADERS:
+        if not pattern.match(line):
+            continue
+        if pattern is _FROM_HEADER:  # "From: x" alone may be the customer's own words
+            follow = text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else ""
+            return bool(_HEADER_FOLLOW.match(follow))
+        return True
+    return False
+
+
+def _body_end(text: str, lines: list[tuple[int, int]]) -> int:
+    """Lines before the first quoted-reply header or signature delimiter."""
+    for i, (start, end) in enumerate(lines):
+        line = text[start:end]
+        if _SIGNATURE_DELIMITER.match(line) or _quote_header_at(text, lines, i):
+            return i
+    return len(lines)
+
+
+def _sign_off_start(text: str, lines: list[tuple[int, int]], end: int) -> int:
+    """The first line of a sign-off block at the end of ``lines[:end]`` (or ``end``)."""
+    content = [i for i in range(end) if text[lines[i][0] : lines[i][1]].strip()]
+    for back, i in enumerate(reversed(content)):
+        if back > _SIGNATURE_LINES:
+            break
+        line = text[lines[i][0] : lines[i][1]]
+        if _SIGN_OFF.match(line):
+            tail = content[len(content) - back :]
+            if all(
+                len(text[lines[j][0] : lines[j][1]].strip()) <= _SIGNATURE_LINE_CHARS for j in tail
+            ):
+                return i
+    return end
+
+
+def kept_regions(text: str) -> list[tuple[int, int]]:
+    """The (start, end) spans of ``text`` that are the customer's own words, in order:
+    quoted replies, signatures, boilerplate and greeting lines removed."""
+    lines = _lines(text)
+    end = _body_end(text, lines)
+    end = _sign_off_start(text, lines, end)
+    regions = []
+    for start, stop in lines[:end]:
+        line = text[start:stop]
+        if not line.strip() or line.lstrip().startswith(">"):
+            continue
+        if _BOILERPLATE.match(line) or _GREETING.match(line):
+            continue
+        regions.append((start, stop))
+    return regions
+
+
+# ---------------------------------------------------------------- sentences
+
+#: A sentence ends after ., ! or ? (and closing quotes or brackets) before a space, or
+#: after Chinese 。！？； (no space follows those), or ... as an ellipsis.
+_SENTENCE_END = re.compile(
+    r"(?<!\b[A-Z])(?<!\be\.g)(?<!\bi\.e)[.!?]+[\"')\]]*(?=\s)|[。！？；]+[”」』）)]*"
+)
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of ``text`` for a WordPiece or SentencePiece model, roughly: a CJK
+    character each, 1.3 a word otherwise, punctuation one each."""
+    cjk = len(_CJK.findall(text))
+    rest = _CJK.sub(" ", text)
+    words = len(_WORD.findall(rest))
+    punctuation = sum(1 for c in rest if not c.isalnum() and not c.isspace())
+    return cjk + (words * 13 + 9) // 10 + punctuation
+
+
+def _words(text: str) -> int:
+    """Words of ``text``, a CJK character counting as one."""
+    return len(_CJK.findall(text)) + len(_WORD.findall(_CJK.sub(" ", text)))
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _paragraphs(text: str, regions: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Runs of adjacent kept lines (a blank or removed line ends a paragraph)."""
+    run: tuple[int, int] | None = None
+    for start, end in regions:
+        if run is not None and text[run[1] : start].count("\n") <= 1 and _continues(text, run[1]):
+            run = (run[0], end)
+            continue
+        if run is not None:
+            yield run
+        run = (start, end)
+    if run is not None:
+        yield run
+
+
+def _continues(text: str, line_end: int) -> bool:
+    """Whether the next line continues the one ending at ``line_end`` (a wrapped line):
+    the line does not end a sentence, a list item or a label."""
+    before = text[:line_end].rstrip()
+    return bool(before) and before[-1] not in ".!?:。！？；：)"
+
+
+def sentences(text: str, regions: list[tuple[int, int]] | None = None) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text`` (of its ``regions`` when given)."""
+    spans: list[tuple[int, int]] = []
+    for para_start, para_end in _paragraphs(text, regions if regions is not None else _lines(text)):
+        start = para_start
+        for match in _SENTENCE_END.finditer(text, para_start, para_end):
+            spans.append(_trimmed(text, start, match.end()))
+            start = match.end()
+        spans.append(_trimmed(text, start, para_end))
+    return [(s, e) for s, e in spans if e > s and any(c.isalnum() for c in text[s:e])]
+
+
+def _cut(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` in pieces of at most ``max_tokens``, cut after a comma or
+    space where possible (a sentence longer than the model reads)."""
+    pieces = []
+    while estimate_tokens(text[start:end]) > max_tokens:
+        low, high = start + 1, end
+        while low < high:  # the longest prefix that fits
+            middle = (low + high + 1) // 2
+            if estimate_tokens(text[start:middle]) <= max_tokens:
+                low = middle
+            else:
+                high = middle - 1
+        cut = low
+        for breaks in ("，,;；", " \t"):
+            at = max(text.rfind(c, start, low) for c in breaks)
+            if at > start + (low - start) // 2:
+                cut = at + 1
+                break
+        pieces.append(_trimmed(text, start, cut))
+        start = cut
+    pieces.append(_trimmed(text, start, end))
+    return [(s, e) for s, e in pieces if e > s]
+
+
+def _grouped(
+    text: str, spans: list[tuple[int, int]], window: int, max_tokens: int
+) -> list[tuple[int, int]]:
+    """Sentences grouped into passages: short ones join the next (or, at the end, the
+    previous), then at most ``window`` sentences a passage, within ``max_tokens``."""
+    units: list[tuple[int, int]] = []
+    pending: tuple[int, int] | None = None
+    for sentence_start, end in spans:
+        start = sentence_start if pending is None else pending[0]
+        pending = None
+        if _words(text[start:end]) < MIN_WORDS:
+            pending = (start, end)
+            continue
+        units.append((start, end))
+    if pending is not None:
+        if units and estimate_tokens(text[units[-1][0] : pending[1]]) <= max_tokens:
+            units[-1] = (units[-1][0], pending[1])
+        else:
+            units.append(pending)
+    pieces = [p for s, e in units for p in _cut(text, s, e, max_tokens)]
+    grouped: list[tuple[int, int]] = []
+    count = 0
+    for start, end in pieces:
+        if grouped and count < window and estimate_tokens(text[grouped[-1][0] : end]) <= max_tokens:
+            grouped[-1] = (grouped[-1][0], end)
+            count += 1
+            continue
+        grouped.append((start, end))
+        count = 1
+    return grouped
+
+
+def passages(
+    text: str,
+    subject: str = "",
+    *,
+    window: int = DEFAULT_WINDOW,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> list[Passage]:
+    """The passages of a ticket to route: the subject (when it has words) first, then
+    the cleaned body's sentences grouped by ``window``, each within ``max_tokens``.
+
+    Empty when nothing is left (a body that is only a quoted mail or a signature).
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    found: list[Passage] = []
+    if any(c.isalnum() for c in subject):
+        for start, end in _cut(subject, *_trimmed(subject, 0, len(subject)), max_tokens):
+            found.append(Passage(subject[start:end], start, end, "subject"))
+    spans = _grouped(text, sentences(text, kept_regions(text)), window, max_tokens)
+    found.extend(Passage(text[s:e], s, e, "text") for s, e in spans)
+    return found
