@@ -264,3 +264,31 @@ async def test_streamed_texts_share_the_bulk_queue_and_classify_still_passes(bun
             assert any(t.startswith("refund order") for c in calls[at + 1 :] for t in c)
         finally:
             encoder.release()
+
+
+async def test_multi_intent_tickets_answer_as_classify_batch_does(fake_stub) -> None:
+    tickets = [
+        ("Refund", "The charger arrived broken, refund it. Also change my delivery address."),
+        ("", "where is my parcel"),
+        ("Order 123", "Hi,\n\nI want my money back.\n\nThanks,\nAnn"),
+    ]
+    sent = [
+        pb.ClassifyStreamRequest(id=str(i), subject=s, text=t, multi_intent=True)
+        for i, (s, t) in enumerate(tickets)
+    ]
+    got = {r.id: r for r in [r async for r in fake_stub.ClassifyStream(requests_of(sent))]}
+    batch = await fake_stub.ClassifyBatch(
+        pb.ClassifyBatchRequest(
+            texts=[t for _, t in tickets], subjects=[s for s, _ in tickets], multi_intent=True
+        )
+    )
+    for i, expected in enumerate(batch.results):
+        result = got[str(i)].result
+        assert result.intent == expected.intent
+        assert [
+            (m.intent, m.evidence.text, m.evidence.start, m.evidence.field) for m in result.matches
+        ] == [
+            (m.intent, m.evidence.text, m.evidence.start, m.evidence.field)
+            for m in expected.matches
+        ]
+    assert got["0"].result.matches  # a ticket answers with its matches and their evidence

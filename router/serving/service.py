@@ -325,7 +325,10 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             self._check_ticket(request.text, request.subject)
             self._check_ready()
             answers, _ = await self.batcher.classify_many(
-                [request.text], top_k, context.time_remaining()
+                [request.text],
+                top_k,
+                context.time_remaining(),
+                subjects=_ticket_subjects(request.multi_intent, [request.subject]),
             )
         except RouterError as exc:
             code, message = _status_of(exc)
@@ -335,7 +338,9 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             self.metrics.observe_answer(answer.prediction.intent, answer.prediction.score)
         return pb.ClassifyStreamResponse(
             id=request.id,
-            result=_response(answer.prediction, answer.analysis, answer.revision, Timings()),
+            result=_response(
+                answer.prediction, answer.analysis, answer.revision, Timings(), request.multi_intent
+            ),
         )
 
     def _check_ticket(self, text: str, subject: str) -> None:
