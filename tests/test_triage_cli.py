@@ -276,3 +276,22 @@ def test_resume_after_sigkill_mid_file_writes_what_an_uninterrupted_run_writes(
     assert "already there" in resumed.stderr
     assert out.read_bytes() == whole.read_bytes()
     assert not checkpoint_of(out).exists()
+
+
+async def test_a_ticket_the_server_refuses_gets_a_row_saying_why(
+    fake_server, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    rows = [*tickets(2), {"id": "huge", "text": "refund " * 3000}]  # 21,000 characters
+    source = write_jsonl(tmp_path / "t.jsonl", rows)
+    out = tmp_path / "o.jsonl"
+    code, _, err = await asyncio.to_thread(
+        in_process, "triage", str(source), "--server", f"127.0.0.1:{fake_server.port}",
+        "--out", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    written = read_rows(out)
+    assert [r["id"] for r in written] == ["T-00000", "T-00001", "huge"]
+    assert written[2]["intent"] == "unknown" and written[2]["reason"] == "error"
+    assert str(written[2]["error"]).startswith("INVALID_ARGUMENT: text: 21000 characters")
+    assert "1 refused by the server" in err

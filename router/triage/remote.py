@@ -3,9 +3,11 @@
 Each batch is one stream: every ticket goes out with its id, subject and
 ``multi_intent``; answers come back in any order (ids echoed) and are put back in the
 batch's order. A ticket the server refuses (too long, say) comes back with ``error``
-and gets a row saying so; the others are unaffected. A whole stream that fails with
-``UNAVAILABLE`` or ``RESOURCE_EXHAUSTED`` is retried after a back-off; any other
-failure stops the run (what was committed stays: ``--resume`` continues).
+and gets a row saying so; the others are unaffected. A batch that fails with
+``UNAVAILABLE`` or ``RESOURCE_EXHAUSTED`` (the server still starting, or overloaded),
+whole or for any of its texts, is sent again after a back-off (0.2 s, doubling, six
+tries); any other failure stops the run (what was committed stays: ``--resume``
+continues).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ log = logging.getLogger(__name__)
 
 _RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 _ATTEMPTS = 6
+
+
+def _retried(error: str) -> bool:
+    """Whether a text's error is the server's state (starting, overloaded), not the text's."""
+    return error.startswith(tuple(f"{code.name}:" for code in _RETRIED))
 
 
 class ServerError(RouterError):
@@ -91,15 +98,19 @@ class ServerRouter:
                         iter(requests), timeout=self.timeout, metadata=self._metadata
                     )
                 }
-                break
+                busy = next((a.error for a in answers.values() if _retried(a.error)), None)
+                if busy is None:
+                    break
+                if attempt == _ATTEMPTS:
+                    raise ServerError(f"{self.address}: {busy}")
+                log.warning("%s: %s; retrying in %.1f s", self.address, busy, delay)
             except grpc.RpcError as exc:
                 code = exc.code()
-                if code in _RETRIED and attempt < _ATTEMPTS:
-                    log.warning("%s: %s; retrying in %.1f s", self.address, code.name, delay)
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise ServerError(f"{self.address}: {code.name}: {exc.details()}") from exc
+                if code not in _RETRIED or attempt == _ATTEMPTS:
+                    raise ServerError(f"{self.address}: {code.name}: {exc.details()}") from exc
+                log.warning("%s: %s; retrying in %.1f s", self.address, code.name, delay)
+            time.sleep(delay)
+            delay *= 2
         return [self._answer(t, answers.get(t.id)) for t in tickets]
 
     def _answer(self, ticket: Ticket, answer: pb.ClassifyStreamResponse | None) -> Routed:
