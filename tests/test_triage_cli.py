@@ -295,3 +295,24 @@ async def test_a_ticket_the_server_refuses_gets_a_row_saying_why(
     assert written[2]["intent"] == "unknown" and written[2]["reason"] == "error"
     assert str(written[2]["error"]).startswith("INVALID_ARGUMENT: text: 21000 characters")
     assert "1 refused by the server" in err
+
+
+def test_triage_with_the_real_model_finds_both_requests_of_a_ticket(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    from helpers import run_cli
+
+    source = write_jsonl(tmp_path / "t.jsonl", tickets(6))
+    out = tmp_path / "o.jsonl"
+    done = run_cli("triage", str(source), "--intents", INTENTS, "--out", str(out),
+                   model_dir=model_dir)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = read_rows(out)
+    assert [r["id"] for r in rows] == [t["id"] for t in tickets(6)]
+    both = {m["intent"] for m in rows[0]["matches"]}  # type: ignore[attr-defined]
+    # "The charger arrived broken, please refund it. And change my address ..."
+    assert "change_delivery_address" in both, rows[0]
+    assert both & {"request_refund", "damaged_item", "broken_device", "return_item"}, rows[0]
+    assert rows[1]["intent"] in {"track_delivery", "missing_delivery"}, rows[1]
+    # "tell me a joke about cats", subject "Order help": only the subject asks anything
+    assert all(m["evidence"]["field"] == "subject" for m in rows[4]["matches"])  # type: ignore[attr-defined]
