@@ -44,7 +44,7 @@ from router.routing.intents import IntentsLimits
 from router.serving.batching import BatchSettings
 
 if TYPE_CHECKING:
-    from router.quality.run import EvalRun
+    from router.quality.run import EvalRun, TicketRun
     from router.routing.engine import TextEncoder
     from router.serving.security import CertificateFiles
     from router.triage.routers import TicketRouter
@@ -530,7 +530,24 @@ def _ticket_router(args: argparse.Namespace) -> TicketRouter:
 
 # ------------------------------------------------------------------------ eval, tune
 
-_DATA_HELP = 'labelled JSONL: {"text": ..., "intent": ...} a line, "unknown" for out of scope'
+_DATA_HELP = (
+    'labelled JSONL: {"text": ..., "intent": ...} a line, "unknown" for out of scope; or '
+    "tickets, JSONL or CSV: id, subject, text, labels (several intents, or unknown), "
+    "routed as Classify with multi_intent routes them"
+)
+
+
+def _ticket_field_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ticket files (JSONL with labels or subject, or CSV)")
+    for name, default in (
+        ("id", "id"),
+        ("subject", "subject"),
+        ("text", "text"),
+        ("labels", "labels"),
+    ):
+        group.add_argument(
+            f"--{name}-field", default=default, metavar="NAME", help=f"default {default!r}"
+        )
 
 
 def _eval_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -555,6 +572,7 @@ def _eval_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--negation", choices=["as-configured", "on", "off", "compare"], default="as-configured",
         help="override negation handling; compare runs off and on and prints both",
     )  # fmt: skip
+    _ticket_field_args(evaluate)
     evaluate.set_defaults(func=_eval)
 
 
@@ -597,6 +615,7 @@ def _tune_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--write", action="store_true", help="record the thresholds in the intents YAML"
     )
     tune.add_argument("--json", action="store_true", help="print one JSON object")
+    _ticket_field_args(tune)
     tune.set_defaults(func=_tune)
 
 
@@ -612,12 +631,111 @@ def _eval_run(args: argparse.Namespace, negation: bool | None = None) -> EvalRun
     return run_eval(engine, intents, args.data)
 
 
+def _tickets_given(args: argparse.Namespace) -> bool:
+    from router.quality.ticket_eval import is_ticket_file
+
+    return is_ticket_file(args.data)
+
+
+def _ticket_run(args: argparse.Namespace) -> TicketRun:
+    """The engine built as ``serve`` builds it; tickets routed as ``Classify`` with
+    ``multi_intent`` routes them."""
+    from router.quality.run import run_ticket_eval
+    from router.quality.ticket_eval import TicketFields
+    from router.routing.engine import Engine
+    from router.routing.intents import load_intents
+
+    fields = TicketFields(args.id_field, args.subject_field, args.text_field, args.labels_field)
+    engine = Engine(_encoder(args), _settings(args))
+    return run_ticket_eval(engine, load_intents(args.intents), args.data, fields)
+
+
+def _eval_tickets(args: argparse.Namespace) -> int:
+    from router.quality.render import ticket_lines
+    from router.quality.ticket_eval import predicted_labels
+
+    for flag, given in (
+        ("--report", args.report is not None),
+        ("--negation", args.negation != "as-configured"),
+    ):
+        if given:
+            raise UsageError(f"{flag} is for rows of text and intent, not tickets")
+    run = _ticket_run(args)
+    if args.predictions is not None:
+        with args.predictions.open("w", encoding="utf-8") as out:
+            for ticket, p in zip(run.tickets, run.predictions, strict=True):
+                record = {
+                    "id": ticket.id,
+                    "labels": list(ticket.labels),
+                    "predicted": list(predicted_labels(p)),
+                    "intent": p.intent,
+                    "score": p.score,
+                    "matches": [
+                        {"intent": m.intent, "score": m.score, "evidence": vars(m.evidence)}
+                        for m in p.matches
+                    ],
+                }
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    if args.json:
+        record = {
+            "data": run.data,
+            "revision": run.revision,
+            "model": run.model,
+            "threshold_source": run.threshold_source,
+            "default_threshold": run.index.default_threshold,
+            **run.scorecard().to_json(),
+        }
+        print(json.dumps(record, ensure_ascii=False))
+    else:
+        _print_lines(ticket_lines(run, args.show_errors))
+    return 0
+
+
+def _tune_tickets(args: argparse.Namespace) -> int:
+    from router.quality.render import ticket_tuning_lines
+    from router.quality.ticket_eval import choose_ticket_threshold, sweep_tickets, ticket_grid
+    from router.quality.tuning import Objective, write_thresholds
+
+    if args.per_intent or args.objective != Objective.BALANCED.value or args.target is not None:
+        raise UsageError(
+            "tickets tune the default threshold for the best micro F1: --objective, "
+            "--target and --per-intent are for rows of text and intent"
+        )
+    run = _ticket_run(args)
+    now = sweep_tickets(run.tickets, run.scoring, [run.index.default_threshold])[0]
+    chosen = choose_ticket_threshold(
+        sweep_tickets(run.tickets, run.scoring, ticket_grid(run.scoring))
+    )
+    written: list[Path] = []
+    if args.write:
+        written = write_thresholds(run.intents, chosen.threshold, None, run.model)
+    if args.json:
+        record = {
+            "data": run.data,
+            "revision": run.revision,
+            "now": {"threshold": now.threshold, **now.scorecard.to_json()},
+            "chosen": {"threshold": chosen.threshold, **chosen.scorecard.to_json()},
+            "written": [str(f) for f in written],
+        }
+        print(json.dumps(record, ensure_ascii=False))
+        return 0
+    _print_lines(ticket_tuning_lines(run, now, chosen))
+    if args.write:
+        print("\n".join(f"wrote {f}" for f in written) or "the intents files already hold it")
+    else:
+        print("\n(not written: --write records it in the intents files)")
+    return 0
+
+
 def _print_lines(lines: list[str]) -> None:
     print("\n".join(lines))
 
 
 def _eval(args: argparse.Namespace) -> int:
     from router.quality.render import evaluation_lines, negation_compare_lines
+
+    if _tickets_given(args):
+        return _eval_tickets(args)
 
     if args.report is not None:
         require("eval", "eval --report", "matplotlib")  # before the work, not after
@@ -676,6 +794,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     if args.write:
         require("eval", "tune --write", "ruamel.yaml")  # before the work, not after
+    if _tickets_given(args):
+        return _tune_tickets(args)
     run = _eval_run(args)
     now = run.evaluation()
     own = dict(now.own_thresholds)

@@ -95,7 +95,7 @@ NARROWER: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # an engine
     **{
         f"router.quality.{name}": (("router.routing.engine",), ())
-        for name in ("evaluate", "tuning", "render", "report")
+        for name in ("evaluate", "ticket_eval", "tuning", "render", "report")
     },
 }
 
@@ -299,7 +299,10 @@ RUNTIME: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("grpc", "onnxruntime", "tokenizers", "onnx", "matplotlib"),
     ),
     "quality.pure": (
-        tuple(f"router.quality.{name}" for name in ("evaluate", "tuning", "render", "report")),
+        tuple(
+            f"router.quality.{name}"
+            for name in ("evaluate", "ticket_eval", "tuning", "render", "report")
+        ),
         ("grpc", "onnxruntime", "matplotlib", "router.routing.engine"),
     ),
     "model.contract": (

@@ -43,7 +43,7 @@ def test_offsets_point_into_the_field_they_came_from() -> None:
 
 
 def test_quotes_signature_boilerplate_and_greeting_are_removed() -> None:
-    texts = _texts(passages(TICKET))
+    texts = _texts(passages(TICKET, window=1))
     assert texts == [
         "The charger I got last week arrived with a cracked casing.",
         "I'd like a refund for it please.",
@@ -87,13 +87,17 @@ def test_chinese_is_split_and_cleaned() -> None:
         "您好，\n我上周买的耳机坏了，左边没有声音。我想退货！另外能帮我改一下收货地址吗？谢谢\n\n"
         "发自我的iPhone\n\n在 2026年5月3日 客服 写道：\n> 您好，您的订单已发货"
     )
-    found = passages(text)
+    found = passages(text, window=1)
     assert _texts(found) == [
         "我上周买的耳机坏了，左边没有声音。",
         "我想退货！",
         "另外能帮我改一下收货地址吗？谢谢",
     ]
     assert all(text[p.start : p.end] == p.text for p in found)
+    assert _texts(passages(text)) == [
+        "我上周买的耳机坏了，左边没有声音。我想退货！",
+        "另外能帮我改一下收货地址吗？谢谢",
+    ]
 
 
 def test_short_sentences_join_a_neighbour() -> None:

@@ -31,7 +31,7 @@ def test_a_ticket_answers_every_intent_it_asks_for(fake_engine: Engine) -> None:
     for match in prediction.matches:
         assert match.score >= match.threshold
         assert TICKET[match.evidence.start : match.evidence.end] == match.evidence.text
-    assert prediction.matches[0].evidence.text == "Where is my parcel?"
+    assert prediction.matches[0].evidence.text == "Where is my parcel? It was due last Monday."
 
 
 def test_plain_texts_answer_as_before(fake_engine: Engine) -> None:

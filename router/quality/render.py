@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from router.quality.evaluate import Evaluation, SweepPoint
+from router.quality.ticket_eval import TicketSweepPoint, predicted_labels
 from router.quality.tuning import PRIOR_ROWS, Objective, Tuning
 from router.routing.intents import UNKNOWN
 
-__all__ = ["compact_curve", "evaluation_lines", "negation_compare_lines", "tuning_lines"]
+if TYPE_CHECKING:  # run.py builds the engine; rendering only reads what it gave
+    from router.quality.run import TicketRun
+
+__all__ = [
+    "compact_curve",
+    "evaluation_lines",
+    "negation_compare_lines",
+    "ticket_lines",
+    "ticket_tuning_lines",
+    "tuning_lines",
+]
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -171,3 +183,78 @@ def tuning_lines(
             f"{summary(tuning.result, tuning.default)}"
         )
     return out
+
+
+def ticket_lines(run: TicketRun, show_errors: int) -> list[str]:
+    """The summary ``eval`` prints for tickets: headline metrics, per label, errors."""
+    card = run.scorecard()
+    index = run.index
+    out = [
+        f"{run.data}: {card.tickets} tickets ({card.single_tickets} single-request, "
+        f"{card.multi_tickets} with several, {card.out_of_scope_tickets} out of scope)",
+        f"revision {run.revision}, model {run.model}, default threshold "
+        f"{index.default_threshold:g} ({run.threshold_source})",
+        "",
+    ]
+    headline = [
+        ("top-1 single", card.single_top1, "the answer is the one label (single-request tickets)"),
+        ("top-1 candidate", card.single_candidate_top1, "best candidate, whatever the threshold"),
+        ("exact match", card.exact_match, "the intents found are the labels"),
+        ("micro F1", card.micro_f1, f"P {_f(card.micro_precision)} R {_f(card.micro_recall)}"),
+        ("macro F1", card.macro_f1, "over intents and unknown"),
+        ("several found", card.multi_found, "labels found on tickets with several"),
+        ("unknown recall", card.unknown_recall, "out-of-scope tickets answered unknown"),
+    ]
+    out += [f"  {name:<20}{_f(value):>7}   {note}".rstrip() for name, value, note in headline]
+    out.append("")
+    width = max(len(name) for name in card.per_label)
+    out.append(f"  {'label':<{width}}  precision  recall     f1  support")
+    for name, s in sorted(card.per_label.items(), key=lambda kv: (kv[1].f1 or 0.0, kv[0])):
+        out.append(
+            f"  {name:<{width}}  {_f(s.precision):>9}  {_f(s.recall):>6}  {_f(s.f1):>5}"
+            f"  {s.support:>7}"
+        )
+    errors = [
+        (t, p)
+        for t, p in zip(run.tickets, run.predictions, strict=True)
+        if set(t.labels) != set(predicted_labels(p))
+    ]
+    if errors and show_errors > 0:
+        shown = errors[:show_errors]
+        first = f", first {len(shown)}" if len(shown) < len(errors) else ""
+        out.append(f"\n  tickets not matched exactly: {len(errors)}{first}")
+        for ticket, prediction in shown:
+            found = (
+                ", ".join(
+                    f"{m.intent} {m.score:.3f} "
+                    f"({m.evidence.field} {m.evidence.start}-{m.evidence.end})"
+                    for m in prediction.matches
+                )
+                or f"unknown (best {prediction.candidate} {prediction.score:.3f})"
+            )
+            out.append(
+                f"  {ticket.id} (line {ticket.line}): {' + '.join(ticket.labels)} -> {found}"
+            )
+    return out
+
+
+def ticket_tuning_lines(
+    run: TicketRun, now: TicketSweepPoint, chosen: TicketSweepPoint
+) -> list[str]:
+    """What ``tune`` prints for tickets: the default threshold now and the one chosen."""
+
+    def line(label: str, point: TicketSweepPoint) -> str:
+        card = point.scorecard
+        return (
+            f"  {label:<8} {point.threshold:.4f}  micro F1 {_f(card.micro_f1)}  "
+            f"top-1 single {_f(card.single_top1)}  exact {_f(card.exact_match)}  "
+            f"unknown recall {_f(card.unknown_recall)}"
+        )
+
+    own = sum(i.threshold is not None for i in run.index.intents.intents)
+    return [
+        f"{run.data}: {len(run.tickets)} tickets; the default threshold with the best micro "
+        "F1 (intents' own thresholds kept" + (f": {own}" if own else ": none") + ")",
+        line("now", now),
+        line("chosen", chosen),
+    ]

@@ -20,13 +20,26 @@ the passage scale. bench/tickets.py measures the rules (ARCHITECTURE.md "Tickets
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Rule", "TicketDecision", "TicketSettings", "aggregate"]
+from router.routing.index import Alternative, Index, Prediction, Reason
+from router.routing.intents import UNKNOWN
+from router.routing.negation import Analysis
+from router.routing.tickets import DEFAULT_WINDOW, IntentMatch, Passage
+
+__all__ = [
+    "Rule",
+    "TicketDecision",
+    "TicketScoring",
+    "TicketSettings",
+    "aggregate",
+    "decide_tickets",
+    "merge_scorings",
+]
 
 Matrix = npt.NDArray[np.float32]
 
@@ -42,9 +55,12 @@ class TicketSettings:
     """How tickets are cut and aggregated (bench/tickets.py compares the choices)."""
 
     rule: Rule = Rule.WINNERS
-    window: int = 1  # sentences per passage
+    window: int = DEFAULT_WINDOW  # sentences per passage
     subject: bool = True  # the subject is a passage of its own; False: ignored
     whole: bool = False  # no splitting: the cleaned body (and subject) as one passage
+    #: A match beside the answer needs its threshold + ``margin``: a sentence that only
+    #: describes ("Order number is 66013.") grazes some intent's threshold.
+    margin: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +79,9 @@ def aggregate(
     winners: npt.NDArray[np.int64],
     refused: npt.NDArray[np.bool_],
     thresholds: Matrix,
+    *,
     rule: Rule = Rule.WINNERS,
+    margin: float = 0.0,
 ) -> TicketDecision:
     """One ticket from its passages.
 
@@ -95,7 +113,8 @@ def aggregate(
         above = [j for j in chosen if ticket[j] >= thresholds[j]]
     else:
         above = [int(j) for j in np.argsort(-ticket, kind="stable") if ticket[j] >= thresholds[j]]
-    matches = tuple(([answer] if answer in above else []) + [j for j in above if j != answer])
+    others = [j for j in above if j != answer and ticket[j] >= thresholds[j] + margin]
+    matches = tuple(([answer] if answer in above else []) + others)
     if answer not in above and matches:
         matches = ()  # the answer is unknown: nothing above is trusted more than it
     return TicketDecision(ticket, source, matches, answer, _refused(refused, chosen))
@@ -104,3 +123,107 @@ def aggregate(
 def _refused(refused: npt.NDArray[np.bool_], chosen: Collection[int]) -> tuple[int, ...]:
     """Intents some passage refuses and no passage chose."""
     return tuple(int(j) for j in np.flatnonzero(refused.any(axis=0)) if int(j) not in chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketScoring:
+    """Tickets scored passage by passage, before any threshold (``Engine.score_tickets``).
+
+    Rows of the arrays are the passages of every ticket, in order.
+    """
+
+    passages: list[list[Passage]]  # each ticket's passages
+    analyses: list[Analysis]  # each passage's negation analysis
+    scores: Matrix  # (p, n_intents)
+    closest: npt.NDArray[np.int64]  # (p, n_intents) each intent's exemplar closest
+    winners: npt.NDArray[np.int64]  # (p,) each passage's choice; -1: it only refuses
+    refused: npt.NDArray[np.bool_]  # (p, n_intents)
+    index: Index
+    revision: str
+
+
+def decide_tickets(
+    scoring: TicketScoring,
+    top_k: int = 3,
+    settings: TicketSettings | None = None,
+    thresholds: Matrix | None = None,
+) -> list[Prediction]:
+    """One prediction per ticket, at the index's thresholds or ``thresholds``."""
+    settings = settings or TicketSettings()
+    limits = scoring.index.thresholds if thresholds is None else thresholds
+    predictions = []
+    first = 0
+    for ticket in scoring.passages:
+        rows = slice(first, first + len(ticket))
+        predictions.append(_ticket_prediction(scoring, rows, ticket, limits, top_k, settings))
+        first += len(ticket)
+    return predictions
+
+
+def _ticket_prediction(  # noqa: PLR0917 - private; one call site
+    scoring: TicketScoring,
+    rows: slice,
+    ticket: list[Passage],
+    thresholds: Matrix,
+    top_k: int,
+    settings: TicketSettings,
+) -> Prediction:
+    """One ticket's prediction from its passages' rows."""
+    index = scoring.index
+    decision = aggregate(
+        scoring.scores[rows],
+        scoring.winners[rows],
+        scoring.refused[rows],
+        thresholds,
+        rule=settings.rule,
+        margin=settings.margin,
+    )
+    names, values = index.names, decision.scores.tolist()
+    top_k = max(1, min(top_k, len(names)))
+    ranked = [int(j) for j in np.argsort(-decision.scores, kind="stable")]
+    lead = decision.answer if decision.answer is not None else ranked[0]
+    order = [lead, *(j for j in ranked if j != lead)][:top_k]
+    closest = scoring.closest[rows]
+
+    def example(j: int) -> str:
+        return index.examples[int(closest[decision.source[j], j])]
+
+    score = values[lead]
+    threshold = float(thresholds[lead])
+    if decision.answer is None:
+        reason = Reason.NOTHING_WANTED
+    elif score < threshold:
+        reason = Reason.BELOW_THRESHOLD
+    else:
+        reason = Reason.MATCHED
+    return Prediction(
+        intent=names[lead] if reason is Reason.MATCHED else UNKNOWN,
+        score=score,
+        threshold=threshold,
+        alternatives=tuple(Alternative(names[j], values[j], example(j)) for j in order),
+        reason=reason,
+        refused=tuple(names[j] for j in decision.refused),
+        matches=tuple(
+            IntentMatch(names[j], values[j], float(thresholds[j]), ticket[int(decision.source[j])])
+            for j in decision.matches
+        ),
+    )
+
+
+def merge_scorings(parts: Sequence[TicketScoring]) -> TicketScoring:
+    """One scoring of the tickets of ``parts``, in order (one index and revision)."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    first = parts[0]
+    if any(p.revision != first.revision for p in parts):
+        raise ValueError("the scorings come from different revisions")
+    return TicketScoring(
+        passages=[t for p in parts for t in p.passages],
+        analyses=[a for p in parts for a in p.analyses],
+        scores=np.concatenate([p.scores for p in parts]),
+        closest=np.concatenate([p.closest for p in parts]),
+        winners=np.concatenate([p.winners for p in parts]),
+        refused=np.concatenate([p.refused for p in parts]),
+        index=first.index,
+        revision=first.revision,
+    )

@@ -16,23 +16,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from router.memory import release_memory
-from router.routing.aggregation import TicketSettings, aggregate
+from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.calibration import Calibration, calibrate
-from router.routing.index import (
-    DEFAULT_THRESHOLD,
-    Alternative,
-    Index,
-    IndexSettings,
-    Prediction,
-    Reason,
-    Scored,
-)
-from router.routing.intents import UNKNOWN, IntentSet
+from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction
+from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
-from router.routing.tickets import IntentMatch, Passage, passages
+from router.routing.tickets import Passage, passages
 from router.routing.vectorcache import VectorCache
 from router.vectors import Span, Vectors
 
@@ -440,11 +431,37 @@ class Engine:
         passage that asked. ``Result.analyses`` holds each ticket's first passage's
         analysis (the whole body's when nothing was left to split).
         """
+        if not texts:
+            return Result([], [], self.snapshot.revision, Timings())
+        scoring, timings = self._score_tickets(texts, subjects)
+        started = time.perf_counter()
+        predictions = decide_tickets(scoring, top_k, self.tickets)
+        decided = (time.perf_counter() - started) * 1e3
+        firsts = np.cumsum([0, *(len(t) for t in scoring.passages)])[:-1]
+        return Result(
+            predictions=predictions,
+            analyses=[scoring.analyses[int(i)] for i in firsts],
+            revision=scoring.revision,
+            timings=replace(
+                timings,
+                score_ms=timings.score_ms + decided,
+                total_ms=timings.total_ms + decided,
+            ),
+        )
+
+    def score_tickets(
+        self, texts: Sequence[str], subjects: Sequence[str] | None = None
+    ) -> TicketScoring:
+        """Every passage of each ticket scored, before any threshold applies
+        (``decide_tickets`` decides; ``tune`` and bench/tickets.py decide at many)."""
+        return self._score_tickets(texts, subjects)[0]
+
+    def _score_tickets(
+        self, texts: Sequence[str], subjects: Sequence[str] | None
+    ) -> tuple[TicketScoring, Timings]:
         if subjects is not None and len(subjects) != len(texts):
             raise ValueError(f"{len(subjects)} subjects for {len(texts)} texts")
         snapshot = self.snapshot  # read once: one revision answers the whole call
-        if not texts:
-            return Result([], [], snapshot.revision, Timings())
         negation = self.negation_of(snapshot.intents)
         index = snapshot.index
         start = time.perf_counter()
@@ -453,40 +470,41 @@ class Engine:
         analyses = self._analyse([p.text for p in flat], negation)
         owners = [(row, text) for row, a in enumerate(analyses) for text in _refused_texts(a)]
         analysed = time.perf_counter()
-        vectors = self._encode(analyses, negation, [text for _, text in owners])
+        if flat:
+            vectors = self._encode(analyses, negation, [text for _, text in owners])
+        else:
+            vectors = np.empty((0, self.encoder.width), np.float32)
         encoded = time.perf_counter()
         scored = index.scores(vectors[: len(flat)])
         refused = np.zeros(scored.scores.shape, dtype=bool)
         if owners:
             span_scores = index.scores(vectors[len(flat) :]).scores
             for (row, _), named in zip(owners, span_scores, strict=True):
+                # as in ``classify``: the refused span names this intent more strongly
                 target = int(np.argmax(named))
                 if named[target] > scored.scores[row, target]:
                     refused[row, target] = True
-        wants_nothing = [a.wants_nothing(negation.lexicon) for a in analyses]
+        wants_nothing = np.array([a.wants_nothing(negation.lexicon) for a in analyses], bool)
         rank = np.where(refused, -np.inf, scored.rank)
-        winners = np.where(wants_nothing, -1, rank.argmax(axis=1)).astype(np.int64)
-        predictions = []
-        first = 0
-        for ticket in cut:
-            rows = slice(first, first + len(ticket))
-            predictions.append(
-                self._ticket_prediction(index, scored, rows, ticket, winners, refused, top_k)
-            )
-            first += len(ticket)
-        firsts = np.cumsum([0, *(len(t) for t in cut[:-1])])
+        winners = np.where(wants_nothing, -1, rank.argmax(axis=1) if flat else 0)
         done = time.perf_counter()
-        return Result(
-            predictions=predictions,
-            analyses=[analyses[int(i)] for i in firsts],
+        scoring = TicketScoring(
+            passages=cut,
+            analyses=analyses,
+            scores=scored.scores,
+            closest=scored.closest,
+            winners=winners.astype(np.int64),
+            refused=refused,
+            index=index,
             revision=snapshot.revision,
-            timings=Timings(
-                preprocess_ms=(analysed - start) * 1e3,
-                encode_ms=(encoded - analysed) * 1e3,
-                score_ms=(done - encoded) * 1e3,
-                total_ms=(done - start) * 1e3,
-            ),
         )
+        timings = Timings(
+            preprocess_ms=(analysed - start) * 1e3,
+            encode_ms=(encoded - analysed) * 1e3,
+            score_ms=(done - encoded) * 1e3,
+            total_ms=(done - start) * 1e3,
+        )
+        return scoring, timings
 
     def _passages(self, text: str, subject: str) -> list[Passage]:
         """A ticket's passages under ``self.tickets``; the whole body when cleaning
@@ -498,59 +516,8 @@ class Engine:
             body = [p for p in cut if p.field == "text"]
             cut = [p for p in cut if p.field == "subject"]
             if body:
-                cut.append(
-                    Passage(text[body[0].start : body[-1].end], body[0].start, body[-1].end, "text")
-                )
+                start, end = body[0].start, body[-1].end
+                cut.append(Passage(text[start:end], start, end, "text"))
         else:
             cut = passages(text, subject, window=settings.window)
         return cut or [Passage(text, 0, len(text), "text")]
-
-    def _ticket_prediction(  # noqa: PLR0917 - private; one call site
-        self,
-        index: Index,
-        scored: Scored,
-        rows: slice,
-        ticket: list[Passage],
-        winners: npt.NDArray[np.int64],
-        refused: npt.NDArray[np.bool_],
-        top_k: int,
-    ) -> Prediction:
-        """One ticket's prediction from its passages' rows of ``scored``."""
-        decision = aggregate(
-            scored.scores[rows], winners[rows], refused[rows], index.thresholds, self.tickets.rule
-        )
-        names, values = index.names, decision.scores.tolist()
-        top_k = max(1, min(top_k, len(names)))
-        ranked = [int(j) for j in np.argsort(-decision.scores, kind="stable")]
-        lead = decision.answer if decision.answer is not None else ranked[0]
-        order = [lead, *(j for j in ranked if j != lead)][:top_k]
-        closest = scored.closest[rows]
-
-        def example(j: int) -> str:
-            return index.examples[int(closest[decision.source[j], j])]
-
-        score = values[lead]
-        threshold = float(index.thresholds[lead])
-        if decision.answer is None:
-            reason = Reason.NOTHING_WANTED
-        elif score < threshold:
-            reason = Reason.BELOW_THRESHOLD
-        else:
-            reason = Reason.MATCHED
-        return Prediction(
-            intent=names[lead] if reason is Reason.MATCHED else UNKNOWN,
-            score=score,
-            threshold=threshold,
-            alternatives=tuple(Alternative(names[j], values[j], example(j)) for j in order),
-            reason=reason,
-            refused=tuple(names[j] for j in decision.refused),
-            matches=tuple(
-                IntentMatch(
-                    names[j],
-                    values[j],
-                    float(index.thresholds[j]),
-                    ticket[int(decision.source[j])],
-                )
-                for j in decision.matches
-            ),
-        )
