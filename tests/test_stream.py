@@ -119,13 +119,11 @@ async def test_a_caller_that_never_reads_is_not_read_from(bundled) -> None:
                 limit = limits.max_stream_in_flight
                 return service.stream_in_flight == service.stream_unwritten == limit
 
+            # the writes back are blocked (the caller's receive window is full) and every
+            # slot is taken: the server reads no further, with a few hundred texts done
             await wait_for(stuck)
-            seen = encoder.texts_seen
-            for _ in range(50):  # let anything that could still move, move
-                await asyncio.sleep(0)
-            assert stuck()
-            assert encoder.texts_seen == seen  # nothing more was read from the caller
-            assert seen < total and produced[0] < total
+            assert encoder.texts_seen < total // 5 and produced[0] < total
+            assert sample(server, "intent_router_stream_texts") <= limits.max_stream_in_flight
             # reading resumes the flow: every text is answered, once
             ids = [r.id async for r in call]
             assert sorted(ids, key=int) == [str(i) for i in range(total)]

@@ -21,7 +21,8 @@ from router.triage.writing import checkpoint_of
 INTENTS = str(ROOT / "intents")
 
 BODIES = [
-    "The charger arrived broken, please refund it. And change my address for the next order.",
+    "The charger arrived broken, please refund it. It was meant as a gift for my son.\n\n"
+    "Separately, I moved house last month. Please change my delivery address for the next order.",
     "Hi team,\n\nwhere is my parcel? It has been two weeks.\n\nThanks,\nAnn",
     "I want my money back for order 1234.\n\n> On Mon, Support wrote:\n> your order shipped",
     "Can you cancel my order please, I ordered the wrong size.",
@@ -310,7 +311,7 @@ def test_triage_with_the_real_model_finds_both_requests_of_a_ticket(
     rows = read_rows(out)
     assert [r["id"] for r in rows] == [t["id"] for t in tickets(6)]
     both = {m["intent"] for m in rows[0]["matches"]}  # type: ignore[attr-defined]
-    # "The charger arrived broken, please refund it. And change my address ..."
+    # "The charger arrived broken, please refund it. ... Please change my delivery address"
     assert "change_delivery_address" in both, rows[0]
     assert both & {"request_refund", "damaged_item", "broken_device", "return_item"}, rows[0]
     assert rows[1]["intent"] in {"track_delivery", "missing_delivery"}, rows[1]
