@@ -265,3 +265,27 @@ def test_a_checkpoint_longer_than_the_output_is_refused(write, tmp_path: Path) -
     out.write_bytes(b"")
     with pytest.raises(DataError, match="changed since"):
         run(source, out, resume=True)
+
+
+def test_the_progress_bar_counts_resumed_tickets_apart(write, tmp_path: Path) -> None:
+    from router.triage.progress import count_tickets, progress_bar
+
+    source = write("t.jsonl", jsonl(*TICKETS[:10]) + "\n")
+    assert count_tickets(source, InputFormat.JSONL, "utf-8") == 10
+    csv_source = write("t.csv", 'id,text\n1,"two\nlines"\n2,x\n')
+    assert count_tickets(csv_source, InputFormat.CSV, "utf-8") == 2
+    stream = io.StringIO()
+    progress = progress_bar(10, stream)
+    assert progress is not None  # tqdm is installed with the dev extras
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, WordRouter(fail_after=1), batch_size=4)
+    fmt = InputFormat.JSONL
+    with source.open("rb") as f:
+        triage(
+            TriageJob(f, "t.jsonl", fmt, out, fmt, resume=True, batch_size=4),
+            WordRouter(),
+            progress,
+        )
+    progress.close()
+    assert "10/10" in stream.getvalue()
