@@ -290,3 +290,23 @@ async def test_multi_intent_tickets_answer_as_classify_batch_does(fake_stub) -> 
             for m in expected.matches
         ]
     assert got["0"].result.matches  # a ticket answers with its matches and their evidence
+
+
+async def test_a_failure_inside_the_server_answers_that_text_internal(bundled, caplog) -> None:
+    async with running(ServerConfig(intents=bundled, encoder=serving_fake(), port=0)) as served:
+        batcher = served.server.batcher
+        assert batcher is not None
+        original = batcher.classify_many
+
+        async def failing(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if "boom" in texts[0]:
+                raise RuntimeError("a bug")
+            return await original(texts, *args, **kwargs)
+
+        batcher.classify_many = failing  # type: ignore[method-assign]
+        sent = [pb.ClassifyStreamRequest(id=i, text=t) for i, t in
+                (("a", "where is my parcel"), ("b", "boom"), ("c", "refund please"))]  # fmt: skip
+        got = {r.id: r async for r in served.stub.ClassifyStream(requests_of(sent))}
+        assert got["b"].error == "INTERNAL: internal error"
+        assert not got["a"].error and not got["c"].error
+        assert any("internal error" in r.message for r in caplog.records)

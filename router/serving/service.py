@@ -264,7 +264,13 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         held = [0, 0]  # this stream's texts read and not yet written; of those, answered
 
         async def answer(request: pb.ClassifyStreamRequest | _Malformed) -> None:
-            answers.put_nowait(await self._stream_answer(request, context))
+            try:
+                response = await self._stream_answer(request, context)
+            except Exception as exc:  # a bug answers this text INTERNAL; it never loses it
+                code, message = _status_of(exc)
+                text_id = request.id if isinstance(request, pb.ClassifyStreamRequest) else ""
+                response = pb.ClassifyStreamResponse(id=text_id, error=f"{code.name}: {message}")
+            answers.put_nowait(response)
             held[1] += 1
             self.stream_unwritten += 1
 
