@@ -10,7 +10,8 @@ nothing is tuned on test). Every figure comes from ``router.quality.run.run_tick
 ``intent-router eval``).
 
 Compared on val, for each way of cutting tickets (sentences, windows of 2 and 3
-sentences, without the subject, the cleaned ticket whole) and each rule (``winners``,
+sentences apart or overlapping by all but one, without the subject, the cleaned ticket
+whole) and each rule (``winners``,
 ``max``, ``top2``; ``routing/aggregation.py``) and margin for a second intent: the
 metrics at the intents' thresholds (``now``) and at the default threshold that gives
 the best val micro-F1 (``tuned``). ``as today``: each ticket's subject and body as one
@@ -56,10 +57,12 @@ GRID = [round(float(t), 3) for t in np.arange(0.30, 0.601, 0.005)]
 TOP1_TARGET, MICRO_F1_TARGET = 0.90, 0.85
 
 CUTS: dict[str, TicketSettings] = {
-    "sentences": TicketSettings(window=1),
-    "windows of 2": TicketSettings(window=2),
-    "windows of 3": TicketSettings(window=3),
-    "sentences, no subject": TicketSettings(window=1, subject=False),
+    "sentences": TicketSettings(window=1, stride=None),
+    "windows of 2": TicketSettings(window=2, stride=None),
+    "windows of 3": TicketSettings(window=3, stride=None),
+    "windows of 2, overlapping": TicketSettings(window=2, stride=1),
+    "windows of 3, overlapping": TicketSettings(window=3, stride=1),
+    "overlapping 2, no subject": TicketSettings(window=2, stride=1, subject=False),
     "whole (cleaned)": TicketSettings(whole=True),
 }
 RULES = [Rule.WINNERS, Rule.MAX, Rule.TOP2]

@@ -96,7 +96,7 @@ def test_chinese_is_split_and_cleaned() -> None:
     assert all(text[p.start : p.end] == p.text for p in found)
     assert _texts(passages(text)) == [
         "我上周买的耳机坏了，左边没有声音。我想退货！",
-        "另外能帮我改一下收货地址吗？谢谢",
+        "我想退货！另外能帮我改一下收货地址吗？谢谢",
     ]
 
 
@@ -111,11 +111,15 @@ def test_windows_group_sentences() -> None:
         "A third thing is wrong too."
     )
     assert len(passages(text, window=1)) == 3
-    assert _texts(passages(text, window=2)) == [
+    assert _texts(passages(text, window=2, stride=None)) == [
         "The first thing is broken here. The second thing is late again.",
         "A third thing is wrong too.",
     ]
     assert _texts(passages(text, window=3)) == [text]
+    assert _texts(passages(text)) == [  # the default: two sentences, overlapping by one
+        "The first thing is broken here. The second thing is late again.",
+        "The second thing is late again. A third thing is wrong too.",
+    ]
     with pytest.raises(ValueError, match="window"):
         passages(text, window=0)
 

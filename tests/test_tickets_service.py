@@ -6,12 +6,21 @@ real vectors show runs on the real model (``engine``, ``stub``, marked ``model``
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import grpc
 import pytest
+from fakes import FakeEncoder
+from helpers import wait_for
 
 from router.api.v1 import router_pb2 as pb
-from router.routing.engine import Engine
-from router.routing.intents import UNKNOWN
+from router.model.loading import load_encoder
+from router.routing.engine import MAX_REFUSED_SPANS, Engine
+from router.routing.intents import UNKNOWN, load_intents
+from router.serving.batching import Batcher, BatchSettings
+
+INTENTS = Path(__file__).resolve().parent.parent / "intents"
 
 TICKET = (
     "Hello,\n\nWhere is my parcel? It was due last Monday.\n"
@@ -123,3 +132,69 @@ def test_real_model_finds_two_requests(engine: Engine) -> None:
     assert engine.classify(["where is my parcel"], multi_intent=True).predictions[0].intent == (
         engine.classify(["where is my parcel"]).predictions[0].intent
     )
+
+
+async def test_tickets_and_plain_texts_queued_together_answer_as_alone(fake_engine: Engine) -> None:
+    """A batch holding tickets and plain texts runs each kind in its own engine call."""
+    encoder = fake_engine.encoder
+    assert isinstance(encoder, FakeEncoder)
+    batcher = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    batcher.start()
+    try:
+        encoder.hold()
+        first = asyncio.create_task(batcher.classify(["where is my parcel"], 3))
+        await encoder.held()  # the consumer is busy: the next requests queue together
+        queued = asyncio.gather(
+            batcher.classify([TICKET], 3, subjects=[""]),
+            batcher.classify([TICKET], 3),
+            batcher.classify(["zebra quantum xylophone"], 3, subjects=["reset my password"]),
+        )
+        await wait_for(lambda: batcher.depth == 3)
+        encoder.release()
+        ticket, plain, subject_only = await queued
+        await first
+    finally:
+        encoder.release()
+        await batcher.close()
+    assert plain.predictions == fake_engine.classify([TICKET]).predictions
+    assert ticket.predictions == fake_engine.classify([TICKET], multi_intent=True).predictions
+    assert subject_only.predictions[0].intent == "reset_password"
+    assert plain.predictions[0].matches == ()
+
+
+def test_multilingual_model_reads_a_chinese_ticket(use_model_dir: Path) -> None:
+    engine = Engine(load_encoder(use_model_dir, threads=1))
+    engine.load(load_intents(INTENTS / "zh"))
+    ticket = (
+        "您好，\n我上周买的蓝牙耳机左边没有声音，充电也充不进去。我想退货退款。\n谢谢！\n\n"
+        "发自我的iPhone\n\n在 2026年5月3日 客服 写道：\n> 您好，您的订单已经发货，请耐心等待。"
+    )
+    lost = "你好，我的快递显示已签收，但是我根本没收到。麻烦帮我查一下。\n\n--\n张伟"
+    refund, missing = engine.classify([ticket, lost], multi_intent=True).predictions
+    assert refund.matches[0].intent == "request_refund"
+    assert missing.intent == "missing_delivery"
+    quoted = ticket.index("在 2026年")
+    for match in (*refund.matches, *missing.matches):
+        assert match.evidence.end <= quoted
+    assert all(ticket[m.evidence.start : m.evidence.end] == m.evidence.text for m in refund.matches)
+
+
+def test_refused_spans_embedded_per_ticket_are_bounded(fake_engine: Engine, monkeypatch) -> None:
+    """A ticket is one request however many passages it has: at most MAX_REFUSED_SPANS
+    refused spans embedded for it, each once."""
+    embedded: list[str] = []
+    real = fake_engine.encoder.embed
+
+    def recording(texts, spans=None):
+        embedded.extend(texts)
+        return real(texts, spans)
+
+    monkeypatch.setattr(fake_engine.encoder, "embed", recording)
+    ticket = " ".join(f"I don't want item number {i} at all." for i in range(30))
+    ticket += " I don't want a refund. Where is my parcel?"
+    (prediction,) = fake_engine.classify([ticket], multi_intent=True).predictions
+    scoring = fake_engine.score_tickets([ticket])
+    first_call = embedded[: len(embedded) // 2]  # classify's call, then score_tickets'
+    spans = first_call[len(scoring.passages[0]) :]
+    assert spans == [f"want item number {i} at all" for i in range(MAX_REFUSED_SPANS)]
+    assert prediction.intent == "track_delivery"

@@ -29,7 +29,7 @@ import numpy.typing as npt
 from router.routing.index import Alternative, Index, Prediction, Reason
 from router.routing.intents import UNKNOWN
 from router.routing.negation import Analysis
-from router.routing.tickets import DEFAULT_WINDOW, IntentMatch, Passage
+from router.routing.tickets import DEFAULT_STRIDE, DEFAULT_WINDOW, IntentMatch, Passage
 
 __all__ = [
     "Rule",
@@ -56,6 +56,8 @@ class TicketSettings:
 
     rule: Rule = Rule.WINNERS
     window: int = DEFAULT_WINDOW  # sentences per passage
+    #: sentences between passage starts; None: ``window`` (no overlap)
+    stride: int | None = DEFAULT_STRIDE
     subject: bool = True  # the subject is a passage of its own; False: ignored
     whole: bool = False  # no splitting: the cleaned body (and subject) as one passage
     #: A match beside the answer needs its threshold + ``margin``: a sentence that only

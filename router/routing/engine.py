@@ -144,6 +144,29 @@ def _refused_texts(analysis: Analysis) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t))[:MAX_REFUSED_SPANS]
 
 
+def _ticket_refusals(
+    cut: Sequence[Sequence[Passage]], analyses: Sequence[Analysis]
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """The refused spans ``classify_tickets`` embeds, and which passage row owns which
+    span: each ticket's first ``MAX_REFUSED_SPANS`` distinct ones, whatever its passage
+    count (overlapping windows read a sentence twice; a long ticket is not many texts'
+    worth of refusals)."""
+    spans: list[str] = []
+    owners: list[tuple[int, int]] = []
+    row = 0
+    for ticket in cut:
+        seen: dict[str, int] = {}
+        for _ in ticket:
+            for text in _refused_texts(analyses[row]):
+                if text not in seen and len(seen) < MAX_REFUSED_SPANS:
+                    seen[text] = len(spans)
+                    spans.append(text)
+                if text in seen:
+                    owners.append((row, seen[text]))
+            row += 1
+    return spans, owners
+
+
 class Engine:
     def __init__(
         self,
@@ -468,10 +491,10 @@ class Engine:
         cut = [self._passages(t, subjects[i] if subjects else "") for i, t in enumerate(texts)]
         flat = [p for ticket in cut for p in ticket]
         analyses = self._analyse([p.text for p in flat], negation)
-        owners = [(row, text) for row, a in enumerate(analyses) for text in _refused_texts(a)]
+        spans, owners = _ticket_refusals(cut, analyses)
         analysed = time.perf_counter()
         if flat:
-            vectors = self._encode(analyses, negation, [text for _, text in owners])
+            vectors = self._encode(analyses, negation, spans)
         else:
             vectors = np.empty((0, self.encoder.width), np.float32)
         encoded = time.perf_counter()
@@ -479,8 +502,9 @@ class Engine:
         refused = np.zeros(scored.scores.shape, dtype=bool)
         if owners:
             span_scores = index.scores(vectors[len(flat) :]).scores
-            for (row, _), named in zip(owners, span_scores, strict=True):
+            for row, span in owners:
                 # as in ``classify``: the refused span names this intent more strongly
+                named = span_scores[span]
                 target = int(np.argmax(named))
                 if named[target] > scored.scores[row, target]:
                     refused[row, target] = True
@@ -519,5 +543,5 @@ class Engine:
                 start, end = body[0].start, body[-1].end
                 cut.append(Passage(text[start:end], start, end, "text"))
         else:
-            cut = passages(text, subject, window=settings.window)
+            cut = passages(text, subject, window=settings.window, stride=settings.stride)
         return cut or [Passage(text, 0, len(text), "text")]
