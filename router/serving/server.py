@@ -134,6 +134,7 @@ class RouterServer:
         self.engine: Engine | None = None
         self.reloader: Reloader | None = None
         self.batcher: Batcher | None = None
+        self.service: IntentRouterService | None = None
         self._lint: asyncio.Task[None] | None = None
         # Loads the model and builds the first index off the event loop; requests are
         # run by the batcher's own thread, one batch at a time, each using every core.
@@ -198,17 +199,15 @@ class RouterServer:
         self.batcher.start()
         batcher = self.batcher
         self.metrics.queue_depth.set_function(lambda: batcher.depth)
-        add_to_server(
-            IntentRouterService(
-                self.engine,
-                self.config.limits,
-                self.batcher,
-                self.reloader,
-                self.metrics,
-                tokens=self.tokens,
-            ),
-            self._server,
+        self.service = IntentRouterService(
+            self.engine,
+            self.config.limits,
+            self.batcher,
+            self.reloader,
+            self.metrics,
+            tokens=self.tokens,
         )
+        add_to_server(self.service, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server

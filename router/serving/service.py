@@ -7,6 +7,7 @@ status codes in ``_status_of`` and nowhere else.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +55,9 @@ class Limits:
     #: Characters in all the texts of one call: bounds one request's memory and model
     #: time (README "Operations" has the peak RSS measured at this limit).
     max_request_chars: int = 200_000
+    #: ClassifyStream: texts of one stream read and not yet answered and written; a
+    #: caller that stops reading results is not read from either (flow control).
+    max_stream_in_flight: int = 64
 
     @property
     def max_message_bytes(self) -> int:
@@ -102,6 +106,13 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             metrics.watch(batcher)  # its queues and skipped work
         #: With tokens configured, callers without a valid one see no file system paths.
         self.tokens = tokens
+        #: ClassifyStream texts read and not yet written back, all streams (each stream
+        #: holds at most ``limits.max_stream_in_flight``).
+        self.stream_in_flight = 0
+        #: Of those, the answered ones waiting to be written (the caller is not reading).
+        self.stream_unwritten = 0
+        if metrics is not None:
+            metrics.stream_texts.set_function(lambda: float(self.stream_in_flight))
 
     async def Classify(  # noqa: N802 - gRPC method name
         self, request: pb.ClassifyRequest, context: Context
@@ -242,10 +253,65 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         return self.reloader
 
     async def ClassifyStream(  # noqa: N802
-        self, request_iterator: Any, context: Context
+        self, request_iterator: AsyncIterator[Any], context: Context
     ) -> AsyncIterator[pb.ClassifyStreamResponse]:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "ClassifyStream is not served yet")
-        yield pb.ClassifyStreamResponse()  # pragma: no cover
+        """Texts in as they come, a result per text as soon as it is ready (ids echoed).
+
+        A reader task takes requests while fewer than ``max_stream_in_flight`` texts of
+        this stream are read and not yet answered *and written*: a caller that stops
+        reading results stops being read from (gRPC's flow control then holds its
+        writes), so one stream holds at most that many texts in the server. Each text
+        goes through the batcher's bulk queue, as a ClassifyBatch text does (it cannot
+        starve Classify); a text that is refused gets ``error`` and the stream goes on.
+        Cancellation and the deadline end the stream's queued work (skipped by the
+        batcher).
+        """
+        slots = asyncio.Semaphore(self.limits.max_stream_in_flight)
+        answers: asyncio.Queue[pb.ClassifyStreamResponse | None] = asyncio.Queue()
+        pending: set[asyncio.Task[None]] = set()
+        held = [0, 0]  # this stream's texts read and not yet written; of those, answered
+
+        async def answer(request: pb.ClassifyStreamRequest | _Malformed) -> None:
+            try:
+                response = await self._stream_answer(request, context)
+            except Exception as exc:  # a bug answers this text INTERNAL; it never loses it
+                code, message = _status_of(exc)
+                text_id = request.id if isinstance(request, pb.ClassifyStreamRequest) else ""
+                response = pb.ClassifyStreamResponse(id=text_id, error=f"{code.name}: {message}")
+            answers.put_nowait(response)
+            held[1] += 1
+            self.stream_unwritten += 1
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()
+                    held[0] += 1
+                    self.stream_in_flight += 1
+                    task = asyncio.create_task(answer(request))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+                if pending:
+                    await asyncio.wait(set(pending))
+            finally:
+                answers.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (response := await answers.get()) is not None:
+                yield response  # returns once gRPC has taken it
+                held[0] -= 1
+                held[1] -= 1
+                self.stream_in_flight -= 1
+                self.stream_unwritten -= 1
+                slots.release()
+            await reader  # a failure to read the requests ends the stream with its status
+        finally:
+            reader.cancel()
+            for task in list(pending):
+                task.cancel()
+            self.stream_in_flight -= held[0]  # read, never written: the call ended
+            self.stream_unwritten -= held[1]
 
     async def ListRevisions(  # noqa: N802
         self, request: pb.ListRevisionsRequest, context: Context
@@ -276,6 +342,52 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         except RouterError as exc:
             await _abort(context, exc)
         return pb.RollbackResponse(ok=status.ok, revision=status.revision, errors=status.errors)
+
+    async def _stream_answer(
+        self, request: pb.ClassifyStreamRequest | _Malformed, context: Context
+    ) -> pb.ClassifyStreamResponse:
+        """One streamed text's answer, or its error (the stream goes on either way)."""
+        if isinstance(request, _Malformed):
+            return pb.ClassifyStreamResponse(
+                error=f"{grpc.StatusCode.INVALID_ARGUMENT.name}: malformed request: "
+                f"{request.reason}"
+            )
+        try:
+            top_k = self._top_k(request.top_k)
+            self._check_ticket(request.text, request.subject)
+            self._check_ready()
+            answers, _ = await self.batcher.classify_many(
+                [request.text],
+                top_k,
+                context.time_remaining(),
+                subjects=_ticket_subjects(request.multi_intent, [request.subject]),
+            )
+        except RouterError as exc:
+            code, message = _status_of(exc)
+            return pb.ClassifyStreamResponse(id=request.id, error=f"{code.name}: {message}")
+        answer = answers[0]
+        if self.metrics is not None:
+            self.metrics.observe_answer(answer.prediction.intent, answer.prediction.score)
+        return pb.ClassifyStreamResponse(
+            id=request.id,
+            result=_response(
+                answer.prediction, answer.analysis, answer.revision, Timings(), request.multi_intent
+            ),
+        )
+
+    def _check_ticket(self, text: str, subject: str) -> None:
+        """A text, or a ticket: a body and a subject, one of them not blank."""
+        if subject:
+            if not (text.strip() or subject.strip()):
+                raise InputError("text", "must not be empty or blank (nor the subject)")
+            if len(text) + len(subject) > self.limits.max_text_chars:
+                raise InputError(
+                    "text",
+                    f"{len(text) + len(subject)} characters with the subject exceed the "
+                    f"limit of {self.limits.max_text_chars}",
+                )
+            return
+        self._check_text(text, "text")
 
     def _snapshot(self) -> Snapshot:
         self._check_ready()
@@ -475,14 +587,23 @@ def _guarded(handler: Callable[[Any, Context], Awaitable[Any]]) -> Callable[...,
 def add_to_server(service: IntentRouterService, server: grpc.aio.Server) -> None:
     """Register the service as the generated code does, except that a request that does
     not parse is answered INVALID_ARGUMENT by the handler (gRPC's own deserialisation
-    answered UNKNOWN and logged a traceback for every such request)."""
+    answered UNKNOWN and logged a traceback for every such request); in ClassifyStream,
+    by an ``error`` for that message, the stream going on."""
     descriptor = pb.DESCRIPTOR.services_by_name["IntentRouter"]
     handlers = {}
     for method in descriptor.methods:
-        if method.client_streaming or method.server_streaming:
-            continue  # ClassifyStream: not served yet
         request = GetMessageClass(method.input_type)
         response = GetMessageClass(method.output_type)
+        if method.client_streaming and method.server_streaming:
+            # each malformed message of the stream is answered in it (ClassifyStream)
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                getattr(service, method.name),
+                request_deserializer=_lenient(request.FromString),
+                response_serializer=response.SerializeToString,
+            )
+            continue
+        if method.client_streaming or method.server_streaming:
+            raise TypeError(f"{method.name}: only unary and bidirectional methods are served")
         handlers[method.name] = grpc.unary_unary_rpc_method_handler(
             _guarded(getattr(service, method.name)),
             request_deserializer=_lenient(request.FromString),

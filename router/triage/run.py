@@ -1,0 +1,150 @@
+"""The triage loop: read a bounded batch of tickets, route it, write and commit it.
+
+Memory holds one batch (``batch_size`` tickets) and the ids seen so far; the rest of
+the file stays on disk. With ``resume``, the ids the output already holds are skipped
+as they come (the input must be the same file: the run then writes exactly the rows an
+uninterrupted run would have written, in the same order).
+
+A ticket whose subject and text are both blank is not routed: it gets a row with intent
+``unknown``, reason ``empty``, and a warning naming its line, so that every ticket of
+the input has exactly one row. A bad row (reading.py) is skipped with a warning or
+stops the run, by ``on_bad_row``.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from router.errors import DataError
+from router.routing.intents import UNKNOWN
+from router.triage.progress import Progress
+from router.triage.reading import BadRow, Fields, InputFormat, Ticket, read_tickets
+from router.triage.routers import Routed, TicketRouter
+from router.triage.writing import OutputFile
+
+__all__ = ["EMPTY_REASON", "BadRowPolicy", "TriageJob", "TriageSummary", "triage"]
+
+log = logging.getLogger(__name__)
+
+#: The reason of an empty ticket's row.
+EMPTY_REASON = "empty"
+#: Tickets routed (and committed) together by default.
+DEFAULT_BATCH = 32
+
+
+class BadRowPolicy(enum.StrEnum):
+    SKIP = "skip"
+    STOP = "stop"
+
+
+@dataclass(frozen=True, slots=True)
+class TriageJob:
+    input: IO[bytes]
+    input_name: str  # in messages: the path, or "-"
+    input_format: InputFormat
+    out: Path
+    out_format: InputFormat
+    fields: Fields = field(default_factory=Fields)
+    encoding: str = "utf-8"
+    resume: bool = False
+    on_bad_row: BadRowPolicy = BadRowPolicy.STOP
+    batch_size: int = DEFAULT_BATCH
+
+
+@dataclass(slots=True)
+class TriageSummary:
+    written: int = 0  # rows written by this run
+    resumed: int = 0  # tickets skipped because the output already held them
+    empty: int = 0
+    bad_rows: int = 0
+    errors: int = 0  # tickets a server refused (rows with ``error``)
+    seconds: float = 0.0
+    intents: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def triage(job: TriageJob, router: TicketRouter, progress: Progress | None = None) -> TriageSummary:
+    """Route every ticket of ``job.input`` into ``job.out``; see the module doc."""
+    summary = TriageSummary()
+    start = time.perf_counter()
+    out = OutputFile(job.out, job.out_format)
+    try:
+        done = out.open(resume=job.resume)
+        tickets = read_tickets(
+            job.input, job.input_format, job.fields, name=job.input_name, encoding=job.encoding
+        )
+        for batch in _batches(_admitted(tickets, job, done, summary, progress), job.batch_size):
+            routed = _route(batch, router, job.input_name)
+            out.write(routed)
+            summary.written += len(routed)
+            for r in routed:
+                summary.intents[r.intent] = summary.intents.get(r.intent, 0) + 1
+                summary.errors += bool(r.error)
+                summary.empty += r.reason == EMPTY_REASON
+            if progress is not None:
+                progress.advance(len(routed))
+        out.finish()
+    finally:
+        out.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _admitted(
+    rows: Iterable[Ticket | BadRow],
+    job: TriageJob,
+    done: set[str],
+    summary: TriageSummary,
+    progress: Progress | None,
+) -> Iterator[Ticket]:
+    """The tickets to route: bad rows skipped or fatal, resumed ids passed over."""
+    for row in rows:
+        if isinstance(row, BadRow):
+            if job.on_bad_row is BadRowPolicy.STOP:
+                raise DataError(
+                    [row.problem], limit=1
+                )  # the rows before it are written and committed: --resume continues
+            summary.bad_rows += 1
+            log.warning("skipped: %s", row)
+            continue
+        if row.id in done:
+            summary.resumed += 1
+            if progress is not None:
+                progress.advance(1, resumed=True)
+            continue
+        yield row
+
+
+def _batches(tickets: Iterable[Ticket], size: int) -> Iterator[list[Ticket]]:
+    batch: list[Ticket] = []
+    for ticket in tickets:
+        batch.append(ticket)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _route(batch: list[Ticket], router: TicketRouter, name: str) -> list[Routed]:
+    """``batch`` answered in order: empty tickets here, the others by ``router``."""
+    for ticket in batch:
+        if ticket.empty:
+            log.warning(
+                "%s:%d: ticket %r has no subject and no text: written as %s (reason %s)",
+                name, ticket.line, ticket.id, UNKNOWN, EMPTY_REASON,
+            )  # fmt: skip
+    routable = [t for t in batch if not t.empty]
+    answered = iter(router.route(routable) if routable else [])
+    return [
+        Routed(t.id, UNKNOWN, 0.0, 0.0, EMPTY_REASON) if t.empty else next(answered) for t in batch
+    ]

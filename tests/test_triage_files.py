@@ -1,0 +1,291 @@
+"""Triage's reading, writing and resuming, on a stand-in router (no model, no engine).
+
+The stand-in answers from the words of each ticket, deterministically, so that two runs
+over the same input must write the same bytes; what is tested here is the plumbing:
+line numbers, bad rows, encodings, missing fields, empty tickets, the checkpoint and
+``--resume`` after a failure at any batch, with a torn row left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from router.errors import DataError
+from router.triage.reading import BadRow, Fields, InputFormat, Ticket, read_tickets
+from router.triage.routers import Evidence, Match, Routed
+from router.triage.run import BadRowPolicy, TriageJob, triage
+from router.triage.writing import CSV_COLUMNS, checkpoint_of
+
+
+class WordRouter:
+    """``refund`` in a ticket routes to refund_request, ``address`` adds change_address."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.batches = 0
+        self.fail_after = fail_after
+        self.seen: list[str] = []
+
+    def route(self, tickets: Sequence[Ticket]) -> list[Routed]:
+        if self.fail_after is not None and self.batches >= self.fail_after:
+            raise KeyboardInterrupt  # as a kill would: nothing after this batch is written
+        self.batches += 1
+        self.seen += [t.id for t in tickets]
+        out = []
+        for t in tickets:
+            matches = []
+            for word, intent in (("refund", "refund_request"), ("address", "change_address")):
+                at = t.text.find(word)
+                if at >= 0:
+                    matches.append(
+                        Match(intent, 0.7, 0.4, Evidence(word, at, at + len(word), "text"))
+                    )
+            best = matches[0].intent if matches else "unknown"
+            reason = "matched" if matches else "below_threshold"
+            out.append(
+                Routed(t.id, best, 0.7 if matches else 0.1, 0.4, reason, tuple(matches), "r1")
+            )
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+def rows(path: Path) -> list[Ticket | BadRow]:
+    fmt = InputFormat.CSV if path.suffix == ".csv" else InputFormat.JSONL
+    with path.open("rb") as f:
+        return list(read_tickets(f, fmt, Fields(), name=path.name))
+
+
+def run(
+    source: Path, out: Path, router: WordRouter | None = None, **options: object
+) -> tuple[WordRouter, object]:
+    router = router or WordRouter()
+    fmt = InputFormat.CSV if source.suffix == ".csv" else InputFormat.JSONL
+    out_fmt = InputFormat.CSV if out.suffix == ".csv" else InputFormat.JSONL
+    with source.open("rb") as f:
+        job = TriageJob(f, source.name, fmt, out, out_fmt, **options)  # type: ignore[arg-type]
+        return router, triage(job, router)
+
+
+def jsonl(*records: dict[str, object]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def test_csv_rows_carry_the_line_they_start_on_even_across_quoted_newlines(write) -> None:
+    path = write(
+        "t.csv",
+        'id,subject,text\n'
+        '1,Refund,"please refund\nthe charger"\n'
+        '\n'
+        '2,,"my address changed"\n',
+    )  # fmt: skip
+    got = rows(path)
+    assert got == [
+        Ticket("1", "please refund\nthe charger", "Refund", 2),
+        Ticket("2", "my address changed", "", 5),
+    ]
+
+
+def test_a_malformed_csv_row_is_reported_with_its_line(write) -> None:
+    path = write("t.csv", 'id,text\n1,fine\n2,too,many\n3,"bad"quote\n4,fine again\n')
+    got = rows(path)
+    assert [r.id for r in got if isinstance(r, Ticket)] == ["1", "4"]
+    bad = [r for r in got if isinstance(r, BadRow)]
+    assert [b.problem.line for b in bad] == [3, 4]
+    assert "3 cells where the header has 2" in str(bad[0])
+    assert str(bad[0]).startswith("t.csv:3:")
+
+
+def test_jsonl_bad_rows_name_their_line_and_what_is_wrong(write) -> None:
+    path = write(
+        "t.jsonl",
+        jsonl({"id": "a", "text": "x"}) + "{not json\n" + "[1, 2]\n"
+        + jsonl({"id": "b"}, {"id": "c", "text": 5}, {"id": 7, "text": "numeric id"}),
+    )  # fmt: skip
+    got = rows(path)
+    assert [r.id for r in got if isinstance(r, Ticket)] == ["a", "7"]
+    problems = {b.problem.line: str(b) for b in got if isinstance(b, BadRow)}
+    assert set(problems) == {2, 3, 4, 5}
+    assert "not JSON" in problems[2]
+    assert "a JSON object is expected, not list" in problems[3]
+    assert "text: missing" in problems[4]
+    assert "text: must be a string, not int" in problems[5]
+
+
+def test_repeated_and_empty_ids_are_bad_rows_naming_the_first_use(write) -> None:
+    path = write("t.jsonl", jsonl({"id": "a", "text": "x"}, {"id": "", "text": "y"},
+                                  {"id": "a", "text": "z"}))  # fmt: skip
+    bad = [r for r in rows(path) if isinstance(r, BadRow)]
+    assert [b.problem.line for b in bad] == [2, 3]
+    assert "the id is empty" in str(bad[0])
+    assert "already used on line 1" in str(bad[1])
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [("t.csv", "ticket,body\n1,hello\n"), ("t.jsonl", jsonl({"ticket": "1", "body": "hello"}))],
+)
+def test_a_missing_field_is_an_error_listing_the_fields_present(
+    write, name: str, text: str
+) -> None:
+    with pytest.raises(DataError) as caught:
+        rows(write(name, text))
+    message = str(caught.value)
+    assert f"{name}:1: id: no such field; the fields present are 'ticket', 'body'" in message
+    assert "text: no such field" in message
+
+
+def test_an_explicit_subject_field_must_exist_but_the_default_is_optional(write) -> None:
+    path = write("t.csv", "id,text\n1,hello\n")
+    assert rows(path) == [Ticket("1", "hello", "", 2)]
+    with path.open("rb") as f, pytest.raises(DataError, match="subj: no such field"):
+        list(read_tickets(f, InputFormat.CSV, Fields(subject="subj"), name="t.csv"))
+
+
+def test_undecodable_bytes_name_the_line_and_the_encoding_option(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"id,text\n1,fine\n2,caf\xe9 au lait\n")
+    with pytest.raises(DataError) as caught:
+        rows(path)
+    assert "t.csv:3:" in str(caught.value)
+    assert "byte e9 is not valid utf-8" in str(caught.value)
+    assert "--encoding" in str(caught.value)
+    with path.open("rb") as f:
+        got = list(read_tickets(f, InputFormat.CSV, Fields(), name="t.csv", encoding="latin-1"))
+    assert got[-1] == Ticket("2", "café au lait", "", 3)
+
+
+def test_reading_is_lazy(tmp_path: Path) -> None:
+    """The first ticket comes before the rest of the stream is read."""
+    stream = io.BytesIO(b"".join(b'{"id": "%d", "text": "t"}\n' % i for i in range(1000)))
+    tickets = read_tickets(stream, InputFormat.JSONL, Fields(), name="-")
+    assert next(tickets) == Ticket("0", "t", "", 1)
+    assert stream.tell() < 1000 * 10
+
+
+# ---------------------------------------------------------------------------- running
+
+
+TICKETS = [
+    {"id": f"t{i}", "subject": "Order", "text": text}
+    for i, text in enumerate(
+        ["please refund me", "new address please", "refund and address", "hello there"] * 10
+    )
+]
+
+
+def test_every_ticket_gets_one_row_with_its_matches_and_evidence(write, tmp_path: Path) -> None:
+    source = write("t.jsonl", jsonl(*TICKETS[:4], {"id": "empty", "subject": " ", "text": ""}))
+    out = tmp_path / "out.jsonl"
+    _, summary = run(source, out)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["t0", "t1", "t2", "t3", "empty"]
+    assert lines[2]["intent"] == "refund_request"
+    assert [(m["intent"], m["evidence"]) for m in lines[2]["matches"]] == [
+        ("refund_request", {"text": "refund", "start": 0, "end": 6, "field": "text"}),
+        ("change_address", {"text": "address", "start": 11, "end": 18, "field": "text"}),
+    ]
+    assert lines[4] == {"id": "empty", "intent": "unknown", "score": 0.0, "threshold": 0.0,
+                        "reason": "empty", "matches": [], "revision": ""}  # fmt: skip
+    assert summary.empty == 1  # type: ignore[attr-defined]
+    assert not checkpoint_of(out).exists()  # a finished run leaves none
+
+
+def test_csv_output_has_a_header_and_one_row_per_ticket(write, tmp_path: Path) -> None:
+    import csv
+
+    source = write("t.jsonl", jsonl(*TICKETS[:3]))
+    out = tmp_path / "out.csv"
+    run(source, out)
+    with out.open(newline="") as f:
+        table = list(csv.reader(f))
+    assert tuple(table[0]) == CSV_COLUMNS
+    assert [r[0] for r in table[1:]] == ["t0", "t1", "t2"]
+    assert table[3][5] == "refund_request;change_address"
+    assert json.loads(table[3][6])[1]["evidence"]["start"] == 11
+
+
+def test_bad_rows_stop_the_run_after_committing_what_came_before(write, tmp_path: Path) -> None:
+    source = write("t.csv", "id,text\n1,refund\n2,x,y\n3,address\n")
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(DataError, match=r"t\.csv:3: malformed CSV row"):
+        run(source, out, batch_size=1)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["1"]
+    _, summary = run(source, out, on_bad_row=BadRowPolicy.SKIP)
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["1", "3"]
+    assert summary.bad_rows == 1  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize("fail_after", [0, 1, 3, 9])
+def test_resume_after_a_failure_and_a_torn_row_writes_what_one_run_writes(
+    write, tmp_path: Path, suffix: str, fail_after: int
+) -> None:
+    source = write("t.jsonl", jsonl(*TICKETS))
+    whole = tmp_path / f"whole{suffix}"
+    run(source, whole, batch_size=4)
+
+    out = tmp_path / f"out{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, WordRouter(fail_after=fail_after), batch_size=4)
+    assert checkpoint_of(out).exists()
+    with out.open("ab") as f:  # a batch written but not committed, its last row torn
+        f.write(b'{"id": "t99", "intent": "refund_req')
+    router, summary = run(source, out, resume=True, batch_size=4)
+    assert out.read_bytes() == whole.read_bytes()
+    assert summary.resumed == 4 * fail_after  # type: ignore[attr-defined]
+    assert router.seen == [t["id"] for t in TICKETS[4 * fail_after :]]  # none routed twice
+    assert not checkpoint_of(out).exists()
+
+
+def test_resuming_a_finished_output_routes_nothing(write, tmp_path: Path) -> None:
+    source = write("t.jsonl", jsonl(*TICKETS[:5]))
+    out = tmp_path / "out.jsonl"
+    run(source, out)
+    before = out.read_bytes()
+    router, summary = run(source, out, resume=True)
+    assert out.read_bytes() == before
+    assert router.seen == []
+    assert summary.resumed == 5  # type: ignore[attr-defined]
+
+
+def test_a_checkpoint_longer_than_the_output_is_refused(write, tmp_path: Path) -> None:
+    source = write("t.jsonl", jsonl(*TICKETS[:5]))
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, WordRouter(fail_after=1), batch_size=2)
+    out.write_bytes(b"")
+    with pytest.raises(DataError, match="changed since"):
+        run(source, out, resume=True)
+
+
+def test_the_progress_bar_counts_resumed_tickets_apart(write, tmp_path: Path) -> None:
+    from router.triage.progress import count_tickets, progress_bar
+
+    source = write("t.jsonl", jsonl(*TICKETS[:10]) + "\n")
+    assert count_tickets(source, InputFormat.JSONL, "utf-8") == 10
+    csv_source = write("t.csv", 'id,text\n1,"two\nlines"\n2,x\n')
+    assert count_tickets(csv_source, InputFormat.CSV, "utf-8") == 2
+    stream = io.StringIO()
+    progress = progress_bar(10, stream)
+    assert progress is not None  # tqdm is installed with the dev extras
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, WordRouter(fail_after=1), batch_size=4)
+    fmt = InputFormat.JSONL
+    with source.open("rb") as f:
+        triage(
+            TriageJob(f, "t.jsonl", fmt, out, fmt, resume=True, batch_size=4),
+            WordRouter(),
+            progress,
+        )
+    progress.close()
+    assert "10/10" in stream.getvalue()
