@@ -117,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
         help="ClassifyStream: texts of one stream read ahead of the results the caller "
         "has taken (a caller that stops reading is not read from either)",
     )  # fmt: skip
+    serve.add_argument(
+        "--max-streams", type=_positive, default=32,
+        help="ClassifyStream calls open at once; one more is refused RESOURCE_EXHAUSTED",
+    )  # fmt: skip
     batching = BatchSettings()
     serve.add_argument(
         "--batch-texts", type=int, default=batching.max_batch, help="texts per model call"
@@ -350,6 +354,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_batch_size=args.max_batch_size,
             max_request_chars=args.max_request_chars,
             max_stream_in_flight=args.stream_in_flight,
+            max_streams=args.max_streams,
         ),
         settings=_settings(args),
         intents_path=args.intents,

@@ -310,3 +310,35 @@ async def test_a_failure_inside_the_server_answers_that_text_internal(bundled, c
         assert got["b"].error == "INTERNAL: internal error"
         assert not got["a"].error and not got["c"].error
         assert any("internal error" in r.message for r in caplog.records)
+
+
+async def test_a_stream_past_the_servers_limit_is_refused_and_the_others_go_on(bundled) -> None:
+    limits = Limits(max_streams=2)
+    config = ServerConfig(intents=bundled, encoder=serving_fake(), port=0, limits=limits)
+    async with running(config) as served:
+        held = asyncio.Event()
+
+        async def waiting(text_id: str) -> AsyncIterator[pb.ClassifyStreamRequest]:
+            yield pb.ClassifyStreamRequest(id=text_id, text="where is my parcel")
+            await held.wait()  # the stream stays open
+
+        service = served.server.service
+        assert service is not None
+        calls = [served.stub.ClassifyStream(waiting(str(i))) for i in range(2)]
+        firsts = [await call.read() for call in calls]
+        assert [r.id for r in firsts] == ["0", "1"] and service.streams_open == 2
+        refused = served.stub.ClassifyStream(requests_of([pb.ClassifyStreamRequest(id="x")]))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await refused.read()
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "--max-streams" in (caught.value.details() or "")
+        reply = await served.stub.Classify(pb.ClassifyRequest(text="where is my parcel"))
+        assert reply.intent  # Classify is answered meanwhile
+        held.set()
+        for call in calls:
+            assert await call.read() == grpc.aio.EOF
+        await wait_for(lambda: service.streams_open == 0)
+        again = served.stub.ClassifyStream(
+            requests_of([pb.ClassifyStreamRequest(id="y", text="where is my parcel")])
+        )
+        assert [r.id async for r in again] == ["y"]  # a slot is free again

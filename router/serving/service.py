@@ -58,6 +58,9 @@ class Limits:
     #: ClassifyStream: texts of one stream read and not yet answered and written; a
     #: caller that stops reading results is not read from either (flow control).
     max_stream_in_flight: int = 64
+    #: ClassifyStream calls open at once; one more is refused RESOURCE_EXHAUSTED (with
+    #: the per-stream bound, the server holds at most both multiplied in stream texts).
+    max_streams: int = 32
 
     @property
     def max_message_bytes(self) -> int:
@@ -111,6 +114,8 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         self.stream_in_flight = 0
         #: Of those, the answered ones waiting to be written (the caller is not reading).
         self.stream_unwritten = 0
+        #: ClassifyStream calls open now (at most ``limits.max_streams``).
+        self.streams_open = 0
         if metrics is not None:
             metrics.stream_texts.set_function(lambda: float(self.stream_in_flight))
 
@@ -266,6 +271,22 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         Cancellation and the deadline end the stream's queued work (skipped by the
         batcher).
         """
+        if self.streams_open >= self.limits.max_streams:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{self.streams_open} streams are open, the server's limit (--max-streams); "
+                "retry later or send fewer streams at once",
+            )
+        self.streams_open += 1
+        try:
+            async for response in self._stream(request_iterator, context):
+                yield response
+        finally:
+            self.streams_open -= 1
+
+    async def _stream(
+        self, request_iterator: AsyncIterator[Any], context: Context
+    ) -> AsyncIterator[pb.ClassifyStreamResponse]:
         slots = asyncio.Semaphore(self.limits.max_stream_in_flight)
         answers: asyncio.Queue[pb.ClassifyStreamResponse | None] = asyncio.Queue()
         pending: set[asyncio.Task[None]] = set()
