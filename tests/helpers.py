@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.routing.engine import Engine, Snapshot
 from router.routing.intents import load_intents
 from router.serving.reload import Reloader
 from router.serving.server import RouterServer, ServerConfig
@@ -135,6 +136,20 @@ async def serving_intents(directory: Path, **kw: object) -> AsyncIterator[Served
     )  # fmt: skip
     async with running(config) as run:
         yield Served(run, directory / "shop.yaml")
+
+
+def recording_swaps(engine: Engine) -> list[bool]:
+    """From now on, each snapshot ``engine`` swaps in appends whether it was final (a warm
+    one appends False) to the list returned; the swaps still happen."""
+    swapped: list[bool] = []
+    swap = engine.swap
+
+    def recording(snapshot: Snapshot) -> None:
+        swapped.append(snapshot.final)
+        swap(snapshot)
+
+    engine.swap = recording  # type: ignore[method-assign]
+    return swapped
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:

@@ -21,7 +21,17 @@ import numpy as np
 import pytest
 from fakes import serving_fake
 from grpc_health.v1 import health_pb2
-from helpers import CLI, ROOT, SHOP_YAML, Served, serving, serving_intents, wait_for, with_marker
+from helpers import (
+    CLI,
+    ROOT,
+    SHOP_YAML,
+    Served,
+    recording_swaps,
+    serving,
+    serving_intents,
+    wait_for,
+    with_marker,
+)
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
@@ -464,14 +474,7 @@ def test_serve_flags_set_the_intents_limits(tmp_path: Path) -> None:
 async def test_an_edit_serves_warm_first_then_the_head_a_cold_start_trains(plain) -> None:
     served, directory = plain
     engine = served.server.engine
-    swapped: list[bool] = []
-    swap = engine.swap
-
-    def recording(snapshot) -> None:
-        swapped.append(snapshot.final)
-        swap(snapshot)
-
-    engine.swap = recording  # type: ignore[method-assign]
+    swapped = recording_swaps(engine)
     (directory / "shop.yaml").write_text(with_marker(1))
     revision = await served.wait_for_edit(directory)
     await wait_for(lambda: engine.snapshot.final)
