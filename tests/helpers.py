@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
 from fakes import serving_fake
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import router.serving.server
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.routing.engine import Engine, Snapshot
@@ -150,6 +152,18 @@ def recording_swaps(engine: Engine) -> list[bool]:
 
     engine.swap = recording  # type: ignore[method-assign]
     return swapped
+
+
+def serve_configs(monkeypatch: pytest.MonkeyPatch) -> list[ServerConfig]:
+    """Make ``intent-router serve`` return at once instead of serving; the list returned
+    gathers the ServerConfig each such command built."""
+    seen: list[ServerConfig] = []
+
+    async def run(config: ServerConfig) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr(router.serving.server, "run", run)
+    return seen
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
