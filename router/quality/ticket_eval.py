@@ -42,7 +42,7 @@ from router.errors import DataError, Problem
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.index import Prediction
 from router.routing.intents import UNKNOWN
-from router.routing.scorecard import f1, jsonl_records, ratio
+from router.routing.scorecard import f1, jsonl_records, ratio, read_data_file
 
 __all__ = [
     "LabelStats",
@@ -110,10 +110,7 @@ def load_tickets(
     path = Path(path)
     fields = fields or TicketFields()
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError([Problem(where, None, None, "", f"cannot read: {exc}")]) from exc
+    raw = read_data_file(path)
     problems: list[Problem] = []
     if path.suffix.lower() == ".csv":
         records = _csv_records(raw, where, problems)

@@ -58,6 +58,14 @@ class Row:
     line: int  # 1-based line in the data file
 
 
+def read_data_file(path: Path) -> bytes:
+    """The bytes of a data file; DataError naming it when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError([Problem(str(path), None, None, "", f"cannot read: {exc}")]) from exc
+
+
 def jsonl_records(raw: bytes, where: str, problems: list[Problem]) -> Iterator[tuple[int, object]]:
     """The JSON value on each non-blank line of ``raw`` with its line number, read as it
     is iterated; a line that is not UTF-8 or not JSON adds a Problem at ``where``:line to
@@ -84,10 +92,7 @@ def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> li
     label that is neither one of them nor ``unknown``."""
     path = Path(path)
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError([Problem(where, None, None, "", f"cannot read: {exc}")]) from exc
+    raw = read_data_file(path)
     rows: list[Row] = []
     problems: list[Problem] = []
     for number, record in jsonl_records(raw, where, problems):
