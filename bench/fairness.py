@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from _load import proc_cpu_seconds, proc_status_mb
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
-from throughput import load_texts, proc_cpu_seconds, proc_status_mb
+from throughput import load_texts
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc

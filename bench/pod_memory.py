@@ -37,9 +37,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _load import proc_status_mb
 from _model import add_model_flag
 from _record import Run, add_record_flag
-from throughput import ROOT, drive, load_texts, proc_status_mb
+from throughput import ROOT, drive, load_texts
 
 #: What deploy/k8s/intent-router.yaml passes besides the paths and ports.
 DEPLOYMENT_FLAGS = ("--threads", "2", "--grace", "15")

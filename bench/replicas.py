@@ -26,8 +26,6 @@ here cannot add throughput.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import itertools
 import multiprocessing
 import os
 import random
@@ -42,9 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _load import drive, proc_status_mb
 from _model import add_model_flag
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
-from throughput import load_texts, proc_cpu_seconds, proc_status_mb
+from throughput import load_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "deploy" / "envoy"))
@@ -57,68 +56,6 @@ CONFIGS = (
 )
 CORES = (2, 4, 8, 16)
 NODES = (1, 3, 10)
-
-
-# ------------------------------------------------------------------ the load generator
-
-
-def drive(
-    port: int, pids: dict[str, int], clients: int, warmup: float, duration: float, texts: list[str]
-) -> dict[str, Any]:
-    """Runs in the client process: ``clients`` closed-loop callers for warmup + duration."""
-    return asyncio.run(_drive(port, pids, clients, warmup, duration, texts))
-
-
-async def _drive(
-    port: int, pids: dict[str, int], clients: int, warmup: float, duration: float, texts: list[str]
-) -> dict[str, Any]:
-    import grpc
-
-    from router.api.v1 import router_pb2 as pb
-    from router.api.v1 import router_pb2_grpc as pb_grpc
-
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(clients)]
-    await asyncio.gather(*(c.channel_ready() for c in channels))
-    requests = [pb.ClassifyRequest(text=t, top_k=3) for t in texts]
-    counter = itertools.count(random.randrange(len(texts)))
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    begin = time.perf_counter() + warmup
-    end = begin + duration
-    cpu: dict[str, float] = {}
-
-    async def caller(channel: grpc.aio.Channel) -> None:
-        stub = pb_grpc.IntentRouterStub(channel)
-        while True:
-            started = time.perf_counter()
-            if started >= end:
-                return
-            try:
-                await stub.Classify(requests[next(counter) % len(requests)], timeout=30)
-                failed = None
-            except grpc.aio.AioRpcError as exc:
-                failed = exc.code().name
-            done = time.perf_counter()
-            if begin <= done <= end:
-                if failed is None:
-                    latencies.append(done - started)
-                else:
-                    errors[failed] = errors.get(failed, 0) + 1
-
-    def cpu_now() -> dict[str, float]:
-        return {"client": time.process_time()} | {k: proc_cpu_seconds(p) for k, p in pids.items()}
-
-    async def meter() -> None:
-        await asyncio.sleep(max(0.0, begin - time.perf_counter()))
-        before = cpu_now()
-        await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        after = cpu_now()
-        cpu.update({k: after[k] - before[k] for k in after})
-
-    await asyncio.gather(meter(), *(caller(channels[k]) for k in range(clients)))
-    for c in channels:
-        await c.close()
-    return {"latencies": latencies, "errors": errors, "duration": duration, "cpu": cpu}
 
 
 # ------------------------------------------------------------------ figures

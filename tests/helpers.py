@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import pytest
+from fakes import serving_fake
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import router.serving.server
+from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
+from router.routing.engine import Engine, Snapshot
+from router.routing.intents import load_intents
+from router.serving.reload import Reloader
 from router.serving.server import RouterServer, ServerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +47,123 @@ async def running(config: ServerConfig) -> AsyncIterator[Running]:
             yield Running(server, channel, pb_grpc.IntentRouterStub(channel))
     finally:
         await server.stop(grace=0)
+
+
+#: Two intents of a small shop: what the reload tests serve before and around their edits.
+SHOP_YAML = """\
+version: 1
+intents:
+  - name: request_refund
+    examples: [I want a refund, give me my money back, refund my order please]
+  - name: track_delivery
+    examples: [where is my parcel, when will my order arrive, track my package]
+"""
+
+
+def marker_intent(n: int) -> str:
+    """An intent ``marker_N`` (YAML list item) whose examples alone share words with
+    "purple elephant", so an answer to that text says which edit served it."""
+    return (
+        f"  - name: marker_{n}\n"
+        "    examples: [purple elephant dancing on the moon, the purple elephant song]\n"
+    )
+
+
+def with_marker(n: int) -> str:
+    """SHOP_YAML plus ``marker_N``."""
+    return SHOP_YAML + marker_intent(n)
+
+
+class Served:
+    """A running server whose intents come from a directory, with what reload tests ask it.
+
+    ``file`` is the intents file the edits write (``shop.yaml`` in that directory).
+    """
+
+    def __init__(self, run: Running, file: Path) -> None:
+        self.server, self.stub, self.channel, self.file = run.server, run.stub, run.channel, file
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.server.metrics.registry.get_sample_value(name, labels)
+
+    async def health(self) -> int:
+        check = health_pb2_grpc.HealthStub(self.channel).Check
+        return (await check(health_pb2.HealthCheckRequest(service=""))).status
+
+    @property
+    def reloader(self) -> Reloader:
+        assert self.server.reloader is not None
+        return self.server.reloader
+
+    @property
+    def revision(self) -> str:
+        """The revision serving now (what answers name)."""
+        assert self.server.engine is not None
+        return self.server.engine.snapshot.revision
+
+    async def wait_for_edit(self, directory: Path, timeout: float = 10.0) -> str:
+        """Wait until the intents now in ``directory`` serve; the revision they serve as."""
+        want = load_intents(directory).revision
+        engine = self.server.engine
+        assert engine is not None
+        await self.reloader.wait_until(lambda _: engine.snapshot.intents.revision == want, timeout)
+        return engine.snapshot.revision
+
+    async def classify(self, text: str) -> pb.ClassifyResponse:
+        return await self.stub.Classify(pb.ClassifyRequest(text=text))
+
+    async def edit(self, n: int) -> str:
+        """Write marker ``n`` into ``file`` and reload; the revision now serving."""
+        self.file.write_text(with_marker(n))
+        reply = await self.stub.Reload(pb.ReloadRequest())
+        assert reply.ok and reply.changed, reply
+        return reply.revision
+
+    async def marker(self) -> tuple[str, str]:
+        """The intent and revision answering "purple elephant"."""
+        reply = await self.classify("purple elephant")
+        return reply.intent, reply.revision
+
+    async def listed(self) -> list[pb.RevisionSummary]:
+        return list((await self.stub.ListRevisions(pb.ListRevisionsRequest())).revisions)
+
+
+@contextlib.asynccontextmanager
+async def serving_intents(directory: Path, **kw: object) -> AsyncIterator[Served]:
+    """A server on the fake encoder reloading the intents in ``directory`` (ServerConfig
+    fields in ``kw``); its edits write ``directory/shop.yaml``."""
+    config = ServerConfig(
+        intents=load_intents(directory), intents_path=directory, encoder=serving_fake(),
+        port=0, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    async with running(config) as run:
+        yield Served(run, directory / "shop.yaml")
+
+
+def recording_swaps(engine: Engine) -> list[bool]:
+    """From now on, each snapshot ``engine`` swaps in appends whether it was final (a warm
+    one appends False) to the list returned; the swaps still happen."""
+    swapped: list[bool] = []
+    swap = engine.swap
+
+    def recording(snapshot: Snapshot) -> None:
+        swapped.append(snapshot.final)
+        swap(snapshot)
+
+    engine.swap = recording  # type: ignore[method-assign]
+    return swapped
+
+
+def serve_configs(monkeypatch: pytest.MonkeyPatch) -> list[ServerConfig]:
+    """Make ``intent-router serve`` return at once instead of serving; the list returned
+    gathers the ServerConfig each such command built."""
+    seen: list[ServerConfig] = []
+
+    async def run(config: ServerConfig) -> None:
+        seen.append(config)
+
+    monkeypatch.setattr(router.serving.server, "run", run)
+    return seen
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:

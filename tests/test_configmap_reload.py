@@ -21,28 +21,16 @@ from pathlib import Path
 
 import pytest
 from fakes import serving_fake
-from helpers import Running, running
+from helpers import SHOP_YAML, Running, marker_intent, running
 
 from router.api.v1 import router_pb2 as pb
 from router.routing.intents import load_intents
 from router.serving.server import ServerConfig
 
-SHOP = """\
-version: 1
-intents:
-  - name: request_refund
-    examples: [I want a refund, give me my money back, refund my order please]
-  - name: track_delivery
-    examples: [where is my parcel, when will my order arrive, track my package]
-"""
-
 
 def marker(n: int) -> str:
     """A file whose one intent says which publication it came from."""
-    return (
-        f"version: 1\nintents:\n  - name: marker_{n}\n"
-        "    examples: [purple elephant dancing on the moon, the purple elephant song]\n"
-    )
+    return "version: 1\nintents:\n" + marker_intent(n)
 
 
 class Kubelet:
@@ -82,7 +70,7 @@ class Kubelet:
 @pytest.fixture
 async def mounted(tmp_path: Path) -> AsyncIterator[tuple[Running, Kubelet]]:
     kubelet = Kubelet(tmp_path / "intents")
-    kubelet.publish({"shop.yaml": SHOP, "marker.yaml": marker(0)})
+    kubelet.publish({"shop.yaml": SHOP_YAML, "marker.yaml": marker(0)})
     config = ServerConfig(
         intents=load_intents(kubelet.directory),
         intents_path=kubelet.directory,
@@ -119,7 +107,7 @@ async def test_an_edited_key_is_served_after_the_data_swap(mounted) -> None:
     run, kubelet = mounted
     assert (await answer(run, "purple elephant")).intent == "marker_0"
     before = (await answer(run, "purple elephant")).revision
-    kubelet.publish({"shop.yaml": SHOP, "marker.yaml": marker(1)})
+    kubelet.publish({"shop.yaml": SHOP_YAML, "marker.yaml": marker(1)})
     revision = await serves_what_is_mounted(run, kubelet.directory)
     reply = await answer(run, "purple elephant")
     assert (reply.intent, reply.revision) == ("marker_1", revision)
@@ -131,12 +119,12 @@ async def test_an_edited_key_is_served_after_the_data_swap(mounted) -> None:
 async def test_added_and_removed_keys_follow_the_config_map(mounted) -> None:
     run, kubelet = mounted
     # a new key: its symlink appears only after the swap
-    kubelet.publish({"shop.yaml": SHOP, "marker.yaml": marker(0), "extra.yaml": marker(2)})
+    kubelet.publish({"shop.yaml": SHOP_YAML, "marker.yaml": marker(0), "extra.yaml": marker(2)})
     await serves_what_is_mounted(run, kubelet.directory)
     served = {i.name for i in run.server.engine.snapshot.intents.intents}  # type: ignore[union-attr]
     assert {"marker_0", "marker_2"} <= served
     # a removed key: its symlink dangles between the swap and its removal
-    kubelet.publish({"shop.yaml": SHOP})
+    kubelet.publish({"shop.yaml": SHOP_YAML})
     await serves_what_is_mounted(run, kubelet.directory)
     assert (await answer(run, "purple elephant")).intent != "marker_0"
     served = {i.name for i in run.server.engine.snapshot.intents.intents}  # type: ignore[union-attr]
@@ -147,7 +135,7 @@ async def test_added_and_removed_keys_follow_the_config_map(mounted) -> None:
 async def test_many_publications_in_a_row_end_on_the_last(mounted) -> None:
     run, kubelet = mounted
     for n in range(3, 13):
-        kubelet.publish({"shop.yaml": SHOP, "marker.yaml": marker(n)})
+        kubelet.publish({"shop.yaml": SHOP_YAML, "marker.yaml": marker(n)})
     await serves_what_is_mounted(run, kubelet.directory)
     assert (await answer(run, "purple elephant")).intent == "marker_12"
     assert run.server.reloader is not None and run.server.reloader.watching

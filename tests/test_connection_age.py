@@ -10,9 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 from fakes import serving_fake
-from helpers import in_process, running
+from helpers import in_process, running, serve_configs
 
-import router.serving.server
 from router.api.v1 import router_pb2 as pb
 from router.routing.intents import IntentSet
 from router.serving.server import ServerConfig, connection_options
@@ -59,12 +58,7 @@ def test_connection_options_are_whole_milliseconds(bundled: IntentSet) -> None:
 def test_serve_flags_reach_the_server_config(
     fake_model: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[ServerConfig] = []
-
-    async def run(config: ServerConfig) -> None:  # instead of serving until SIGTERM
-        seen.append(config)
-
-    monkeypatch.setattr(router.serving.server, "run", run)
+    seen = serve_configs(monkeypatch)
     code, _, err = in_process(
         "serve", "--intents", str(ROOT / "intents"), "--keepalive", "20",
         "--max-connection-age", "300", "--max-connection-age-grace", "45",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fakes import serving_fake
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import in_process, running
+from helpers import in_process, running, serve_configs
 
 from router.api.v1 import router_pb2 as pb
 from router.serving.server import SERVICE_NAME, ServerConfig
@@ -55,15 +55,9 @@ async def test_no_drain_leaves_health_as_it_is(bundled) -> None:
 
 
 def test_the_drain_is_a_flag(monkeypatch) -> None:
-    import router.serving.server as server_module
     from router import cli
 
-    seen: list[ServerConfig] = []
-
-    async def run(config: ServerConfig) -> None:
-        seen.append(config)
-
-    monkeypatch.setattr(server_module, "run", run)
+    seen = serve_configs(monkeypatch)
     monkeypatch.setattr(cli, "_resolve_model", Path)
     assert cli.main(["serve", "--intents", "intents", "--drain-seconds", "2.5", "--no-cache"]) == 0
     assert cli.main(["serve", "--intents", "intents", "--no-cache"]) == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fakes import serving_fake
-from helpers import ROOT, in_process, running
+from helpers import ROOT, in_process, recording_swaps, running
 
 from router.api.v1 import router_pb2 as pb
 from router.errors import GateError
@@ -213,14 +213,7 @@ async def test_a_reload_that_passes_the_gate_serves(gated) -> None:
 async def test_a_gated_reload_judges_and_serves_only_the_final_snapshot(gated) -> None:
     server, directory, stub = gated
     engine = server.engine
-    swapped: list[bool] = []
-    swap = engine.swap
-
-    def recording(snapshot) -> None:
-        swapped.append(snapshot.final)
-        swap(snapshot)
-
-    engine.swap = recording  # type: ignore[method-assign]
+    swapped = recording_swaps(engine)
     (directory / "shop.yaml").write_text(WORSE)
     assert (await stub.Reload(pb.ReloadRequest())).changed
     assert swapped == [True]  # what the gate judged is what serves: no warm snapshot

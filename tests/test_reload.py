@@ -20,31 +20,23 @@ import grpc
 import numpy as np
 import pytest
 from fakes import serving_fake
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import CLI, ROOT, running, serving, wait_for
+from grpc_health.v1 import health_pb2
+from helpers import (
+    CLI,
+    ROOT,
+    SHOP_YAML,
+    Served,
+    recording_swaps,
+    serving,
+    serving_intents,
+    wait_for,
+    with_marker,
+)
 
 from router.api.v1 import router_pb2 as pb
 from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.routing.engine import Engine
 from router.routing.intents import IntentsLimits, load_intents
-from router.serving.server import RouterServer, ServerConfig
-
-BASE = """\
-version: 1
-intents:
-  - name: request_refund
-    examples: [I want a refund, give me my money back, refund my order please]
-  - name: track_delivery
-    examples: [where is my parcel, when will my order arrive, track my package]
-"""
-
-
-def with_marker(n: int) -> str:
-    """BASE plus an intent whose name says which edit it came from."""
-    return BASE + (
-        f"  - name: marker_{n}\n"
-        "    examples: [purple elephant dancing on the moon, the purple elephant song]\n"
-    )
 
 
 def watchers() -> list[asyncio.Task[object]]:
@@ -61,54 +53,9 @@ WATCHING = "for changes"
 BAD = "version: 1\nintents:\n  - name: request_refund\n    examples: []\n"
 
 
-class Served:
-    def __init__(
-        self,
-        server: RouterServer,
-        stub: pb_grpc.IntentRouterStub,
-        channel: grpc.aio.Channel | None = None,
-    ) -> None:
-        self.server = server
-        self.stub = stub
-        self.channel = channel
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        return self.server.metrics.registry.get_sample_value(name, labels)
-
-    async def health(self) -> int:
-        assert self.channel is not None
-        check = health_pb2_grpc.HealthStub(self.channel).Check
-        return (await check(health_pb2.HealthCheckRequest(service=""))).status
-
-    @property
-    def reloader(self):
-        assert self.server.reloader is not None
-        return self.server.reloader
-
-    @property
-    def revision(self) -> str:
-        """The revision serving now (what answers name)."""
-        assert self.server.engine is not None
-        return self.server.engine.snapshot.revision
-
-    async def wait_for_edit(self, directory: Path, timeout: float = 10.0) -> str:
-        """Wait until the intents now in ``directory`` serve; the revision they serve as."""
-        want = load_intents(directory).revision
-        engine = self.server.engine
-        assert engine is not None
-        await self.reloader.wait_until(lambda _: engine.snapshot.intents.revision == want, timeout)
-        return engine.snapshot.revision
-
-    async def classify(self, text: str) -> pb.ClassifyResponse:
-        return await self.stub.Classify(pb.ClassifyRequest(text=text))
-
-
-async def serve(path: Path, **kw) -> AsyncIterator[Served]:
-    config = ServerConfig(
-        intents=load_intents(path), intents_path=path, encoder=serving_fake(), port=0, **kw
-    )
-    async with running(config) as run:
-        yield Served(run.server, run.stub, run.channel)
+async def serve(directory: Path, **kw: object) -> AsyncIterator[Served]:
+    async with serving_intents(directory, **kw) as served:
+        yield served
 
 
 @pytest.fixture
@@ -184,7 +131,7 @@ async def test_each_revision_is_linted_into_the_log_and_info(tmp_path: Path, cap
         assert any("too_few: request_refund has 3 examples" in f for f in info.lint_findings)
         assert all(f.startswith("shop.yaml:") for f in info.lint_findings)  # no directory
         assert any(r.getMessage().startswith("lint: ") for r in caplog.records)
-        (directory / "shop.yaml").write_text(BASE.replace("request_refund", "refund_request"))
+        (directory / "shop.yaml").write_text(SHOP_YAML.replace("request_refund", "refund_request"))
         await served.stub.Reload(pb.ReloadRequest())
         info = await served.stub.Info(pb.InfoRequest())
         assert any("refund_request has 3" in f for f in info.lint_findings)  # this revision's
@@ -527,14 +474,7 @@ def test_serve_flags_set_the_intents_limits(tmp_path: Path) -> None:
 async def test_an_edit_serves_warm_first_then_the_head_a_cold_start_trains(plain) -> None:
     served, directory = plain
     engine = served.server.engine
-    swapped: list[bool] = []
-    swap = engine.swap
-
-    def recording(snapshot) -> None:
-        swapped.append(snapshot.final)
-        swap(snapshot)
-
-    engine.swap = recording  # type: ignore[method-assign]
+    swapped = recording_swaps(engine)
     (directory / "shop.yaml").write_text(with_marker(1))
     revision = await served.wait_for_edit(directory)
     await wait_for(lambda: engine.snapshot.final)

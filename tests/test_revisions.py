@@ -12,60 +12,17 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fakes import serving_fake
-from helpers import running
+from helpers import Served, serving_intents, with_marker
 
 from router.api.v1 import router_pb2 as pb
-from router.api.v1 import router_pb2_grpc as pb_grpc
-from router.routing.intents import load_intents
-from router.serving.server import RouterServer, ServerConfig
-
-BASE = """\
-version: 1
-intents:
-  - name: request_refund
-    examples: [I want a refund, give me my money back, refund my order please]
-  - name: track_delivery
-    examples: [where is my parcel, when will my order arrive, track my package]
-"""
-
-
-def with_marker(n: int) -> str:
-    return BASE + (
-        f"  - name: marker_{n}\n"
-        "    examples: [purple elephant dancing on the moon, the purple elephant song]\n"
-    )
-
-
-class Served:
-    def __init__(self, server: RouterServer, stub: pb_grpc.IntentRouterStub, path: Path) -> None:
-        self.server, self.stub, self.path = server, stub, path
-
-    async def edit(self, n: int) -> str:
-        """Write marker ``n`` and reload; the revision now serving."""
-        self.path.write_text(with_marker(n))
-        reply = await self.stub.Reload(pb.ReloadRequest())
-        assert reply.ok and reply.changed, reply
-        return reply.revision
-
-    async def marker(self) -> tuple[str, str]:
-        reply = await self.stub.Classify(pb.ClassifyRequest(text="purple elephant"))
-        return reply.intent, reply.revision
-
-    async def listed(self) -> list[pb.RevisionSummary]:
-        return list((await self.stub.ListRevisions(pb.ListRevisionsRequest())).revisions)
 
 
 async def serve(tmp_path: Path, **kw: object) -> AsyncIterator[Served]:
     directory = tmp_path / "intents"
     directory.mkdir()
     (directory / "shop.yaml").write_text(with_marker(0))
-    config = ServerConfig(
-        intents=load_intents(directory), intents_path=directory, encoder=serving_fake(),
-        port=0, watch=False, **kw,  # type: ignore[arg-type]
-    )  # fmt: skip
-    async with running(config) as run:
-        yield Served(run.server, run.stub, directory / "shop.yaml")
+    async with serving_intents(directory, watch=False, **kw) as served:
+        yield served
 
 
 @pytest.fixture
@@ -130,7 +87,7 @@ async def test_rollback_to_the_previous_revision_and_forward_again(served: Serve
     listed = await served.listed()
     assert [(r.revision, r.serving) for r in listed] == [(second, False), (first, True)]
     # the files are unchanged: the next reload serves them again, from the kept snapshot
-    assert served.path.read_text() == with_marker(1)
+    assert served.file.read_text() == with_marker(1)
     calls = served.server.engine.encoder.calls
     again = await served.stub.Reload(pb.ReloadRequest())
     assert (again.ok, again.changed, again.revision) == (True, True, second)
@@ -182,7 +139,7 @@ async def test_a_rollback_supersedes_a_build_in_progress(served: Served) -> None
     first = served.server.engine.snapshot.revision
     second = await served.edit(1)
     encoder = served.server.engine.encoder
-    served.path.write_text(with_marker(2).replace("purple elephant song", "purple llama song"))
+    served.file.write_text(with_marker(2).replace("purple elephant song", "purple llama song"))
     encoder.hold()  # the build waits inside the model
     try:
         reload = asyncio.create_task(served.server.reloader.reload("rpc"))
@@ -217,7 +174,7 @@ async def test_rollback_needs_an_admin_token_and_listing_any_token(tmp_path: Pat
     async for served in serve(tmp_path, auth_tokens=tokens):
         ops = _metadata("ops-token")
         first = served.server.engine.snapshot.revision
-        served.path.write_text(with_marker(1))
+        served.file.write_text(with_marker(1))
         assert (await served.stub.Reload(pb.ReloadRequest(), metadata=ops)).ok
         for token, code in [
             (None, grpc.StatusCode.UNAUTHENTICATED),

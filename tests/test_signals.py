@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 from fakes import serving_fake
-from helpers import CLI, ROOT, running
+from helpers import CLI, ROOT, running, serve_configs
 
 from router.api.v1 import router_pb2 as pb
 from router.serving.server import ServerConfig
@@ -76,15 +76,9 @@ def test_sighup_while_the_model_loads_does_not_kill_the_server(
 
 
 def test_the_grace_is_a_flag(monkeypatch, tmp_path: Path) -> None:
-    import router.serving.server as server_module
     from router import cli
 
-    seen: list[ServerConfig] = []
-
-    async def run(config: ServerConfig) -> None:
-        seen.append(config)
-
-    monkeypatch.setattr(server_module, "run", run)
+    seen = serve_configs(monkeypatch)
     monkeypatch.setattr(cli, "_resolve_model", Path)
     assert cli.main(["serve", "--intents", "intents", "--grace", "12.5", "--no-cache"]) == 0
     assert cli.main(["serve", "--intents", "intents", "--no-cache"]) == 0

@@ -39,6 +39,11 @@ def sample(server, name: str, **labels: str) -> float:
     return server.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
+def streams_ended(server, code: str) -> float:
+    """How many ClassifyStream calls ``server`` counts as ended with status ``code``."""
+    return sample(server, "intent_router_requests_total", method="ClassifyStream", code=code)
+
+
 async def test_results_echo_ids_and_match_classify(fake_stub) -> None:
     texts = TEXTS * 40
     sent = [pb.ClassifyStreamRequest(id=f"n{i}", text=t, top_k=2) for i, t in enumerate(texts)]
@@ -128,10 +133,7 @@ async def test_a_caller_that_never_reads_is_not_read_from(bundled) -> None:
             ids = [r.id async for r in call]
             assert sorted(ids, key=int) == [str(i) for i in range(total)]
             await wait_for(lambda: sample(server, "intent_router_stream_texts") == 0)
-            assert (
-                sample(server, "intent_router_requests_total", method="ClassifyStream", code="OK")
-                == 1
-            )
+            assert streams_ended(server, "OK") == 1
 
 
 async def test_cancelling_a_stream_drops_its_queued_texts(bundled) -> None:
@@ -146,17 +148,7 @@ async def test_cancelling_a_stream_drops_its_queued_texts(bundled) -> None:
             await wait_for(lambda: sample(server, "intent_router_stream_texts") == 40)
             call.cancel()
             await wait_for(lambda: sample(server, "intent_router_stream_texts") == 0)
-            await wait_for(
-                lambda: (
-                    sample(
-                        server,
-                        "intent_router_requests_total",
-                        method="ClassifyStream",
-                        code="CANCELLED",
-                    )
-                    == 1
-                )
-            )
+            await wait_for(lambda: streams_ended(server, "CANCELLED") == 1)
             encoder.release()
             assert server.batcher is not None
             await wait_for(lambda: server.batcher.skipped_texts["cancelled"] > 0)
@@ -181,17 +173,7 @@ async def test_a_stream_past_its_deadline_ends_with_deadline_exceeded(bundled) -
                     pass
             assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
             server = served.server
-            await wait_for(
-                lambda: (
-                    sample(
-                        server,
-                        "intent_router_requests_total",
-                        method="ClassifyStream",
-                        code="DEADLINE_EXCEEDED",
-                    )
-                    == 1
-                )
-            )
+            await wait_for(lambda: streams_ended(server, "DEADLINE_EXCEEDED") == 1)
             await wait_for(lambda: sample(server, "intent_router_stream_texts") == 0)
         finally:
             encoder.release()
@@ -211,18 +193,8 @@ async def test_a_stream_needs_a_token_like_classify(bundled, tmp_path: Path) -> 
         got = [r async for r in served.stub.ClassifyStream(requests_of(sent), metadata=metadata)]
         assert [r.id for r in got] == ["a"] and not got[0].error
         server = served.server
-        assert (
-            sample(
-                server,
-                "intent_router_requests_total",
-                method="ClassifyStream",
-                code="UNAUTHENTICATED",
-            )
-            == 1
-        )
-        assert (
-            sample(server, "intent_router_requests_total", method="ClassifyStream", code="OK") == 1
-        )
+        assert streams_ended(server, "UNAUTHENTICATED") == 1
+        assert streams_ended(server, "OK") == 1
 
 
 async def test_streamed_texts_share_the_bulk_queue_and_classify_still_passes(bundled) -> None:

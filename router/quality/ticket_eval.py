@@ -42,7 +42,7 @@ from router.errors import DataError, Problem
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.index import Prediction
 from router.routing.intents import UNKNOWN
-from router.routing.scorecard import f1, ratio
+from router.routing.scorecard import f1, jsonl_records, ratio, read_data_file
 
 __all__ = [
     "LabelStats",
@@ -110,15 +110,12 @@ def load_tickets(
     path = Path(path)
     fields = fields or TicketFields()
     where = str(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError([Problem(where, None, None, "", f"cannot read: {exc}")]) from exc
+    raw = read_data_file(path)
     problems: list[Problem] = []
     if path.suffix.lower() == ".csv":
         records = _csv_records(raw, where, problems)
     else:
-        records = _jsonl_records(raw, where, problems)
+        records = list(jsonl_records(raw, where, problems))
     tickets: list[LabelledTicket] = []
     seen: dict[str, int] = {}
     for line, record in records:
@@ -139,23 +136,6 @@ def load_tickets(
     if not tickets:
         raise DataError([Problem(where, None, None, "", "no tickets")])
     return tickets
-
-
-def _jsonl_records(raw: bytes, where: str, problems: list[Problem]) -> list[tuple[int, object]]:
-    records: list[tuple[int, object]] = []
-    for number, chunk in enumerate(raw.split(b"\n"), start=1):
-        try:
-            line = chunk.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(Problem(where, number, None, "", f"not UTF-8: {exc.reason}"))
-            continue
-        if not line.strip():
-            continue
-        try:
-            records.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            problems.append(Problem(where, number, exc.colno, "", f"malformed JSON: {exc.msg}"))
-    return records
 
 
 def _csv_records(raw: bytes, where: str, problems: list[Problem]) -> list[tuple[int, object]]:

@@ -192,12 +192,7 @@ def _ticket_prediction(  # noqa: PLR0917 - private; one call site
 
     score = values[lead]
     threshold = float(thresholds[lead])
-    if decision.answer is None:
-        reason = Reason.NOTHING_WANTED
-    elif score < threshold:
-        reason = Reason.BELOW_THRESHOLD
-    else:
-        reason = Reason.MATCHED
+    reason = Reason.of(nothing_wanted=decision.answer is None, score=score, threshold=threshold)
     return Prediction(
         intent=names[lead] if reason is Reason.MATCHED else UNKNOWN,
         score=score,

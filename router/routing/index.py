@@ -103,6 +103,15 @@ class Reason(enum.StrEnum):
     BELOW_THRESHOLD = "below_threshold"
     NOTHING_WANTED = "nothing_wanted"  # the utterance only refuses things
 
+    @classmethod
+    def of(cls, *, nothing_wanted: bool, score: float, threshold: float) -> Reason:
+        """The reason for the best candidate's ``score`` against its ``threshold``."""
+        if nothing_wanted:
+            return cls.NOTHING_WANTED
+        if score < threshold:
+            return cls.BELOW_THRESHOLD
+        return cls.MATCHED
+
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
@@ -340,12 +349,7 @@ class Index:
         winner = best[0]
         score = values[winner]
         threshold = float(self.thresholds[winner])
-        if wants_nothing:
-            reason = Reason.NOTHING_WANTED
-        elif score < threshold:
-            reason = Reason.BELOW_THRESHOLD
-        else:
-            reason = Reason.MATCHED
+        reason = Reason.of(nothing_wanted=wants_nothing, score=score, threshold=threshold)
         return Prediction(
             intent=self.names[winner] if reason is Reason.MATCHED else UNKNOWN,
             score=score,

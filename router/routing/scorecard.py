@@ -23,7 +23,7 @@ A metric whose denominator is zero is ``None`` (``null`` in JSON), never 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -58,18 +58,18 @@ class Row:
     line: int  # 1-based line in the data file
 
 
-def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> list[Row]:
-    """Read a JSONL file of labelled rows; raise DataError naming ``file:line`` for each
-    malformed line and, when ``labels`` (the loaded intent names) is given, for each
-    label that is neither one of them nor ``unknown``."""
-    path = Path(path)
-    where = str(path)
+def read_data_file(path: Path) -> bytes:
+    """The bytes of a data file; DataError naming it when it cannot be read."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
-        raise DataError([Problem(where, None, None, "", f"cannot read: {exc}")]) from exc
-    rows: list[Row] = []
-    problems: list[Problem] = []
+        raise DataError([Problem(str(path), None, None, "", f"cannot read: {exc}")]) from exc
+
+
+def jsonl_records(raw: bytes, where: str, problems: list[Problem]) -> Iterator[tuple[int, object]]:
+    """The JSON value on each non-blank line of ``raw`` with its line number, read as it
+    is iterated; a line that is not UTF-8 or not JSON adds a Problem at ``where``:line to
+    ``problems`` instead."""
     for number, chunk in enumerate(raw.split(b"\n"), start=1):
         try:
             line = chunk.decode("utf-8")
@@ -83,6 +83,19 @@ def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> li
         except json.JSONDecodeError as exc:
             problems.append(Problem(where, number, exc.colno, "", f"malformed JSON: {exc.msg}"))
             continue
+        yield number, record
+
+
+def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> list[Row]:
+    """Read a JSONL file of labelled rows; raise DataError naming ``file:line`` for each
+    malformed line and, when ``labels`` (the loaded intent names) is given, for each
+    label that is neither one of them nor ``unknown``."""
+    path = Path(path)
+    where = str(path)
+    raw = read_data_file(path)
+    rows: list[Row] = []
+    problems: list[Problem] = []
+    for number, record in jsonl_records(raw, where, problems):
         if not isinstance(record, dict):
             problems.append(Problem(where, number, None, "", "must be a JSON object"))
             continue
