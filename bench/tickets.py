@@ -62,6 +62,7 @@ CUTS: dict[str, TicketSettings] = {
     "windows of 3": TicketSettings(window=3, stride=None),
     "windows of 2, overlapping": TicketSettings(window=2, stride=1),
     "windows of 3, overlapping": TicketSettings(window=3, stride=1),
+    "overlapping 2, short tickets not alone": TicketSettings(window=2, stride=1, short_alone=False),
     "overlapping 2, no subject": TicketSettings(window=2, stride=1, subject=False),
     "whole (cleaned)": TicketSettings(whole=True),
 }

@@ -105,6 +105,16 @@ def test_short_sentences_join_a_neighbour() -> None:
     assert _texts(passages(text)) == [text]
 
 
+def test_a_short_ticket_with_two_requests_reads_each_alone() -> None:
+    text = "I want a refund. Please change my delivery address."
+    assert _texts(passages(text)) == [
+        "I want a refund.",
+        "Please change my delivery address.",
+        text,
+    ]
+    assert _texts(passages(text, short_alone=False)) == [text]
+
+
 def test_windows_group_sentences() -> None:
     text = (
         "The first thing is broken here. The second thing is late again. "
@@ -115,7 +125,9 @@ def test_windows_group_sentences() -> None:
         "The first thing is broken here. The second thing is late again.",
         "A third thing is wrong too.",
     ]
-    assert _texts(passages(text, window=3)) == [text]
+    assert _texts(passages(text, window=3, short_alone=False)) == [text]
+    # one window holds the whole ticket: its sentences are read alone too
+    assert _texts(passages(text, window=3)) == [*_texts(passages(text, window=1)), text]
     assert _texts(passages(text)) == [  # the default: two sentences, overlapping by one
         "The first thing is broken here. The second thing is late again.",
         "The second thing is late again. A third thing is wrong too.",

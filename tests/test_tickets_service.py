@@ -129,6 +129,14 @@ def test_real_model_finds_two_requests(engine: Engine) -> None:
     (prediction,) = engine.classify([ticket], multi_intent=True).predictions
     names = {m.intent for m in prediction.matches}
     assert {"request_refund", "change_delivery_address"} <= names
+    short = [  # two requests in one window: each sentence is read alone too
+        "Hi,\n\nI sent the charger back two weeks ago, still no refund.\nAlso please change "
+        "the address for my next order.\n\nThanks,\nAnna\n\nSent from my iPhone",
+        "I want a refund. Please change my delivery address.",
+    ]
+    for prediction in engine.classify(short, multi_intent=True).predictions:
+        names = {m.intent for m in prediction.matches}
+        assert {"request_refund", "change_delivery_address"} <= names, prediction.matches
     assert engine.classify(["where is my parcel"], multi_intent=True).predictions[0].intent == (
         engine.classify(["where is my parcel"]).predictions[0].intent
     )
@@ -170,7 +178,9 @@ def test_multilingual_model_reads_a_chinese_ticket(use_model_dir: Path) -> None:
         "发自我的iPhone\n\n在 2026年5月3日 客服 写道：\n> 您好，您的订单已经发货，请耐心等待。"
     )
     lost = "你好，我的快递显示已签收，但是我根本没收到。麻烦帮我查一下。\n\n--\n张伟"
-    refund, missing = engine.classify([ticket, lost], multi_intent=True).predictions
+    two = "我要退款。\n\n请帮我把收货地址改成北京市朝阳区。"
+    refund, missing, both = engine.classify([ticket, lost, two], multi_intent=True).predictions
+    assert {m.intent for m in both.matches} >= {"request_refund", "change_delivery_address"}
     assert refund.matches[0].intent == "request_refund"
     assert missing.intent == "missing_delivery"
     quoted = ticket.index("在 2026年")

@@ -58,6 +58,9 @@ class TicketSettings:
     window: int = DEFAULT_WINDOW  # sentences per passage
     #: sentences between passage starts; None: ``window`` (no overlap)
     stride: int | None = DEFAULT_STRIDE
+    #: A ticket that fits one window has its sentences read alone too (one window picks
+    #: one intent; "I want a refund. Please change my address." asks for two).
+    short_alone: bool = True
     subject: bool = True  # the subject is a passage of its own; False: ignored
     whole: bool = False  # no splitting: the cleaned body (and subject) as one passage
     #: A match beside the answer needs its threshold + ``margin``: a sentence that only

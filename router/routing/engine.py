@@ -605,5 +605,11 @@ class Engine:
                 start, end = body[0].start, body[-1].end
                 cut.append(Passage(text[start:end], start, end, "text"))
         else:
-            cut = passages(text, subject, window=settings.window, stride=settings.stride)
+            cut = passages(
+                text,
+                subject,
+                window=settings.window,
+                stride=settings.stride,
+                short_alone=settings.short_alone,
+            )
         return cut or [Passage(text, 0, len(text), "text")]

@@ -276,9 +276,12 @@ def _grouped(
     window: int,
     max_tokens: int,
     stride: int | None = None,
+    short_alone: bool = True,
 ) -> list[tuple[int, int]]:
     """Sentences grouped into passages: short ones join the next (or, at the end, the
-    previous), then at most ``window`` sentences a passage, within ``max_tokens``."""
+    previous), then at most ``window`` sentences a passage, within ``max_tokens``. With
+    ``short_alone``, a ticket that fits one window has its sentences read alone too:
+    one window picks one intent, and a short ticket may ask for two."""
     units: list[tuple[int, int]] = []
     pending: tuple[int, int] | None = None
     for sentence_start, end in spans:
@@ -294,6 +297,15 @@ def _grouped(
         else:
             units.append(pending)
     pieces = [p for s, e in units for p in _cut(text, s, e, max_tokens)]
+    grouped = _grouped_pieces(text, pieces, window, max_tokens, stride)
+    if short_alone and len(grouped) == 1 and len(pieces) > 1:
+        return [*pieces, *grouped]
+    return grouped
+
+
+def _grouped_pieces(
+    text: str, pieces: list[tuple[int, int]], window: int, max_tokens: int, stride: int | None
+) -> list[tuple[int, int]]:
     if stride is not None and stride < window:
         return _sliding(text, pieces, window, stride, max_tokens)
     grouped: list[tuple[int, int]] = []
@@ -333,6 +345,7 @@ def passages(
     window: int = DEFAULT_WINDOW,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     stride: int | None = DEFAULT_STRIDE,
+    short_alone: bool = True,
 ) -> list[Passage]:
     """The passages of a ticket to route: the subject (when it has words; without "Re:"
     and "Fwd:") first, then
@@ -349,6 +362,8 @@ def passages(
         begin = reply.end() if reply else 0
         for start, end in _cut(subject, *_trimmed(subject, begin, len(subject)), max_tokens):
             found.append(Passage(subject[start:end], start, end, "subject"))
-    spans = _grouped(text, sentences(text, kept_regions(text)), window, max_tokens, stride)
+    spans = _grouped(
+        text, sentences(text, kept_regions(text)), window, max_tokens, stride, short_alone
+    )
     found.extend(Passage(text[s:e], s, e, "text") for s, e in spans)
     return found
