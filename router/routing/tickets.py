@@ -276,6 +276,7 @@ def _grouped(
     window: int,
     max_tokens: int,
     stride: int | None = None,
+    *,
     short_alone: bool = True,
 ) -> list[tuple[int, int]]:
     """Sentences grouped into passages: short ones join the next (or, at the end, the
