@@ -364,7 +364,12 @@ def passages(
         for start, end in _cut(subject, *_trimmed(subject, begin, len(subject)), max_tokens):
             found.append(Passage(subject[start:end], start, end, "subject"))
     spans = _grouped(
-        text, sentences(text, kept_regions(text)), window, max_tokens, stride, short_alone
+        text,
+        sentences(text, kept_regions(text)),
+        window,
+        max_tokens,
+        stride,
+        short_alone=short_alone,
     )
     found.extend(Passage(text[s:e], s, e, "text") for s, e in spans)
     return found
