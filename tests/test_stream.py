@@ -67,8 +67,11 @@ async def test_a_refused_text_gets_an_error_and_the_stream_goes_on(fake_stub) ->
         pb.ClassifyStreamRequest(id="topk", text="refund", top_k=99),
         pb.ClassifyStreamRequest(id="subject-only", text="", subject="refund my order"),
         pb.ClassifyStreamRequest(id="ok2", text="I want my money back"),
+        pb.ClassifyStreamRequest(id="i" * 500_000, text="where is my parcel"),
     ]
     got = {r.id: r async for r in fake_stub.ClassifyStream(requests_of(sent))}
+    # a huge id is refused and echoed cut: ids cannot hold the server's memory
+    assert got["i" * 256].error == "INVALID_ARGUMENT: id: 500000 characters exceed the limit of 256"
     assert got["blank"].error.startswith("INVALID_ARGUMENT: text: must not be empty")
     assert got["long"].error.startswith("INVALID_ARGUMENT: text: 20001 characters exceed")
     assert got["topk"].error.startswith("INVALID_ARGUMENT: top_k")

@@ -61,6 +61,9 @@ class Limits:
     #: ClassifyStream calls open at once; one more is refused RESOURCE_EXHAUSTED (with
     #: the per-stream bound, the server holds at most both multiplied in stream texts).
     max_streams: int = 32
+    #: ClassifyStream: characters of a text's id; a longer one is that text's error,
+    #: echoed cut to this length (an id is held, and echoed, while its text is).
+    max_id_chars: int = 256
 
     @property
     def max_message_bytes(self) -> int:
@@ -372,6 +375,12 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             return pb.ClassifyStreamResponse(
                 error=f"{grpc.StatusCode.INVALID_ARGUMENT.name}: malformed request: "
                 f"{request.reason}"
+            )
+        if len(request.id) > self.limits.max_id_chars:
+            return pb.ClassifyStreamResponse(
+                id=request.id[: self.limits.max_id_chars],
+                error=f"{grpc.StatusCode.INVALID_ARGUMENT.name}: id: {len(request.id)} "
+                f"characters exceed the limit of {self.limits.max_id_chars}",
             )
         try:
             top_k = self._top_k(request.top_k)
