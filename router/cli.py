@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import json
 import logging
 import signal
@@ -504,6 +505,10 @@ def _triage(args: argparse.Namespace) -> int:
     if out_format is None:
         raise UsageError(f"--out {args.out}: name it .jsonl or .csv (the output's format)")
     try:
+        codecs.lookup(args.encoding)
+    except LookupError:
+        raise UsageError(f"--encoding {args.encoding}: no such encoding") from None
+    try:
         source = sys.stdin.buffer if stdin else open(args.input, "rb")  # noqa: SIM115
     except OSError as exc:
         raise UsageError(f"cannot read {args.input}: {exc.strerror}") from exc
@@ -526,7 +531,11 @@ def _triage(args: argparse.Namespace) -> int:
             on_bad_row=BadRowPolicy(args.on_bad_row),
             batch_size=args.batch_size,
         )
-        summary = triage(job, router, progress)
+        try:
+            summary = triage(job, router, progress)
+        except OSError as exc:  # the output (or the input) cannot be written or read
+            where = exc.filename if exc.filename is not None else args.out
+            raise UsageError(f"{where}: {exc.strerror or exc}") from exc
     finally:
         if progress is not None:
             progress.close()

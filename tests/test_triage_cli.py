@@ -137,6 +137,11 @@ def test_undecodable_bytes_name_the_line_and_encoding_fixes_it(fake_model, tmp_p
         (["t.txt", "--intents", INTENTS, "--out", "o.jsonl"], "cannot tell the input's format"),
         (["t.jsonl", "--intents", INTENTS, "--out", "o.txt"], "name it .jsonl or .csv"),
         (["missing.jsonl", "--intents", INTENTS, "--out", "o.jsonl"], "cannot read missing.jsonl"),
+        (
+            ["t.jsonl", "--intents", INTENTS, "--out", "o.jsonl", "--encoding", "nonsense-enc"],
+            "--encoding nonsense-enc: no such encoding",
+        ),
+        (["t.jsonl", "--intents", INTENTS, "--out", "/proc/nope/o.jsonl"], "/proc/nope"),
     ],
 )
 def test_usage_errors(
