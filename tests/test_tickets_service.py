@@ -100,7 +100,7 @@ async def test_classify_batch_takes_subjects(fake_stub) -> None:
     ("request_", "field"),
     [
         (pb.ClassifyBatchRequest(texts=["a", "b"], subjects=["one"]), "subjects"),
-        (pb.ClassifyBatchRequest(texts=["a"], subjects=["x" * 20_001]), "subjects[0]"),
+        (pb.ClassifyBatchRequest(texts=["a"], subjects=["x" * 20_001]), "texts[0]: 20002 "),
         (pb.ClassifyBatchRequest(texts=["a" * 150_000], subjects=["b" * 60_000]), "texts"),
     ],
 )
@@ -109,6 +109,17 @@ async def test_bad_subjects_are_invalid_argument(fake_stub, request_, field) -> 
         await fake_stub.ClassifyBatch(request_)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in (caught.value.details() or "")
+
+
+async def test_a_subject_alone_is_a_ticket_for_every_method(fake_stub) -> None:
+    one = await fake_stub.Classify(pb.ClassifyRequest(text="", subject="where is my parcel"))
+    batch = await fake_stub.ClassifyBatch(
+        pb.ClassifyBatchRequest(texts=["", "refund please"], subjects=["where is my parcel", ""])
+    )
+    assert one.intent == batch.results[0].intent == "track_delivery"
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await fake_stub.Classify(pb.ClassifyRequest(text=" ", subject=" "))
+    assert "text: must not be empty or blank (nor the subject)" in (caught.value.details() or "")
 
 
 async def test_a_long_subject_is_invalid_argument(fake_stub) -> None:

@@ -127,8 +127,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
     ) -> pb.ClassifyResponse:
         try:
             top_k = self._top_k(request.top_k)
-            self._check_text(request.text, "text")
-            self._check_subject(request.subject, "subject")
+            self._check_ticket(request.text, request.subject)
             self._check_request_chars(len(request.text) + len(request.subject), "text")
             self._check_ready()
             result = await self.batcher.classify(
@@ -167,9 +166,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             chars = sum(len(t) for t in texts) + sum(len(s) for s in subjects)
             self._check_request_chars(chars, "texts")
             for i, text in enumerate(texts):
-                self._check_text(text, f"texts[{i}]")
-            for i, subject in enumerate(subjects):
-                self._check_subject(subject, f"subjects[{i}]")
+                self._check_ticket(text, subjects[i] if subjects else "", f"texts[{i}]")
             self._check_ready()
             answers, timings = await self.batcher.classify_many(
                 texts,
@@ -405,19 +402,21 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             ),
         )
 
-    def _check_ticket(self, text: str, subject: str) -> None:
-        """A text, or a ticket: a body and a subject, one of them not blank."""
+    def _check_ticket(self, text: str, subject: str, field: str = "text") -> None:
+        """A text, or a ticket: a body and a subject, one of them not blank, within
+        ``max_text_chars`` together (the same rule for Classify, ClassifyBatch and
+        ClassifyStream)."""
         if subject:
             if not (text.strip() or subject.strip()):
-                raise InputError("text", "must not be empty or blank (nor the subject)")
+                raise InputError(field, "must not be empty or blank (nor the subject)")
             if len(text) + len(subject) > self.limits.max_text_chars:
                 raise InputError(
-                    "text",
+                    field,
                     f"{len(text) + len(subject)} characters with the subject exceed the "
                     f"limit of {self.limits.max_text_chars}",
                 )
             return
-        self._check_text(text, "text")
+        self._check_text(text, field)
 
     def _snapshot(self) -> Snapshot:
         self._check_ready()
@@ -440,13 +439,6 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
                 field,
                 f"{chars} characters in all exceed the limit of "
                 f"{self.limits.max_request_chars} per request",
-            )
-
-    def _check_subject(self, subject: str, field: str) -> None:
-        if len(subject) > self.limits.max_text_chars:
-            raise InputError(
-                field,
-                f"{len(subject)} characters exceed the limit of {self.limits.max_text_chars}",
             )
 
     def _check_text(self, text: str, field: str) -> None:
