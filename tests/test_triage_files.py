@@ -257,6 +257,19 @@ def test_resuming_a_finished_output_routes_nothing(write, tmp_path: Path) -> Non
     assert summary.resumed == 5  # type: ignore[attr-defined]
 
 
+def test_resuming_with_another_input_is_refused_not_mixed(write, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    run(write("t.jsonl", jsonl(*TICKETS[:5])), out)
+    before = out.read_bytes()
+    other = write("other.jsonl", jsonl(TICKETS[9], *TICKETS[1:5]))
+    with pytest.raises(DataError, match=r"other\.jsonl:1: id: 't9', but ticket 't0' is where"):
+        run(other, out, resume=True)
+    shorter = write("short.jsonl", jsonl(*TICKETS[:3]))
+    with pytest.raises(DataError, match=r"holds 5 tickets, this input only 3"):
+        run(shorter, out, resume=True)
+    assert out.read_bytes() == before  # nothing written by either
+
+
 def test_a_checkpoint_longer_than_the_output_is_refused(write, tmp_path: Path) -> None:
     source = write("t.jsonl", jsonl(*TICKETS[:5]))
     out = tmp_path / "out.jsonl"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from router.errors import DataError
+from router.errors import DataError, Problem
 from router.routing.intents import UNKNOWN
 from router.triage.progress import Progress
 from router.triage.reading import BadRow, Fields, InputFormat, Ticket, read_tickets
@@ -102,11 +102,13 @@ def triage(job: TriageJob, router: TicketRouter, progress: Progress | None = Non
 def _admitted(
     rows: Iterable[Ticket | BadRow],
     job: TriageJob,
-    done: set[str],
+    done: list[str],
     summary: TriageSummary,
     progress: Progress | None,
 ) -> Iterator[Ticket]:
-    """The tickets to route: bad rows skipped or fatal, resumed ids passed over."""
+    """The tickets to route: bad rows skipped or fatal, resumed ids passed over. The
+    output being resumed must hold the input's first tickets, in order: an output of
+    another input is refused, never mixed with this one."""
     for row in rows:
         if isinstance(row, BadRow):
             if job.on_bad_row is BadRowPolicy.STOP:
@@ -116,12 +118,29 @@ def _admitted(
             summary.bad_rows += 1
             log.warning("skipped: %s", row)
             continue
-        if row.id in done:
+        if summary.resumed < len(done):
+            if row.id != done[summary.resumed]:
+                raise DataError([_not_resumable(job, row, done[summary.resumed])], limit=1)
             summary.resumed += 1
             if progress is not None:
                 progress.advance(1, resumed=True)
             continue
         yield row
+    if summary.resumed < len(done):
+        raise DataError(
+            [Problem(job.input_name, None, None, "",
+                     f"{job.out} holds {len(done)} tickets, this input only "
+                     f"{summary.resumed}: it was written from another input; start "
+                     "without --resume")],
+        )  # fmt: skip
+
+
+def _not_resumable(job: TriageJob, row: Ticket, written: str) -> Problem:
+    return Problem(
+        job.input_name, row.line, None, "id",
+        f"{row.id!r}, but ticket {written!r} is where {job.out} holds it: the output was "
+        "written from another input; start without --resume",
+    )  # fmt: skip
 
 
 def _batches(tickets: Iterable[Ticket], size: int) -> Iterator[list[Ticket]]:

@@ -105,9 +105,9 @@ class OutputFile:
         self._file: IO[bytes] | None = None
         self._header = fmt is InputFormat.CSV
 
-    def open(self, *, resume: bool) -> set[str]:
-        """Open for appending; the ids already written (none unless resuming)."""
-        done: set[str] = set()
+    def open(self, *, resume: bool) -> list[str]:
+        """Open for appending; the ids already written, in order (none unless resuming)."""
+        done: list[str] = []
         if resume and self.path.exists():
             committed = self._committed()
             size = self.path.stat().st_size
@@ -119,7 +119,7 @@ class OutputFile:
                 )  # fmt: skip
             if committed is not None and committed < size:
                 os.truncate(self.path, committed)  # a torn row or an uncommitted batch
-            done = set(self._ids())
+            done = list(self._ids())
             self._header = self._header and self.path.stat().st_size == 0
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
