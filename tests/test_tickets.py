@@ -154,3 +154,10 @@ def test_nothing_left_is_empty() -> None:
     assert passages("> quoted only\n> more quoted") == []
     assert passages("Sent from my iPhone") == []
     assert kept_regions("") == []
+
+
+def test_unicode_line_and_paragraph_separators_break_like_newlines() -> None:
+    newline = "My parcel never arrived.\nPlease cancel my order.\n\nI can't log in either."
+    unicode = newline.replace("\n\n", "\u2029").replace("\n", "\u2028")
+    assert _texts(passages(unicode, window=1)) == _texts(passages(newline, window=1))
+    assert len(passages(unicode, window=1)) == 3

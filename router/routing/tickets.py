@@ -109,11 +109,16 @@ _SIGNATURE_LINES = 4
 _SIGNATURE_LINE_CHARS = 60
 
 
+#: Line breaks: CR LF, CR, LF and Unicode's others (U+2028 line, U+2029 paragraph
+#: separator, NEL, VT, FF), as ``str.splitlines`` knows them.
+_BREAK = re.compile("\r\n|[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
 def _lines(text: str) -> list[tuple[int, int]]:
     """(start, end) of each line of ``text``, without its line break."""
     spans = []
     start = 0
-    for match in re.finditer(r"\r\n|\r|\n", text):
+    for match in _BREAK.finditer(text):
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(text)))
@@ -217,7 +222,9 @@ def _paragraphs(text: str, regions: list[tuple[int, int]]) -> Iterator[tuple[int
     """Runs of adjacent kept lines (a blank or removed line ends a paragraph)."""
     run: tuple[int, int] | None = None
     for start, end in regions:
-        if run is not None and text[run[1] : start].count("\n") <= 1 and _continues(text, run[1]):
+        gap = text[run[1] : start] if run is not None else ""
+        one_break = len(_BREAK.findall(gap)) <= 1 and "\u2029" not in gap
+        if run is not None and one_break and _continues(text, run[1]):
             run = (run[0], end)
             continue
         if run is not None:
