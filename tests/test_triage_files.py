@@ -216,9 +216,10 @@ def test_csv_output_has_a_header_and_one_row_per_ticket(write, tmp_path: Path) -
 def test_bad_rows_stop_the_run_after_committing_what_came_before(write, tmp_path: Path) -> None:
     source = write("t.csv", "id,text\n1,refund\n2,x,y\n3,address\n")
     out = tmp_path / "out.jsonl"
-    with pytest.raises(DataError, match=r"t\.csv:3: malformed CSV row"):
-        run(source, out, batch_size=1)
-    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["1"]
+    for batch_size in (1, 4):  # the rows before it, in its batch too
+        with pytest.raises(DataError, match=r"t\.csv:3: malformed CSV row"):
+            run(source, out, batch_size=batch_size)
+        assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["1"]
     _, summary = run(source, out, on_bad_row=BadRowPolicy.SKIP)
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["1", "3"]
     assert summary.bad_rows == 1  # type: ignore[attr-defined]

@@ -144,12 +144,19 @@ def _not_resumable(job: TriageJob, row: Ticket, written: str) -> Problem:
 
 
 def _batches(tickets: Iterable[Ticket], size: int) -> Iterator[list[Ticket]]:
+    """``tickets`` in batches of ``size``; a bad row that stops the run first lets the
+    tickets before it be routed and committed (``--resume`` continues after it)."""
     batch: list[Ticket] = []
-    for ticket in tickets:
-        batch.append(ticket)
-        if len(batch) >= size:
+    try:
+        for ticket in tickets:
+            batch.append(ticket)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    except DataError:
+        if batch:
             yield batch
-            batch = []
+        raise
     if batch:
         yield batch
 
