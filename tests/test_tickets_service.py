@@ -43,6 +43,17 @@ def test_a_ticket_answers_every_intent_it_asks_for(fake_engine: Engine) -> None:
     assert prediction.matches[0].evidence.text == "Where is my parcel? It was due last Monday."
 
 
+def test_a_candidate_snapshot_answers_tickets_too(fake_engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "one.yaml").write_text(
+        "version: 1\nintents:\n  - name: track_parcel\n"
+        "    examples: [where is my parcel, track my package, when will my order arrive]\n"
+    )
+    candidate = fake_engine.build(load_intents(tmp_path))  # built, never swapped in
+    result = fake_engine.classify(["where is my parcel"], multi_intent=True, snapshot=candidate)
+    assert result.revision == candidate.revision != fake_engine.snapshot.revision
+    assert result.predictions[0].alternatives[0].intent == "track_parcel"  # its only intent
+
+
 def test_plain_texts_answer_as_before(fake_engine: Engine) -> None:
     texts = ["where is my parcel", "zebra quantum xylophone", TICKET]
     plain = fake_engine.classify(texts).predictions

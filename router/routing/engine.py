@@ -475,10 +475,10 @@ class Engine:
     ) -> Result:
         """Each text's answer, by the serving snapshot or by ``snapshot`` (a candidate not
         swapped in yet: the regression gate measures it so). With ``multi_intent`` or
-        ``subjects``, the texts are tickets (``classify_tickets``, by the serving
-        snapshot); otherwise each is routed whole, as it is."""
+        ``subjects``, the texts are tickets (``classify_tickets``); otherwise each is
+        routed whole, as it is."""
         if multi_intent or subjects is not None:
-            return self.classify_tickets(texts, subjects, top_k)
+            return self.classify_tickets(texts, subjects, top_k, snapshot=snapshot)
         if snapshot is None:
             snapshot = self.snapshot  # read once: one revision answers the whole call
         if not texts:
@@ -513,7 +513,12 @@ class Engine:
         )
 
     def classify_tickets(
-        self, texts: Sequence[str], subjects: Sequence[str] | None = None, top_k: int = 3
+        self,
+        texts: Sequence[str],
+        subjects: Sequence[str] | None = None,
+        top_k: int = 3,
+        *,
+        snapshot: Snapshot | None = None,
     ) -> Result:
         """Each ticket (a body and an optional subject) routed passage by passage
         (``routing/tickets.py``) and aggregated (``routing/aggregation.py``): one
@@ -522,8 +527,8 @@ class Engine:
         analysis (the whole body's when nothing was left to split).
         """
         if not texts:
-            return Result([], [], self.snapshot.revision, Timings())
-        scoring, timings = self._score_tickets(texts, subjects)
+            return Result([], [], (snapshot or self.snapshot).revision, Timings())
+        scoring, timings = self._score_tickets(texts, subjects, snapshot)
         started = time.perf_counter()
         predictions = decide_tickets(scoring, top_k, self.tickets)
         decided = (time.perf_counter() - started) * 1e3
@@ -544,14 +549,15 @@ class Engine:
     ) -> TicketScoring:
         """Every passage of each ticket scored, before any threshold applies
         (``decide_tickets`` decides; ``tune`` and bench/tickets.py decide at many)."""
-        return self._score_tickets(texts, subjects)[0]
+        return self._score_tickets(texts, subjects, None)[0]
 
     def _score_tickets(
-        self, texts: Sequence[str], subjects: Sequence[str] | None
+        self, texts: Sequence[str], subjects: Sequence[str] | None, snapshot: Snapshot | None
     ) -> tuple[TicketScoring, Timings]:
         if subjects is not None and len(subjects) != len(texts):
             raise ValueError(f"{len(subjects)} subjects for {len(texts)} texts")
-        snapshot = self.snapshot  # read once: one revision answers the whole call
+        if snapshot is None:
+            snapshot = self.snapshot  # read once: one revision answers the whole call
         negation = self.negation_of(snapshot.intents)
         index = snapshot.index
         start = time.perf_counter()
