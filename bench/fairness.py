@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from _load import proc_cpu_seconds, proc_status_mb
+from _load import proc_cpu_seconds, proc_status_mb, stop_process
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 from throughput import load_texts
 
@@ -83,12 +83,7 @@ class Server:
         raise RuntimeError("no intent_router_batch_texts_sum in the server's metrics")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 def pct(values: list[float], q: float) -> float:

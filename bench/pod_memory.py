@@ -37,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from _load import proc_status_mb
+from _load import proc_status_mb, stop_process
 from _model import add_model_flag
 from _record import Run, add_record_flag
 from throughput import ROOT, drive, load_texts
@@ -167,8 +167,7 @@ def main() -> int:
             phases["+ hot reload"] = proc_status_mb(proc.pid, "VmHWM")
             phases["end (VmRSS)"] = proc_status_mb(proc.pid, "VmRSS")
         finally:
-            proc.terminate()
-            proc.wait(timeout=60)
+            stop_process(proc, timeout=60)
     flags = " ".join([*DEPLOYMENT_FLAGS, "--max-text-chars", str(args.max_text_chars)])
     print(f"model {args.model}, intents {source.relative_to(ROOT)}, flags {flags}")
     for phase, mb in phases.items():

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import _load as load
-from _load import proc_status_mb
+from _load import proc_status_mb, stop_process
 from _model import add_model_flag
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 
@@ -168,12 +168,7 @@ class Server:
         return self.proc.pid
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 # ------------------------------------------------------------------ the load generator
