@@ -199,7 +199,8 @@ def exact_pseudo_negatives(
     for c in range(len(intents.intents)):
         rest = replace(intents, intents=intents.intents[:c] + intents.intents[c + 1 :])
         left_out = Index(rest, vectors[rows != c], index.settings, negatives, layers=layers)
-        scored = left_out.scores(vectors[rows == c])
+        own = [e for e, r in zip(index.examples, rows.tolist(), strict=True) if r == c]
+        scored = left_out.scores(vectors[rows == c], own)
         winner = scored.rank.argmax(axis=1)
         out[rows == c] = scored.scores[np.arange(len(winner)), winner]
     return out

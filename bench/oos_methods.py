@@ -97,9 +97,11 @@ class Split:
     """Labelled messages embedded as ``Engine.classify`` embeds them."""
 
     texts: list[str]
+    kept: list[str]  # the texts with refusals blanked: what the lexical overlap reads
     gold: list[str]
     vectors: F32  # (m, width)
     owners: list[int]  # the row of each refused span
+    span_texts: list[str]  # the refused spans
     span_vectors: F32  # (spans, width) refused spans, embedded plainly
     wants_nothing: NDArray[np.bool_]
 
@@ -137,9 +139,11 @@ def embed_split(
     cache.save()
     return Split(
         texts,
+        [a.kept_text() for a in analyses],
         [r["intent"] for r in rows],
         vectors,
         [row for row, _ in owners],
+        [t for _, t in owners],
         spans,
         np.array([a.wants_nothing(negation.lexicon) for a in analyses], dtype=bool),
     )
@@ -216,10 +220,10 @@ class Decided:
 
 def decide(index: Index, split: Split) -> Decided:
     """``Engine.classify``'s decision, from the split's vectors (see the module doc)."""
-    scored = index.scores(split.vectors)
+    scored = index.scores(split.vectors, split.kept)
     rank = scored.rank.copy()
     if split.owners:
-        named = index.scores(split.span_vectors).scores
+        named = index.scores(split.span_vectors, split.span_texts).scores
         for row, span in zip(split.owners, named, strict=True):
             target = int(np.argmax(span))
             if span[target] > scored.scores[row, target]:

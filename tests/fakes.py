@@ -60,7 +60,9 @@ def _word_vector(word: str, dimension: int) -> np.ndarray:
 class FakeEncoder:
     """Bag-of-words vectors with per-word pseudo-random directions; see the module doc."""
 
-    def __init__(self, dimension: int = 64, layers: int = 1, delay: float = 0.0) -> None:
+    def __init__(
+        self, dimension: int = 64, layers: int = 1, delay: float = 0.0, lexical_weight: float = 0.0
+    ) -> None:
         # as the real TokenGraphEncoder does: one BLAS thread (idle BLAS threads spinning next to
         # the batcher's and the server's threads cost seconds on two cores)
         threadpool_limits(limits=1, user_api="blas")
@@ -71,6 +73,8 @@ class FakeEncoder:
         self.model_name = "fake"
         #: None: the index default applies when the intents set no threshold.
         self.default_threshold: float | None = None
+        #: As a catalogue model's (routing/index.py): 0 mixes in no lexical overlap.
+        self.lexical_weight = lexical_weight
         self.fingerprint = f"fake:{dimension}x{layers}"
         self.calls = 0
         self.texts_seen = 0

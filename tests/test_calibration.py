@@ -163,14 +163,18 @@ def test_out_of_scope_examples_raise_the_threshold() -> None:
     assert f"{len(NEAR_OUT_OF_SCOPE)} out_of_scope examples (raised it)" in source
 
 
+@pytest.mark.parametrize("lexical_weight", [0.0, 0.5])
 @pytest.mark.parametrize("scoring", [Scoring.NEAREST, Scoring.TOPK_MEAN, Scoring.CENTROID])
-def test_cosine_scorings_calibrate_on_exact_leave_one_intent_out_scores(scoring: Scoring) -> None:
+def test_cosine_scorings_calibrate_on_exact_leave_one_intent_out_scores(
+    scoring: Scoring, lexical_weight: float
+) -> None:
     """Without the head, each pseudo-negative is exactly what an index without the
-    exemplar's intent would score it (Index.scores), and out_of_scope rows score as queries."""
+    exemplar's intent would score it (Index.scores), and out_of_scope rows score as queries.
+    The lexical overlap is the full index's (its IDF counts every exemplar)."""
     encoder = serving_fake()
-    intents = shop()
+    intents = shop(out_of_scope=tuple(NEAR_OUT_OF_SCOPE))
     vectors = encoder.embed([e for i in intents.intents for e in i.examples])
-    settings = IndexSettings(scoring=scoring)
+    settings = IndexSettings(scoring=scoring, lexical_weight=lexical_weight)
     index = Index(intents, vectors, settings)
     others = encoder.embed(NEAR_OUT_OF_SCOPE)
     found = negatives_of(index, vectors, others)
@@ -178,10 +182,16 @@ def test_cosine_scorings_calibrate_on_exact_leave_one_intent_out_scores(scoring:
     rows = index.example_intents
     for c, intent in enumerate(intents.intents):
         rest = replace(intents, intents=intents.intents[:c] + intents.intents[c + 1 :])
-        left_out = Index(rest, vectors[rows != c], settings)
-        expected = left_out.scores(vectors[rows == c]).scores.max(axis=1)
-        assert found.scores[rows == c] == pytest.approx(expected, abs=1e-5), intent.name
-    assert found.out_of_scope == pytest.approx(index.scores(others).scores.max(axis=1), abs=1e-5)
+        left_out = Index(rest, vectors[rows != c], replace(settings, lexical_weight=0.0))
+        expected = left_out.scores(vectors[rows == c]).scores
+        if lexical_weight:
+            lexical = index.lexical_scores(list(intent.examples), len(intent.examples))
+            assert lexical is not None
+            expected = index.with_lexical(expected, np.delete(lexical, c, axis=1))
+        assert found.scores[rows == c] == pytest.approx(expected.max(axis=1), abs=1e-5), intent.name
+    texts = NEAR_OUT_OF_SCOPE if lexical_weight else None
+    expected_out = index.scores(others, texts).scores.max(axis=1)
+    assert found.out_of_scope == pytest.approx(expected_out, abs=1e-5)
     calibration = calibrate(index, vectors)
     assert calibration is not None
     assert calibration.threshold == pytest.approx(np.quantile(found.scores, 0.3), abs=1e-4)

@@ -181,6 +181,25 @@ def test_conflicting_defaults_across_files(tmp_path: Path, write) -> None:
     assert "defaults.threshold: conflicts with 0.5" in problem
 
 
+def test_lexical_weight_is_read_checked_and_part_of_the_revision(tmp_path: Path, write) -> None:
+    one = "version: 1\nintents:\n  - name: x\n    examples: [x]\n"
+    plain = load_intents(write("plain.yaml", one))
+    assert plain.lexical_weight is None
+    off = load_intents(write("off.yaml", "defaults:\n  lexical_weight: 0\n" + one))
+    assert off.lexical_weight == 0.0
+    assert off.revision != plain.revision
+    bad = write("bad.yaml", "version: 1\ndefaults:\n  lexical_weight: 1.5\nintents: []\n")
+    assert f"{bad}:3:19: defaults.lexical_weight: must be in [0, 1], got 1.5" in problems_of(bad)
+    word = write("word.yaml", "defaults: {lexical_weight: lots}\n" + one)
+    assert "defaults.lexical_weight: must be a number in [0, 1], not a string" in "".join(
+        problems_of(word)
+    )
+    write("d/a.yaml", "defaults: {lexical_weight: 0.5}\n" + one)
+    write("d/b.yaml", "defaults: {lexical_weight: 0}\n" + one.replace("name: x", "name: y"))
+    (problem,) = problems_of(tmp_path / "d")
+    assert "defaults.lexical_weight: conflicts with 0.5" in problem
+
+
 def test_empty_directory_and_missing_path(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     assert "no *.yaml or *.yml files" in problems_of(tmp_path / "empty")[0]

@@ -203,7 +203,9 @@ def test_multilingual_model_reads_a_chinese_ticket(use_model_dir: Path) -> None:
     two = "我要退款。\n\n请帮我把收货地址改成北京市朝阳区。"
     refund, missing, both = engine.classify([ticket, lost, two], multi_intent=True).predictions
     assert {m.intent for m in both.matches} >= {"request_refund", "change_delivery_address"}
-    assert refund.matches[0].intent == "request_refund"
+    # "退货退款" is the shops' return-for-refund: either intent is the right first answer
+    assert refund.matches[0].intent in {"request_refund", "return_item"}
+    assert refund.matches[0].evidence.text == "我想退货退款。"
     assert missing.intent == "missing_delivery"
     quoted = ticket.index("在 2026年")
     for match in (*refund.matches, *missing.matches):

@@ -24,6 +24,7 @@ __all__ = [
     "ModelChoice",
     "default_threshold_of",
     "entry",
+    "lexical_weight_of",
     "model_home",
     "resolve",
 ]
@@ -42,6 +43,9 @@ class CatalogueEntry:
     size: str  # what `model pull` downloads, for the first-use message
     #: The threshold that applies when the intents name none tuned for this model.
     default_threshold: float
+    #: How much lexical overlap with the exemplars counts in a score (routing/index.py);
+    #: chosen on validation data (ARCHITECTURE.md, "Lexical overlap").
+    lexical_weight: float = 0.0
 
 
 CATALOGUE: dict[str, CatalogueEntry] = {
@@ -63,7 +67,8 @@ CATALOGUE: dict[str, CatalogueEntry] = {
             kind="text",
             languages="ar de en es fr it ja ko nl pl pt ru th tr zh zh-TW",
             size="about 45 MB",
-            default_threshold=0.44,
+            default_threshold=0.55,
+            lexical_weight=0.5,
         ),
     )
 }
@@ -105,6 +110,12 @@ def default_threshold_of(name: str) -> float | None:
     """The catalogue model's fallback threshold; None for a name it does not know."""
     known = CATALOGUE.get(name)
     return known.default_threshold if known is not None else None
+
+
+def lexical_weight_of(name: str) -> float:
+    """The catalogue model's lexical weight; 0 (none) for a name it does not know."""
+    known = CATALOGUE.get(name)
+    return known.lexical_weight if known is not None else 0.0
 
 
 def resolve(value: str | Path | None) -> ModelChoice:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from router.errors import ModelError
-from router.model.catalogue import default_threshold_of
+from router.model.catalogue import default_threshold_of, lexical_weight_of
 from router.model.contract import MODEL_FILE, load_manifest, sha256_of
 from router.model.session import inference_session
 from router.vectors import Span, Vectors, unit_rows
@@ -64,6 +64,7 @@ class TextGraphEncoder:
         self.model_id = manifest.model_id if manifest else f"custom:{model_dir.name}"
         self.model_name = manifest.name if manifest else f"custom:{model_dir.name}"
         self.default_threshold = default_threshold_of(manifest.name) if manifest else None
+        self.lexical_weight = lexical_weight_of(manifest.name) if manifest else 0.0
         files = manifest.files if manifest and manifest.files else {MODEL_FILE: sha256_of(path)}
         self.fingerprint = repr(("text-graph", sorted(files.items())))
         # One intra-op thread unless told otherwise: a one-text run of this small int8

@@ -32,7 +32,7 @@ from tokenizers import Encoding, Tokenizer
 
 from router.errors import ModelError
 from router.memory import release_memory
-from router.model.catalogue import default_threshold_of
+from router.model.catalogue import default_threshold_of, lexical_weight_of
 from router.model.contract import (
     DEFAULT_MAX_TOKENS,
     MODEL_FILE,
@@ -99,6 +99,7 @@ class TokenGraphEncoder:
         self.model_name = manifest.name if manifest else f"custom:{model_dir.name}"
         #: The model's own fallback threshold (catalogue.py), None for an export.
         self.default_threshold = default_threshold_of(manifest.name) if manifest else None
+        self.lexical_weight = lexical_weight_of(manifest.name) if manifest else 0.0
         self.max_tokens = max_tokens or (manifest.max_tokens if manifest else DEFAULT_MAX_TOKENS)
         self.threads = threads or default_threads()
         files = (

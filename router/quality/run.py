@@ -50,7 +50,7 @@ class EvalRun:
             self.predictions,
             labels=[i.name for i in intents.intents],
             revision=self.revision,
-            scoring=str(self.index.settings.scoring),
+            scoring=self.index.scoring,
             default_threshold=self.index.default_threshold,
             own_thresholds={
                 i.name: i.threshold for i in intents.intents if i.threshold is not None

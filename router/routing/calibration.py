@@ -199,8 +199,11 @@ class _Terms:
         """Each probe's best score among the intents other than its own, its own intent's
         exemplars left out of every term."""
         own = self.rows[probes]
+        lexical = self.index.lexical_scores(
+            [self.index.examples[p] for p in probes.tolist()], len(probes)
+        )
         if self.scoring is Scoring.CENTROID:
-            return self._best_centroid(self.index.matrix[probes], own)
+            return self._best_centroid(self.index.matrix[probes], own, lexical)
         padded = self._cosines(self.index.matrix[probes])
         padded[np.arange(len(probes))[:, None], self.groups[own]] = -np.inf
         head = reject = None
@@ -208,14 +211,16 @@ class _Terms:
             head = self._head_term(self.features[probes])
             if self.reject_sum is not None:
                 reject = self.features[probes] @ unit_rows(self.reject_sum[None, :])[0]
-        return self._best(padded, head, reject, exclude=own)
+        return self._best(padded, head, reject, lexical, exclude=own)
 
     def out_of_scope(self) -> Matrix:
         """Each ``out_of_scope:`` row's best score, itself left out of the reject class."""
         if self.neg_unit is None:
             return np.empty(0, dtype=np.float32)
+        texts = self.index.intents.out_of_scope
+        lexical = self.index.lexical_scores(texts, len(texts))
         if self.scoring is Scoring.CENTROID:
-            return self._best_centroid(self.neg_unit, None)[0]
+            return self._best_centroid(self.neg_unit, None, lexical)[0]
         head = reject = None
         if self.neg_features is not None:
             head = self._head_term(self.neg_features)
@@ -225,7 +230,7 @@ class _Terms:
                     self.neg_features,
                     unit_rows(self.reject_sum[None, :] - self.neg_features),
                 )
-        scores, _ = self._best(self._cosines(self.neg_unit), head, reject, exclude=None)
+        scores, _ = self._best(self._cosines(self.neg_unit), head, reject, lexical, exclude=None)
         return scores
 
     def _cosines(self, unit: Matrix) -> Matrix:
@@ -238,9 +243,11 @@ class _Terms:
         return padded
 
     def _best_centroid(
-        self, unit: Matrix, exclude: npt.NDArray[np.int64] | None
+        self, unit: Matrix, exclude: npt.NDArray[np.int64] | None, lexical: Matrix | None
     ) -> tuple[Matrix, npt.NDArray[np.int64]]:
         scores = unit @ self.centroids.T
+        if lexical is not None:
+            scores = self.index.with_lexical(scores, lexical)
         at = np.arange(len(unit))
         if exclude is not None:
             scores[at, exclude] = -np.inf
@@ -260,11 +267,13 @@ class _Terms:
         padded: Matrix,
         head: Matrix | None,
         reject: Matrix | None,
+        lexical: Matrix | None,
         exclude: npt.NDArray[np.int64] | None,
     ) -> tuple[Matrix, npt.NDArray[np.int64]]:
         """Each row's best intent and its score (``exclude``: an intent per row left out)
         from ``_cosines`` (``-inf`` where exemplars are left out), the head term (rows x
-        intents) and the reject term (rows)."""
+        intents), the reject term (rows) and the lexical overlap (rows x intents; its
+        own exemplars are never among another intent's, so nothing is left out)."""
         m = len(padded)
         at = np.arange(m)
         n = padded.shape[1] - 1
@@ -272,6 +281,8 @@ class _Terms:
         if exclude is not None:
             nearest[at, exclude] = -np.inf
         if self.scoring is Scoring.NEAREST:
+            if lexical is not None:
+                nearest = self.index.with_lexical(nearest, lexical)
             best = nearest.argmax(axis=1)
             return nearest[at, best], best
         near = None
@@ -285,6 +296,8 @@ class _Terms:
         # An upper bound of each intent's score (its nearest exemplar in place of the top-k
         # mean) picks the candidates scored exactly.
         bound = nearest if head is None else self._mix(head, nearest, near, reject)
+        if lexical is not None:  # the same term on both sides: still an upper bound
+            bound = self.index.with_lexical(bound, lexical)
         if exclude is not None:
             bound[at, exclude] = -np.inf
         n_candidates = min(CANDIDATES, bound.shape[1])
@@ -294,6 +307,8 @@ class _Terms:
             exact = local
         else:
             exact = self._mix(np.take_along_axis(head, candidates, axis=1), local, near, reject)
+        if lexical is not None:
+            exact = self.index.with_lexical(exact, np.take_along_axis(lexical, candidates, axis=1))
         exact[~np.isfinite(np.take_along_axis(bound, candidates, axis=1))] = -np.inf
         pick = exact.argmax(axis=1)
         return exact[at, pick], candidates[at, pick]

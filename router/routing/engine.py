@@ -58,6 +58,8 @@ class TextEncoder(Protocol):
     @property
     def default_threshold(self) -> float | None: ...
     @property
+    def lexical_weight(self) -> float: ...
+    @property
     def fingerprint(self) -> str: ...
     @property
     def dimension(self) -> int: ...
@@ -243,6 +245,12 @@ class Engine:
         """
         model = self.encoder.model_name
         settings = self.settings
+        if settings.lexical_weight is None:  # the intents' own, else the model's
+            weight = intents.lexical_weight
+            settings = replace(
+                settings,
+                lexical_weight=self.encoder.lexical_weight if weight is None else weight,
+            )
         if settings.default_threshold is None:
             model_default = self.encoder.default_threshold
             settings = replace(
@@ -491,11 +499,11 @@ class Engine:
         analysed = time.perf_counter()
         vectors = self._encode(analyses, negation, [text for _, text in owners])
         encoded = time.perf_counter()
-        scored = index.scores(vectors[: len(texts)])
+        scored = index.scores(vectors[: len(texts)], [a.kept_text() for a in analyses])
         scores = scored.scores
         refused: list[set[int]] = [set() for _ in texts]
         if owners:
-            span_scores = index.scores(vectors[len(texts) :]).scores
+            span_scores = index.scores(vectors[len(texts) :], [t for _, t in owners]).scores
             for (row, _), named in zip(owners, span_scores, strict=True):
                 # The refused span names an intent more strongly than the rest of the
                 # utterance does: the customer does not want that intent.
@@ -571,10 +579,10 @@ class Engine:
         else:
             vectors = np.empty((0, self.encoder.width), np.float32)
         encoded = time.perf_counter()
-        scored = index.scores(vectors[: len(flat)])
+        scored = index.scores(vectors[: len(flat)], [a.kept_text() for a in analyses])
         refused = np.zeros(scored.scores.shape, dtype=bool)
         if owners:
-            span_scores = index.scores(vectors[len(flat) :]).scores
+            span_scores = index.scores(vectors[len(flat) :], spans).scores
             for row, span in owners:
                 # as in ``classify``: the refused span names this intent more strongly
                 named = span_scores[span]

@@ -18,6 +18,17 @@ Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
   class and every score also gets + 0.25 x (logit/scale - reject logit/scale) (head.py).
   Why: ARCHITECTURE.md, "Scoring".
 
+With a ``lexical_weight`` w > 0 (the intents' ``defaults.lexical_weight``, else the
+model's; ``use-multilingual`` has 0.5), every intent's score also takes in its best
+lexical overlap with the message, x in [0, 1] (lexical.py: the TF-IDF cosine of
+characters and words to the intent's closest exemplar)::
+
+    score = score + w * x * (1 - score)        rank = rank + w * scale * x
+
+Overlap only adds: a message sharing no word with an intent (another language) keeps
+its score, and scores stay in [-1, 1]. The head's ranking moves by w * x on its
+cosine scale. Why: ARCHITECTURE.md, "Lexical overlap".
+
 The best-scoring intent wins unless its score is below its threshold (the intent's
 own, else the intents' default, else the index default, which ``Engine.build`` replaces
 by one calibrated from the exemplars: ``with_default_threshold``, calibration.py), in
@@ -37,6 +48,7 @@ import numpy.typing as npt
 
 from router.routing.head import DEFAULT_STEPS, WARM_STEPS, Features, Head, Start, train_head
 from router.routing.intents import UNKNOWN, IntentSet
+from router.routing.lexical import LexicalIndex
 from router.routing.tickets import IntentMatch
 from router.vectors import unit_rows
 
@@ -77,6 +89,9 @@ class IndexSettings:
     #: ``default_threshold`` is None, a threshold calibrated from the exemplars
     #: (``routing/calibration.py``) replaces the model's default. ``Index`` ignores it.
     calibrate: bool = True
+    #: How much lexical overlap counts (module doc); None: the model's own
+    #: (``Engine.build`` resolves it; ``Index`` reads None as 0).
+    lexical_weight: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +216,10 @@ class Index:
         thresholds.setflags(write=False)
         self.thresholds = thresholds
         self.default_threshold = float(fallback)
+        self.lexical_weight = float(settings.lexical_weight or 0.0)
+        if not 0.0 <= self.lexical_weight <= 1.0:
+            raise ValueError(f"lexical_weight {self.lexical_weight} is not in [0, 1]")
+        self.lexical = LexicalIndex(self.examples) if self.lexical_weight > 0 else None
         self.head: Head | None = None
         start = None
         if settings.scoring is Scoring.HEAD and warm_from is not None and warm_from.head:
@@ -226,6 +245,12 @@ class Index:
     @property
     def revision(self) -> str:
         return self.intents.revision
+
+    @property
+    def scoring(self) -> str:
+        """How it scores, for Info and eval: ``head``, or ``head + lexical 0.5``."""
+        name = str(self.settings.scoring)
+        return f"{name} + lexical {self.lexical_weight:g}" if self.lexical is not None else name
 
     @property
     def dimension(self) -> int:
@@ -262,11 +287,49 @@ class Index:
         other.default_threshold = float(threshold)
         return other
 
-    def scores(self, queries: Matrix) -> Scored:
+    def scores(self, queries: Matrix, texts: Sequence[str] | None = None) -> Scored:
         """Every intent's score for each query, the ranking key and the exemplar cosines.
 
-        ``queries``: rows shaped like the ``vectors`` the index was built from.
+        ``queries``: rows shaped like the ``vectors`` the index was built from;
+        ``texts``: the words each row was embedded from (refused spans cut), needed when
+        the index mixes in lexical overlap (``lexical_weight``).
         """
+        scored = self._dense_scores(queries)
+        lexical = self.lexical_scores(texts, queries.shape[0])
+        if lexical is None:
+            return scored
+        scores, rank = self.with_lexical(scored.scores, lexical), scored.rank
+        if rank is scored.scores:
+            rank = scores
+        else:  # the head's logits
+            assert self.head is not None
+            rank = rank + np.float32(self.lexical_weight * self.head.scale) * lexical
+        return Scored(scores, rank, scored.sims, scored.closest)
+
+    def lexical_scores(self, texts: Sequence[str] | None, rows: int) -> Matrix | None:
+        """(rows, n_intents) each intent's best lexical overlap with each text; None when
+        the index mixes in none."""
+        if self.lexical is None:
+            return None
+        if texts is None or len(texts) != rows:
+            raise ValueError(
+                f"this index mixes in lexical overlap: pass the texts of the {rows} rows"
+            )
+        n = len(self.examples)
+        padded = np.zeros((rows, n + 1), dtype=np.float32)
+        padded[:, :n] = self.lexical.similarities(texts)
+        best: Matrix = padded[:, self._groups].max(axis=2)
+        return best
+
+    def with_lexical(self, scores: Matrix, lexical: Matrix) -> Matrix:
+        """``scores`` with ``lexical`` (same shape) mixed in (module doc)."""
+        w = np.float32(self.lexical_weight)
+        with np.errstate(invalid="ignore"):  # -inf (left out) stays -inf, not nan
+            mixed = scores + w * lexical * (np.float32(1) - scores)
+        out: Matrix = np.where(np.isneginf(scores), scores, mixed).astype(np.float32)
+        return out
+
+    def _dense_scores(self, queries: Matrix) -> Scored:
         # This runs once per request right after the model, which has evicted the CPU
         # caches: every numpy call then costs microseconds of misses, so the steps are
         # few and whole-array (bench/latency.py; ARCHITECTURE.md "Lone requests").
@@ -301,8 +364,10 @@ class Index:
         )
         return Scored(mixed, logits, sims, closest)
 
-    def classify(self, queries: Matrix, top_k: int = 3) -> list[Prediction]:
-        return self.decide(self.scores(queries), top_k)
+    def classify(
+        self, queries: Matrix, top_k: int = 3, texts: Sequence[str] | None = None
+    ) -> list[Prediction]:
+        return self.decide(self.scores(queries, texts), top_k)
 
     def decide(
         self,

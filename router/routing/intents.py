@@ -9,6 +9,8 @@ it is about; every problem in every file is reported at once.
     defaults:              # optional
       threshold: 0.5       # optional; score in [-1, 1]
       model: minilm        # optional; the model the file's thresholds were tuned with
+      lexical_weight: 0    # optional; in [0, 1]: how much word overlap counts (index.py);
+                           # the model's own when absent (use-multilingual: 0.5)
     out_of_scope:          # optional; sentences that are none of the intents (negatives)
       - what's the weather like
     negation:              # optional; extends the built-in lexicons (negation.py)
@@ -59,7 +61,7 @@ SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
 _TOP_KEYS = frozenset({"version", "defaults", "negation", "out_of_scope", "intents"})
 _NEGATION_KEYS = frozenset({"enabled", "cues", "contrast", "refusal", "filler"})
-_DEFAULT_KEYS = frozenset({"threshold", "model"})
+_DEFAULT_KEYS = frozenset({"threshold", "model", "lexical_weight"})
 #: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _INTENT_KEYS = frozenset({"name", "description", "threshold", "examples"})
@@ -100,6 +102,8 @@ class IntentSet:
     #: ``defaults.model``: the model the thresholds in these files were tuned with; None
     #: when the files do not say (their thresholds then apply to any model).
     threshold_model: str | None = None
+    #: ``defaults.lexical_weight``; None: the model's own.
+    lexical_weight: float | None = None
 
     def by_name(self, name: str) -> Intent | None:
         return next((i for i in self.intents if i.name == name), None)
@@ -139,6 +143,7 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
     lexicon = NegationSettings().lexicon
     enabled: tuple[bool, str] | None = None
     threshold_model: tuple[str, str] | None = None
+    lexical_weight: tuple[float, str] | None = None
     out_of_scope: list[str] = []
     budget = _Budget(limits)
     for file in files:
@@ -181,6 +186,17 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
                 )
             else:
                 threshold_model = parsed.threshold_model
+        if parsed.lexical_weight is not None:
+            if lexical_weight is not None and lexical_weight[0] != parsed.lexical_weight[0]:
+                problems.append(
+                    Problem(
+                        *_split(parsed.lexical_weight[1]),
+                        "defaults.lexical_weight",
+                        f"conflicts with {lexical_weight[0]} set at {lexical_weight[1]}",
+                    )
+                )
+            else:
+                lexical_weight = parsed.lexical_weight
         for intent, name_at in file_intents:
             if intent.name in seen:
                 problems.append(
@@ -209,10 +225,12 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
             negation,
             out_of_scope,
             threshold_model[0] if threshold_model else None,
+            lexical_weight=lexical_weight[0] if lexical_weight else None,
         ),
         negation=negation,
         out_of_scope=tuple(out_of_scope),
         threshold_model=threshold_model[0] if threshold_model else None,
+        lexical_weight=lexical_weight[0] if lexical_weight else None,
     )
 
 
@@ -222,12 +240,15 @@ def _revision(
     negation: NegationSettings,
     out_of_scope: list[str],
     threshold_model: str | None,
+    *,
+    lexical_weight: float | None = None,
 ) -> str:
     canonical = json.dumps(
         {
             "negation": negation.key(),
             "default_threshold": default_threshold,
             **({"threshold_model": threshold_model} if threshold_model else {}),
+            **({"lexical_weight": lexical_weight} if lexical_weight is not None else {}),
             "intents": [[i.name, i.threshold, list(i.examples)] for i in intents],
             **({"out_of_scope": out_of_scope} if out_of_scope else {}),
         },
@@ -330,6 +351,20 @@ class _Checker:
             return None
         return number
 
+    def weight(self, node: Node, field: str) -> float | None:
+        """A number in [0, 1]."""
+        value = self.scalar(node, field)
+        if value is _UNREADABLE:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(node, field, f"must be a number in [0, 1], not {_kind(node)}")
+            return None
+        number = float(value)
+        if math.isnan(number) or not 0.0 <= number <= 1.0:
+            self.error(node, field, f"must be in [0, 1], got {value}")
+            return None
+        return number
+
     def example(self, node: Node, field: str) -> str | None:
         """An example or out_of_scope sentence: a non-blank string within the limits."""
         text = self.string(node, field)
@@ -389,6 +424,7 @@ class _File:
     intents: list[tuple[Intent, str]]
     out_of_scope: list[str] = field(default_factory=list)
     threshold_model: tuple[str, str] | None = None  # (value, file:line:col)
+    lexical_weight: tuple[float, str] | None = None  # (value, file:line:col)
 
 
 def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File | None:
@@ -433,6 +469,7 @@ def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File |
 
     default: tuple[float, str] | None = None
     threshold_model: tuple[str, str] | None = None
+    lexical_weight: tuple[float, str] | None = None
     negation = _parse_negation(check, top["negation"]) if "negation" in top else None
     if "defaults" in top:
         defaults = check.mapping(top["defaults"], "defaults", _DEFAULT_KEYS)
@@ -444,6 +481,10 @@ def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File |
             model = check.string(defaults["model"], "defaults.model")
             if model is not None:
                 threshold_model = (model.strip(), check.at(defaults["model"]))
+        if defaults and "lexical_weight" in defaults:
+            weight = check.weight(defaults["lexical_weight"], "defaults.lexical_weight")
+            if weight is not None:
+                lexical_weight = (weight, check.at(defaults["lexical_weight"]))
 
     out_of_scope: list[str] = []
     if "out_of_scope" in top:
@@ -457,11 +498,11 @@ def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File |
     intents: list[tuple[Intent, str]] = []
     if "intents" not in top:
         check.error(root, "intents", "required: a list of intents")
-        return _File(default, negation, intents, out_of_scope, threshold_model)
+        return _File(default, negation, intents, out_of_scope, threshold_model, lexical_weight)
     seq = top["intents"]
     if not isinstance(seq, SequenceNode):
         check.error(seq, "intents", f"must be a list, not {_kind(seq)}")
-        return _File(default, negation, intents, out_of_scope, threshold_model)
+        return _File(default, negation, intents, out_of_scope, threshold_model, lexical_weight)
     if not seq.value:
         check.error(seq, "intents", "must not be empty")
     for index, item in enumerate(seq.value):
@@ -471,7 +512,7 @@ def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File |
         parsed = _parse_intent(check, item, f"intents[{index}]")
         if parsed is not None:
             intents.append(parsed)
-    return _File(default, negation, intents, out_of_scope, threshold_model)
+    return _File(default, negation, intents, out_of_scope, threshold_model, lexical_weight)
 
 
 def _parse_negation(check: _Checker, node: Node) -> _Negation | None:

@@ -173,14 +173,21 @@ class Analysis:
     def refusals(self) -> tuple[NegatedSpan, ...]:
         return tuple(s for s in self.spans if s.refusal)
 
+    def kept_text(self) -> str:
+        """The text with every refusal (its cue, scope and topic) blanked out: the words
+        of what the customer wants, offsets unchanged."""
+        kept = list(self.text)
+        for span in self.refusals:
+            for i in range(span.start, min(span.scope[1], len(kept))):
+                kept[i] = " "
+        return "".join(kept)
+
     def affirmative_words(self, lexicon: Lexicon) -> list[str]:
         """The words outside every refusal that are not fillers: what the customer wants."""
-        kept = list(self.text.lower())
-        for span in self.refusals:
-            for i in range(span.start, span.scope[1]):
-                kept[i] = " "
         fillers = set(lexicon.filler)
-        return [w for w in _WORD.findall("".join(kept)) if w not in fillers and w != "n't"]
+        return [
+            w for w in _WORD.findall(self.kept_text().lower()) if w not in fillers and w != "n't"
+        ]
 
     def wants_nothing(self, lexicon: Lexicon) -> bool:
         """Refuses something and asks for nothing else ("I don't want a refund")."""

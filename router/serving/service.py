@@ -232,7 +232,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             example_count=snapshot.intents.example_count,
             revision=snapshot.revision,
             default_threshold=snapshot.index.default_threshold,
-            scoring=str(snapshot.index.settings.scoring),
+            scoring=snapshot.index.scoring,
             version=__version__,
             max_text_chars=self.limits.max_text_chars,
             max_batch_size=self.limits.max_batch_size,
