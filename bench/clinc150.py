@@ -16,8 +16,9 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
    ``router.quality.run.run_eval``, the eval run of ``intent-router eval`` / ``tune``
    (``Engine.classify``, what the gRPC service answers);
 3. chooses the default threshold on val only with ``router.quality.tuning.tune``
-   (``intent-router tune``), under two objectives:
+   (``intent-router tune``), under three objectives:
 
+   * ``balanced``: what plain ``tune`` picks (its default objective);
    * ``accuracy``: the threshold maximising overall val accuracy, unknown counted as a
      label;
    * ``answer-rate``: the highest threshold that still answers at least
@@ -27,7 +28,7 @@ What it does, step by step, with the same objects ``intent-router tune`` / ``eva
 4. writes it into the YAML (``router.quality.tuning.write_thresholds``:
    ``defaults.threshold``), loads the intents again and runs test through ``run_eval``;
 5. prints in-scope accuracy, unknown recall / precision, overall accuracy and the
-   threshold for both rules, next to the paper's anchors, and writes them to
+   threshold for each rule, next to the paper's anchors, and writes them to
    bench/results/ (bench/_record.py).
 
 Never tunes on test. Figures differ slightly from bench/clinc_scoring.py because the
@@ -144,6 +145,7 @@ def main() -> None:
         cand = [p.candidate for p in val.predictions]
         scores = [p.score for p in val.predictions]
         rules = {
+            "balanced (tune's default)": tune(gold, cand, scores).default,
             "accuracy": tune(gold, cand, scores, objective=Objective.ACCURACY).default,
             f"answer-rate {args.answer_rate:g}": tune(
                 gold, cand, scores, objective=Objective.ANSWER_RATE, target=args.answer_rate

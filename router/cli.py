@@ -756,7 +756,9 @@ def _tune_tickets(args: argparse.Namespace) -> int:
     )
     written: list[Path] = []
     if args.write:
-        written = write_thresholds(run.intents, chosen.threshold, None, run.model)
+        written = write_thresholds(
+            run.intents, chosen.threshold, None, run.model, run.index.lexical_weight
+        )
     if args.json:
         record = {
             "data": run.data,
@@ -871,7 +873,13 @@ def _tune(args: argparse.Namespace) -> int:
     )
     written: list[Path] = []
     if args.write:
-        written = write_thresholds(run.intents, tuning.default, tuning.per_intent, run.model)
+        written = write_thresholds(
+            run.intents,
+            tuning.default,
+            tuning.per_intent,
+            run.model,
+            run.index.lexical_weight,
+        )
     # The current default on the curve's terms (intents' own thresholds as the curve has them).
     threshold = run.index.default_threshold
     current = metrics_at(gold, candidates, scores, threshold, tuning.kept)

@@ -343,7 +343,7 @@ def test_cli_eval_json_has_all_fields(val_eval: dict, bundled: IntentSet, encode
     rows = VAL.read_text(encoding="utf-8").splitlines()
     assert record["rows"] == len(rows)
     assert record["revision"] == revision_of(bundled, encoder)
-    assert record["scoring"] == IndexSettings().scoring.value
+    assert record["scoring"] == f"{IndexSettings().scoring.value} + lexical 0.2"  # minilm's
     for key in HEADLINE:
         assert 0.0 <= record[key] <= 1.0, key
     assert set(record["per_intent"]) == {i.name for i in bundled.intents} | {UNKNOWN}

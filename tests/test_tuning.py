@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fakes import FakeEncoder
 from helpers import ROOT, in_process
 
 from router import cli
 from router.errors import TuningError
 from router.quality.tuning import Objective, tune, write_thresholds
+from router.routing.engine import Engine
 from router.routing.intents import UNKNOWN, load_intents
 
 VAL = ROOT / "intents" / "eval" / "val.jsonl"
@@ -400,3 +403,26 @@ def test_tune_bad_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         cli.main([*args, "--objective", "unknown-precision", "--target", "1.5"])
     assert caught.value.code == 2
     assert "--target: must be in [0, 1], got 1.5" in capsys.readouterr().err
+
+
+def test_write_records_the_model_and_lexical_weight_with_the_threshold(tmp_path: Path) -> None:
+    folder = make_dir(tmp_path, {"a.yaml": SECOND})
+    write_thresholds(load_intents(folder), 0.47, None, "minilm", 0.2)
+    text = (folder / "a.yaml").read_text(encoding="utf-8")
+    assert "defaults:\n  threshold: 0.47\n  model: minilm\n  lexical_weight: 0.2\n" in text
+    reloaded = load_intents(folder)
+    assert (reloaded.threshold_model, reloaded.lexical_weight) == ("minilm", 0.2)
+    write_thresholds(reloaded, 0.5, None, "minilm", 0.0)  # rewritten in place, not added
+    text = (folder / "a.yaml").read_text(encoding="utf-8")
+    assert text.count("lexical_weight") == 1 and "  lexical_weight: 0.0\n" in text
+    assert load_intents(folder).lexical_weight == 0.0
+
+
+def test_a_lexical_weight_tuned_for_another_model_is_set_aside() -> None:
+    """The weight travels with the thresholds: a file tuned for minilm served by another
+    model gets that model's weight, not the file's."""
+    intents = load_intents(ROOT / "intents")
+    for tuned_for, expected in (("fake", 0.3), ("minilm", 0.7), (None, 0.3)):
+        pinned = replace(intents, threshold_model=tuned_for, lexical_weight=0.3)
+        _, settings, _ = Engine(FakeEncoder(lexical_weight=0.7)).thresholds_for(pinned)
+        assert settings.lexical_weight == expected, tuned_for

@@ -59,6 +59,7 @@ CATALOGUE: dict[str, CatalogueEntry] = {
             languages="en",
             size="about 110 MB",
             default_threshold=0.38,
+            lexical_weight=0.2,
         ),
         CatalogueEntry(
             name="use-multilingual",

@@ -241,12 +241,16 @@ class Engine:
         model (``defaults.model``), their thresholds are set aside (logged, and shown by
         Info and eval). Where no threshold of the intents applies, ``build`` calibrates
         one from the exemplars (``_calibrates``); the model's own default applies where
-        it cannot (too few exemplars) or ``settings.calibrate`` is off.
+        it cannot (too few exemplars) or ``settings.calibrate`` is off. The lexical weight
+        is the settings', else the intents' ``defaults.lexical_weight`` (set aside with
+        their thresholds when they were tuned for another model: ``tune --write`` records
+        the two together), else the model's.
         """
         model = self.encoder.model_name
         settings = self.settings
+        tuned_for = intents.threshold_model
         if settings.lexical_weight is None:  # the intents' own, else the model's
-            weight = intents.lexical_weight
+            weight = intents.lexical_weight if tuned_for in (None, model) else None
             settings = replace(
                 settings,
                 lexical_weight=self.encoder.lexical_weight if weight is None else weight,
@@ -257,7 +261,6 @@ class Engine:
                 settings,
                 default_threshold=DEFAULT_THRESHOLD if model_default is None else model_default,
             )
-        tuned_for = intents.threshold_model
         if tuned_for is None or tuned_for == model:
             own = intents.default_threshold is not None or any(
                 i.threshold is not None for i in intents.intents

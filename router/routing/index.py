@@ -89,8 +89,9 @@ class IndexSettings:
     #: ``default_threshold`` is None, a threshold calibrated from the exemplars
     #: (``routing/calibration.py``) replaces the model's default. ``Index`` ignores it.
     calibrate: bool = True
-    #: How much lexical overlap counts (module doc); None: the model's own
-    #: (``Engine.build`` resolves it; ``Index`` reads None as 0).
+    #: How much lexical overlap counts (module doc). None: the intents'
+    #: ``defaults.lexical_weight``, else the model's (``Engine.thresholds_for`` resolves
+    #: it; ``Index`` reads None as 0); a number here overrides both (benchmarks sweep it).
     lexical_weight: float | None = None
 
 
