@@ -9,7 +9,7 @@ service answers) on intents stripped of their thresholds, under three rules:
 * ``calibrated``: ``IndexSettings()``, the default: ``routing/calibration.py`` sets the
   threshold from the exemplars (and ``out_of_scope:`` examples) alone;
 * ``model default``: ``IndexSettings(calibrate=False)``: the catalogue default (MiniLM
-  0.38, USE-m 0.44), what applied before;
+  0.44, USE-m 0.55), what applied before;
 * ``val-tuned``: ``router.quality.tuning.tune`` (``balanced``, the ``tune`` default) on
   the set's val file, applied as ``IndexSettings(default_threshold=...)``.
 

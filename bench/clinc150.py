@@ -182,7 +182,7 @@ def main() -> None:
     oos += ", negation off" if args.no_negation else ""
     print(
         f"\nCLINC150 full, test; model {model.label}; threshold chosen on val; "
-        f"scoring {args.scoring}{oos}"
+        f"scoring {val.index.scoring}{oos}"
     )
     print(f"{'':34s} {'in-acc':>6s} {'unkR':>6s} {'unkP':>6s} {'all':>6s} {'thr':>7s}")
     for f in results:
@@ -196,7 +196,7 @@ def main() -> None:
     run.finish(
         {
             "model": model.record(),
-            "scoring": args.scoring,
+            "scoring": val.index.scoring,
             "with_oos": args.with_oos,
             "negation": not args.no_negation,
             "val_rows": len(val.rows),

@@ -58,7 +58,7 @@ CATALOGUE: dict[str, CatalogueEntry] = {
             kind="token",
             languages="en",
             size="about 110 MB",
-            default_threshold=0.38,
+            default_threshold=0.44,
             lexical_weight=0.2,
         ),
         CatalogueEntry(

@@ -65,9 +65,11 @@ __all__ = [
 
 Matrix = npt.NDArray[np.float32]
 
-#: Used when neither the intent nor the intents file sets a threshold and none is
-#: calibrated (routing/calibration.py): set from the head's thresholds tuned for
-#: accuracy on CLINC150 val and the bundled val (ARCHITECTURE.md "Threshold semantics").
+#: Used when neither the intent nor the intents file sets a threshold, none is
+#: calibrated (routing/calibration.py) and the model has no default of its own (a
+#: model directory of one's own): set from MiniLM's head thresholds tuned for accuracy
+#: on CLINC150 val and the bundled val without lexical overlap, which such a model
+#: does not mix in (ARCHITECTURE.md "Threshold semantics").
 #: Run `intent-router tune --write` on your own labelled data to set yours.
 DEFAULT_THRESHOLD = 0.38
 
