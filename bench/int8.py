@@ -146,6 +146,7 @@ def static_qop(source: Path, target: Path) -> None:
                 "input_ids": ids,
                 "position_ids": np.arange(n, dtype=np.int64)[None],
                 "attention_mask_3d": np.ones((1, n, n), dtype=np.int32),
+                "token_type_ids": np.zeros_like(ids),
             }
         )
 
