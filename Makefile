@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 
 model: $(STAMP)
 	$(BIN)/intent-router model pull --model minilm --if-missing
+	$(BIN)/intent-router model pull --model minilm-int8 --if-missing
 	$(BIN)/intent-router model pull --model use-multilingual --if-missing
 
 serve: model

@@ -1,7 +1,8 @@
 """Shared fixtures: the bundled intents; a fake encoder, engine and server; the real model.
 
 Every test that needs a real model depends, directly or through a fixture, on
-``model_dir`` (MiniLM) or ``use_model_dir`` (Universal Sentence Encoder multilingual),
+``model_dir`` (MiniLM), ``int8_model_dir`` (MiniLM with int8 products) or
+``use_model_dir`` (Universal Sentence Encoder multilingual),
 each pulled once as ``model pull`` pulls it; such tests are marked ``model`` here at
 collection, so ``pytest -m "not model"`` (``make test-fast``) runs the rest without a
 model on the machine. Routing, batching, reload and service logic use the fake
@@ -34,7 +35,9 @@ SHARED = ROOT.parent / "shared"
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if {"model_dir", "use_model_dir"} & set(getattr(item, "fixturenames", ())):
+        if {"model_dir", "use_model_dir", "int8_model_dir"} & set(
+            getattr(item, "fixturenames", ())
+        ):
             item.add_marker(pytest.mark.model)
 
 
@@ -53,6 +56,15 @@ def use_model_dir() -> Path:
     target = default_model_dir("use-multilingual")
     if needs_pull(target, "use-multilingual"):
         pull(target, name="use-multilingual")
+    return target
+
+
+@pytest.fixture(scope="session")
+def int8_model_dir(model_dir: Path) -> Path:
+    """MiniLM with int8 products, pulled if missing (as ``model pull --model minilm-int8``)."""
+    target = default_model_dir("minilm-int8")
+    if needs_pull(target, "minilm-int8"):
+        pull(target, name="minilm-int8")
     return target
 
 

