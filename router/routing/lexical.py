@@ -63,28 +63,30 @@ class LexicalIndex:
     """The exemplars' TF-IDF vectors, stored by unit (each unit's exemplars and weights)."""
 
     def __init__(self, exemplars: Sequence[str]) -> None:
-        counted = [Counter(grams(t)) for t in exemplars]
-        frequency: Counter[str] = Counter()
-        for counts in counted:
-            frequency.update(counts.keys())
+        self.vocabulary: dict[str, int] = {}
+        vocabulary = self.vocabulary
+        rows: list[int] = []
+        ids: list[int] = []
+        counts: list[int] = []
+        for row, text in enumerate(exemplars):  # units numbered as first met
+            for unit, count in Counter(grams(text)).items():
+                rows.append(row)
+                ids.append(vocabulary.setdefault(unit, len(vocabulary)))
+                counts.append(count)
         n = len(exemplars)
-        units = sorted(frequency)
-        self.vocabulary: dict[str, int] = {u: i for i, u in enumerate(units)}
-        idf = np.array([math.log((1 + n) / (1 + frequency[u])) + 1 for u in units], np.float64)
-        self._idf = idf
+        row_of = np.array(rows, dtype=np.int64)
+        unit_of = np.array(ids, dtype=np.int64)
+        frequency = np.bincount(unit_of, minlength=len(vocabulary))
+        self._idf = np.log((1 + n) / (1 + frequency)) + 1.0
         #: A unit no exemplar has (df = 0): it cannot match, but it is part of the text.
         self._unseen_idf = math.log(1 + n) + 1
-        owners: list[list[int]] = [[] for _ in units]
-        values: list[list[float]] = [[] for _ in units]
-        for row, counts in enumerate(counted):
-            ids, weights = self._weights(counts)
-            for unit, weight in zip(ids.tolist(), weights.tolist(), strict=True):
-                owners[unit].append(row)
-                values[unit].append(weight)
-        lengths = np.array([len(o) for o in owners], dtype=np.int64)
-        self._starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        self._exemplars = np.array([r for o in owners for r in o], dtype=np.int64)
-        self._values = np.array([v for vs in values for v in vs], dtype=np.float64)
+        weight = (1.0 + np.log(np.array(counts, dtype=np.float64))) * self._idf[unit_of]
+        norms = np.sqrt(np.bincount(row_of, weights=weight * weight, minlength=n))
+        weight /= norms[row_of]
+        order = np.argsort(unit_of, kind="stable")  # by unit, exemplars ascending within
+        self._starts = np.concatenate([[0], np.cumsum(frequency)]).astype(np.int64)
+        self._exemplars = row_of[order]
+        self._values = weight[order]
         self.size = n
         for array in (self._idf, self._starts, self._exemplars, self._values):
             array.setflags(write=False)
