@@ -19,7 +19,7 @@ Scoring (``Scoring``), each giving one score per intent in [-1, 1]:
   Why: ARCHITECTURE.md, "Scoring".
 
 With a ``lexical_weight`` w > 0 (the intents' ``defaults.lexical_weight``, else the
-model's; ``use-multilingual`` has 0.5), every intent's score also takes in its best
+model's: ``minilm`` 0.2, ``use-multilingual`` 0.5), every intent's score also takes in its best
 lexical overlap with the message, x in [0, 1] (lexical.py: the TF-IDF cosine of
 characters and words to the intent's closest exemplar)::
 
