@@ -756,9 +756,7 @@ def _tune_tickets(args: argparse.Namespace) -> int:
     )
     written: list[Path] = []
     if args.write:
-        written = write_thresholds(
-            run.intents, chosen.threshold, None, run.model, run.index.lexical_weight
-        )
+        written = write_thresholds(run.intents, chosen.threshold, None, run.model)
     if args.json:
         record = {
             "data": run.data,
@@ -873,13 +871,7 @@ def _tune(args: argparse.Namespace) -> int:
     )
     written: list[Path] = []
     if args.write:
-        written = write_thresholds(
-            run.intents,
-            tuning.default,
-            tuning.per_intent,
-            run.model,
-            run.index.lexical_weight,
-        )
+        written = write_thresholds(run.intents, tuning.default, tuning.per_intent, run.model)
     # The current default on the curve's terms (intents' own thresholds as the curve has them).
     threshold = run.index.default_threshold
     current = metrics_at(gold, candidates, scores, threshold, tuning.kept)

@@ -369,3 +369,20 @@ def problems_of_with(path: Path, limits: IntentsLimits) -> list[str]:
     with pytest.raises(IntentsError) as info:
         load_intents(path, limits)
     return [str(p) for p in info.value.problems]
+
+
+def test_a_number_too_large_for_a_float_is_an_error_with_its_place(write) -> None:
+    huge = "1" + "0" * 400
+    path = write(
+        "huge.yaml",
+        f"version: 1\ndefaults:\n  lexical_weight: {huge}\n  threshold: {huge}\n"
+        "intents:\n  - name: x\n    examples: [x]\n",
+    )
+    found = problems_of(path)
+    assert (
+        f"{path}:3:19: defaults.lexical_weight: must be in [0, 1], got a number of 401 digits"
+        in found
+    )
+    assert (
+        f"{path}:4:14: defaults.threshold: must be in [-1, 1], got a number of 401 digits" in found
+    )

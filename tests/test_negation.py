@@ -114,3 +114,30 @@ def test_discontinuation_and_stative_verbs_are_not_refusals(text: str) -> None:
 def test_one_word_before_a_cue_then_a_denied_word_does_not_crash(text: str) -> None:
     analysis = analyse(text)  # raised IndexError
     assert [text[s.cue[0] : s.cue[1]] for s in analysis.spans] == ["n't"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "standard"),
+    [
+        ("I dont want a refund", "I don't want a refund"),
+        ("I don`t want a refund", "I don't want a refund"),
+        ("I don\u02bct want a refund", "I don't want a refund"),
+        ("I don\uff07t want a refund", "I don't want a refund"),
+        ("dont cancel it please", "don't cancel it please"),
+        ("please dont delete my account", "please don't delete my account"),
+        ("my phone wont turn on", "my phone won't turn on"),
+        ("I cant log in", "I can't log in"),
+        (
+            "I dont want a refund, I want a bigger size",
+            "I don't want a refund, I want a bigger size",
+        ),
+    ],
+)
+def test_negation_typed_without_a_straight_apostrophe_reads_as_with_one(
+    typed: str, standard: str
+) -> None:
+    lex = default_lexicon()
+    a, b = analyse(typed), analyse(standard)
+    assert [s.refusal for s in a.spans] == [s.refusal for s in b.spans]
+    assert a.wants_nothing(lex) == b.wants_nothing(lex)
+    assert a.spans, typed

@@ -29,6 +29,10 @@ class WordRouter:
         self.batches = 0
         self.fail_after = fail_after
         self.seen: list[str] = []
+        self.answering: str | None = "r1"
+
+    def revision(self) -> str | None:
+        return self.answering
 
     def route(self, tickets: Sequence[Ticket]) -> list[Routed]:
         if self.fail_after is not None and self.batches >= self.fail_after:
@@ -47,7 +51,15 @@ class WordRouter:
             best = matches[0].intent if matches else "unknown"
             reason = "matched" if matches else "below_threshold"
             out.append(
-                Routed(t.id, best, 0.7 if matches else 0.1, 0.4, reason, tuple(matches), "r1")
+                Routed(
+                    t.id,
+                    best,
+                    0.7 if matches else 0.1,
+                    0.4,
+                    reason,
+                    tuple(matches),
+                    self.answering or "r1",
+                )
             )
         return out
 
@@ -244,6 +256,27 @@ def test_resume_after_a_failure_and_a_torn_row_writes_what_one_run_writes(
     assert out.read_bytes() == whole.read_bytes()
     assert summary.resumed == 4 * fail_after  # type: ignore[attr-defined]
     assert router.seen == [t["id"] for t in TICKETS[4 * fail_after :]]  # none routed twice
+    assert not checkpoint_of(out).exists()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_resume_with_another_revision_is_refused_a_server_is_not_held_to_one(
+    write, tmp_path: Path, suffix: str
+) -> None:
+    source = write("t.jsonl", jsonl(*TICKETS))
+    out = tmp_path / f"out{suffix}"
+    with pytest.raises(KeyboardInterrupt):
+        run(source, out, WordRouter(fail_after=1), batch_size=4)
+    before = out.read_bytes()
+    other = WordRouter()
+    other.answering = "r2"  # another --model or other --intents, in process
+    with pytest.raises(DataError, match=r"written by revision r1; this run answers with r2"):
+        run(source, out, other, resume=True, batch_size=4)
+    assert out.read_bytes() == before and other.seen == []  # nothing written or routed
+    server = WordRouter()
+    server.answering = None  # a server: its revision may change under any run
+    _, summary = run(source, out, server, resume=True, batch_size=4)
+    assert summary.resumed == 4  # type: ignore[attr-defined]
     assert not checkpoint_of(out).exists()
 
 

@@ -405,24 +405,27 @@ def test_tune_bad_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "--target: must be in [0, 1], got 1.5" in capsys.readouterr().err
 
 
-def test_write_records_the_model_and_lexical_weight_with_the_threshold(tmp_path: Path) -> None:
-    folder = make_dir(tmp_path, {"a.yaml": SECOND})
-    write_thresholds(load_intents(folder), 0.47, None, "minilm", 0.2)
+def test_write_keeps_a_hand_set_lexical_weight(tmp_path: Path) -> None:
+    pinned = SECOND.replace(
+        "version: 1\n", "version: 1\ndefaults:\n  lexical_weight: 0  # messages in Chinese\n"
+    )
+    folder = make_dir(tmp_path, {"a.yaml": pinned})
+    write_thresholds(load_intents(folder), 0.47, None, "use-multilingual")
     text = (folder / "a.yaml").read_text(encoding="utf-8")
-    assert "defaults:\n  threshold: 0.47\n  model: minilm\n  lexical_weight: 0.2\n" in text
+    assert "  lexical_weight: 0  # messages in Chinese\n" in text
+    assert text.count("lexical_weight") == 1
     reloaded = load_intents(folder)
-    assert (reloaded.threshold_model, reloaded.lexical_weight) == ("minilm", 0.2)
-    write_thresholds(reloaded, 0.5, None, "minilm", 0.0)  # rewritten in place, not added
-    text = (folder / "a.yaml").read_text(encoding="utf-8")
-    assert text.count("lexical_weight") == 1 and "  lexical_weight: 0.0\n" in text
-    assert load_intents(folder).lexical_weight == 0.0
+    assert (reloaded.default_threshold, reloaded.threshold_model) == (0.47, "use-multilingual")
+    assert reloaded.lexical_weight == 0.0
 
 
-def test_a_lexical_weight_tuned_for_another_model_is_set_aside() -> None:
-    """The weight travels with the thresholds: a file tuned for minilm served by another
-    model gets that model's weight, not the file's."""
+def test_the_intents_lexical_weight_applies_whatever_the_model() -> None:
+    """A deployment's choice (README: 0 for messages in another language than the
+    examples), kept when thresholds tuned for another model are set aside."""
     intents = load_intents(ROOT / "intents")
-    for tuned_for, expected in (("fake", 0.3), ("minilm", 0.7), (None, 0.3)):
-        pinned = replace(intents, threshold_model=tuned_for, lexical_weight=0.3)
+    for tuned_for in ("fake", "minilm", None):
+        pinned = replace(intents, threshold_model=tuned_for, lexical_weight=0.0)
         _, settings, _ = Engine(FakeEncoder(lexical_weight=0.7)).thresholds_for(pinned)
-        assert settings.lexical_weight == expected, tuned_for
+        assert settings.lexical_weight == 0.0, tuned_for
+    _, settings, _ = Engine(FakeEncoder(lexical_weight=0.7)).thresholds_for(intents)
+    assert settings.lexical_weight == 0.7  # the bundled files leave it to the model

@@ -403,15 +403,12 @@ def write_thresholds(
     default: float,
     per_intent: Mapping[str, float] | None,
     model: str | None = None,
-    lexical_weight: float | None = None,
 ) -> list[Path]:
     """Record thresholds in the intents' YAML files, keeping comments, order and layout.
 
     ``defaults.threshold`` is set in every file that has a ``defaults`` block (files must
     agree), or added to the first file when none has one; ``defaults.model`` records
-    ``model``, the model they were tuned with (a threshold belongs to its model), and
-    ``defaults.lexical_weight`` the ``lexical_weight`` the scores had (the scale the
-    threshold is on; routing/index.py). With
+    ``model``, the model they were tuned with (a threshold belongs to its model). With
     ``per_intent`` (not None), each named intent gets ``threshold:`` in the file that
     defines it and every other intent loses its own; with None, intents' own thresholds
     are left alone, unless they were recorded for another model: then they are removed.
@@ -449,10 +446,6 @@ def write_thresholds(
         block["threshold"] = _number(yaml, default)
         if model is not None:
             _set_after(block, "model", model, ["threshold"])
-        if lexical_weight is not None:
-            _set_after(
-                block, "lexical_weight", _number(yaml, lexical_weight), ["model", "threshold"]
-            )
 
     if per_intent is not None:
         by_file = {str(f): f for f in files}
@@ -477,7 +470,7 @@ def write_thresholds(
             changed.append(f)
 
     try:
-        _verify(intents, files, default, per_intent, model=model, lexical_weight=lexical_weight)
+        _verify(intents, files, default, per_intent, model=model)
     except Exception:
         for f in changed:
             _atomic_write(f, originals[f].decode("utf-8"))
@@ -492,13 +485,8 @@ def _verify(
     per_intent: Mapping[str, float] | None,
     *,
     model: str | None,
-    lexical_weight: float | None,
 ) -> None:
     after = load_intents(files[0] if len(files) == 1 else files[0].parent)
-    if lexical_weight is not None and after.lexical_weight != lexical_weight:
-        raise RuntimeError(
-            f"wrote defaults.lexical_weight {lexical_weight} but read back {after.lexical_weight}"
-        )
     if after.default_threshold != default:
         raise RuntimeError(
             f"wrote defaults.threshold {default} but read back {after.default_threshold}"

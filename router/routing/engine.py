@@ -242,15 +242,14 @@ class Engine:
         Info and eval). Where no threshold of the intents applies, ``build`` calibrates
         one from the exemplars (``_calibrates``); the model's own default applies where
         it cannot (too few exemplars) or ``settings.calibrate`` is off. The lexical weight
-        is the settings', else the intents' ``defaults.lexical_weight`` (set aside with
-        their thresholds when they were tuned for another model: ``tune --write`` records
-        the two together), else the model's.
+        is the settings', else the intents' ``defaults.lexical_weight`` (a deployment's
+        choice: it applies whatever the model), else the model's.
         """
         model = self.encoder.model_name
         settings = self.settings
         tuned_for = intents.threshold_model
         if settings.lexical_weight is None:  # the intents' own, else the model's
-            weight = intents.lexical_weight if tuned_for in (None, model) else None
+            weight = intents.lexical_weight
             settings = replace(
                 settings,
                 lexical_weight=self.encoder.lexical_weight if weight is None else weight,

@@ -339,29 +339,31 @@ class _Checker:
             return _UNREADABLE
 
     def threshold(self, node: Node, field: str) -> float | None:
-        value = self.scalar(node, field)
-        if value is _UNREADABLE:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(node, field, f"must be a number in [-1, 1], not {_kind(node)}")
-            return None
-        number = float(value)
-        if math.isnan(number) or not -1.0 <= number <= 1.0:
-            self.error(node, field, f"must be in [-1, 1], got {value}")
-            return None
-        return number
+        """A score in [-1, 1]."""
+        return self.number(node, field, -1.0, 1.0)
 
     def weight(self, node: Node, field: str) -> float | None:
         """A number in [0, 1]."""
+        return self.number(node, field, 0.0, 1.0)
+
+    def number(self, node: Node, field: str, low: float, high: float) -> float | None:
+        """A number in [low, high]; None (and a problem) otherwise."""
+        bounds = f"[{low:g}, {high:g}]"
         value = self.scalar(node, field)
         if value is _UNREADABLE:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(node, field, f"must be a number in [0, 1], not {_kind(node)}")
+            self.error(node, field, f"must be a number in {bounds}, not {_kind(node)}")
             return None
-        number = float(value)
-        if math.isnan(number) or not 0.0 <= number <= 1.0:
-            self.error(node, field, f"must be in [0, 1], got {value}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            self.error(
+                node, field, f"must be in {bounds}, got a number of {len(str(value))} digits"
+            )
+            return None
+        if math.isnan(number) or not low <= number <= high:
+            self.error(node, field, f"must be in {bounds}, got {value}")
             return None
         return number
 

@@ -38,6 +38,20 @@ __all__ = [
 _EN_CUES = (
     "not", "no", "never", "n't", "without", "nor", "neither", "none", "nothing",
     "no longer", "cannot", "instead of", "rather than",
+    # typed without the apostrophe, as chat often is ("I dont want a refund")
+    "dont", "doesnt", "didnt", "cant", "wont", "isnt", "arent", "wasnt", "werent",
+    "havent", "hasnt", "shouldnt", "wouldnt", "couldnt",
+)  # fmt: skip
+#: Folded before cues are looked for, one character for one (offsets stay valid):
+#: apostrophes as typed (curly, modifier letter, backtick, full width) become "'";
+#: full-width letters, digits and the ideographic space (Chinese and Japanese input
+#: methods) their ASCII selves.
+_FOLD = str.maketrans(
+    {
+        "\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\uff07": "'", "\u3000": " ",
+        **{chr(c): chr(c - 0xFEE0) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B),
+                                             *range(0xFF41, 0xFF5B))},
+    }
 )  # fmt: skip
 _EN_CONTRAST = (
     "but", "just", "only", "instead", "rather", "however", "though", "although",
@@ -211,7 +225,7 @@ def _is_cjk(ch: str) -> bool:
 def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
     """Find negation cues, their scopes and whether each is a refusal."""
     lex = lexicon or default_lexicon()
-    lower = text.lower().replace("\u2019", "'")  # same length: offsets stay valid
+    lower = text.translate(_FOLD).lower()  # same length: offsets stay valid
     cues = _find_cues(lower, lex)
     spans: list[NegatedSpan] = []
     for start, end in cues:
@@ -356,4 +370,6 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
         return True  # "not cancelling, ..."
     if cue == "n't" and before and before[-1] in ("do", "please do") and len(lead) <= 2:
         return not lead or lead[0] in ("do", "please")
+    if cue == "dont" and len(lead) <= 1:  # "dont cancel it", "please dont delete"
+        return not lead or lead[0] == "please"
     return False

@@ -54,5 +54,8 @@ class EngineRouter:
             for t, p in zip(tickets, result.predictions, strict=True)
         ]
 
+    def revision(self) -> str | None:
+        return self.engine.snapshot.revision
+
     def close(self) -> None:
         """Nothing to release: the engine belongs to the caller."""

@@ -84,6 +84,11 @@ class ServerRouter:
         )
         self._stub = pb_grpc.IntentRouterStub(self._channel)
 
+    def revision(self) -> str | None:
+        """None: the server may reload between two runs, or during one (each row names
+        the revision that answered it)."""
+        return None
+
     def route(self, tickets: Sequence[Ticket]) -> list[Routed]:
         requests = [
             pb.ClassifyStreamRequest(id=t.id, text=t.text, subject=t.subject, multi_intent=True)

@@ -68,4 +68,9 @@ class TicketRouter(Protocol):
 
     def route(self, tickets: Sequence[Ticket]) -> list[Routed]: ...
 
+    def revision(self) -> str | None:
+        """The revision (model and intents) that answers, when it is fixed for the run
+        (in process); None when it may change under the run (a server reloads)."""
+        ...
+
     def close(self) -> None: ...

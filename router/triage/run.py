@@ -79,6 +79,7 @@ def triage(job: TriageJob, router: TicketRouter, progress: Progress | None = Non
     out = OutputFile(job.out, job.out_format)
     try:
         done = out.open(resume=job.resume)
+        _same_answers(job, out.resumed_revisions, router.revision())
         tickets = read_tickets(
             job.input, job.input_format, job.fields, name=job.input_name, encoding=job.encoding
         )
@@ -132,6 +133,19 @@ def _admitted(
                      f"{job.out} holds {len(done)} tickets, this input only "
                      f"{summary.resumed}: it was written from another input; start "
                      "without --resume")],
+        )  # fmt: skip
+
+
+def _same_answers(job: TriageJob, written: set[str], answering: str | None) -> None:
+    """A resumed output must go on with the revision (model and intents) that wrote it:
+    rows of two revisions in one file would not be what one run writes."""
+    other = sorted(written - {answering}) if answering is not None else []
+    if other:
+        raise DataError(
+            [Problem(str(job.out), None, None, "revision",
+                     f"written by revision {', '.join(other)}; this run answers with "
+                     f"{answering} (another --model or other --intents): resume with the "
+                     "same ones, or start without --resume")],
         )  # fmt: skip
 
 

@@ -104,6 +104,8 @@ class OutputFile:
         self.checkpoint = checkpoint_of(path)
         self._file: IO[bytes] | None = None
         self._header = fmt is InputFormat.CSV
+        #: The revisions of the rows a resumed output already held (``open``).
+        self.resumed_revisions: set[str] = set()
 
     def open(self, *, resume: bool) -> list[str]:
         """Open for appending; the ids already written, in order (none unless resuming)."""
@@ -119,7 +121,9 @@ class OutputFile:
                 )  # fmt: skip
             if committed is not None and committed < size:
                 os.truncate(self.path, committed)  # a torn row or an uncommitted batch
-            done = list(self._ids())
+            rows = list(self._rows())
+            done = [id_ for id_, _ in rows]
+            self.resumed_revisions = {revision for _, revision in rows if revision}
             self._header = self._header and self.path.stat().st_size == 0
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,19 +183,22 @@ class OutputFile:
         size: int = data["bytes"]
         return size
 
-    def _ids(self) -> Iterator[str]:
-        """The ids of the rows the output holds (an unparsable row is an error)."""
+    def _rows(self) -> Iterator[tuple[str, str]]:
+        """The id and revision of each row the output holds (an unparsable row is an
+        error)."""
         name = str(self.path)
+        at = CSV_COLUMNS.index("revision")
         with self.path.open(encoding="utf-8", newline="") as f:
             if self.format is InputFormat.CSV:
                 reader = csv.reader(f)
                 for cells in reader:
                     if cells and cells != list(CSV_COLUMNS):
-                        yield cells[0]
+                        yield cells[0], cells[at] if len(cells) > at else ""
                 return
             for number, line in enumerate(f, start=1):
                 try:
-                    yield str(json.loads(line)["id"])
+                    row = json.loads(line)
+                    yield str(row["id"]), str(row.get("revision") or "")
                 except (ValueError, KeyError, TypeError) as exc:
                     raise DataError(
                         [Problem(name, number, None, "", f"not an output row ({exc}); "
