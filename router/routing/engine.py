@@ -170,6 +170,12 @@ def _refused_texts(analysis: Analysis) -> list[str]:
     return list(dict.fromkeys(t for t in texts if t))[:MAX_REFUSED_SPANS]
 
 
+def _lexical_texts(index: Index, analyses: Sequence[Analysis]) -> list[str] | None:
+    """What the index's lexical overlap reads of each text (its refusals blanked); None
+    when the index mixes in none (nothing to compute on the answer path)."""
+    return None if index.lexical is None else [a.kept_text() for a in analyses]
+
+
 def _ticket_refusals(
     cut: Sequence[Sequence[Passage]], analyses: Sequence[Analysis]
 ) -> tuple[list[str], list[tuple[int, int]]]:
@@ -501,7 +507,7 @@ class Engine:
         analysed = time.perf_counter()
         vectors = self._encode(analyses, negation, [text for _, text in owners])
         encoded = time.perf_counter()
-        scored = index.scores(vectors[: len(texts)], [a.kept_text() for a in analyses])
+        scored = index.scores(vectors[: len(texts)], _lexical_texts(index, analyses))
         scores = scored.scores
         refused: list[set[int]] = [set() for _ in texts]
         if owners:
@@ -581,7 +587,7 @@ class Engine:
         else:
             vectors = np.empty((0, self.encoder.width), np.float32)
         encoded = time.perf_counter()
-        scored = index.scores(vectors[: len(flat)], [a.kept_text() for a in analyses])
+        scored = index.scores(vectors[: len(flat)], _lexical_texts(index, analyses))
         refused = np.zeros(scored.scores.shape, dtype=bool)
         if owners:
             span_scores = index.scores(vectors[len(flat) :], spans).scores

@@ -45,6 +45,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -59,6 +60,7 @@ UNKNOWN = "unknown"
 GATE_FILE = "gate.yaml"
 SUPPORTED_VERSION = 1
 _NAME = re.compile(r"[a-z0-9_]+")
+_Value = TypeVar("_Value")
 _TOP_KEYS = frozenset({"version", "defaults", "negation", "out_of_scope", "intents"})
 _NEGATION_KEYS = frozenset({"enabled", "cues", "contrast", "refusal", "filler"})
 _DEFAULT_KEYS = frozenset({"threshold", "model", "lexical_weight"})
@@ -164,39 +166,13 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
                         )
                     )
                 enabled = (parsed.negation.enabled, parsed.negation.at)
-        if file_default is not None:
-            if default is not None and default[0] != file_default[0]:
-                problems.append(
-                    Problem(
-                        *_split(file_default[1]),
-                        "defaults.threshold",
-                        f"conflicts with {default[0]} set at {default[1]}",
-                    )
-                )
-            else:
-                default = file_default
-        if parsed.threshold_model is not None:
-            if threshold_model is not None and threshold_model[0] != parsed.threshold_model[0]:
-                problems.append(
-                    Problem(
-                        *_split(parsed.threshold_model[1]),
-                        "defaults.model",
-                        f"conflicts with {threshold_model[0]} set at {threshold_model[1]}",
-                    )
-                )
-            else:
-                threshold_model = parsed.threshold_model
-        if parsed.lexical_weight is not None:
-            if lexical_weight is not None and lexical_weight[0] != parsed.lexical_weight[0]:
-                problems.append(
-                    Problem(
-                        *_split(parsed.lexical_weight[1]),
-                        "defaults.lexical_weight",
-                        f"conflicts with {lexical_weight[0]} set at {lexical_weight[1]}",
-                    )
-                )
-            else:
-                lexical_weight = parsed.lexical_weight
+        default = _agreed(default, file_default, "defaults.threshold", problems)
+        threshold_model = _agreed(
+            threshold_model, parsed.threshold_model, "defaults.model", problems
+        )
+        lexical_weight = _agreed(
+            lexical_weight, parsed.lexical_weight, "defaults.lexical_weight", problems
+        )
         for intent, name_at in file_intents:
             if intent.name in seen:
                 problems.append(
@@ -232,6 +208,24 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
         threshold_model=threshold_model[0] if threshold_model else None,
         lexical_weight=lexical_weight[0] if lexical_weight else None,
     )
+
+
+def _agreed(
+    kept: tuple[_Value, str] | None,
+    found: tuple[_Value, str] | None,
+    field: str,
+    problems: list[Problem],
+) -> tuple[_Value, str] | None:
+    """A ``defaults`` value several files may set, with where it was set: the first one;
+    a later file setting another is a problem naming both places."""
+    if found is None:
+        return kept
+    if kept is not None and kept[0] != found[0]:
+        problems.append(
+            Problem(*_split(found[1]), field, f"conflicts with {kept[0]} set at {kept[1]}")
+        )
+        return kept
+    return found
 
 
 def _revision(
