@@ -9,6 +9,14 @@ a separate process and drives it from this one for ``--duration`` seconds after 
 * ``--single`` callers (4) sending Classify of one text, deadline ``--single-timeout``
   (1 s: a chatbot turn).
 
+With ``--tickets``, the bulk callers send helpdesk tickets instead: the bodies and
+subjects of <intents>/eval/tickets_val.jsonl + tickets_test.jsonl, cycled, with
+``multi_intent`` (each ticket is cut into passages, several model rows each, so one
+batch chunk is seconds of model work; the server serves waiting Classify calls between
+slices of it). ``--ticket-chars N`` makes every ticket N characters long instead (the
+eval utterances as sentences, one after another: a long complaint, not a quoted thread,
+which cleaning would cut): at 20,000, the server's limit, about 400 passages a ticket.
+
 A caller whose call failed waits ``--backoff`` (0.1 s) before the next one.
 
 The texts are the utterances of <intents>/eval/val.jsonl + test.jsonl, cycled. It
@@ -20,9 +28,9 @@ resident memory (VmHWM). The run is written to bench/results/
 (bench/_record.py; ``--no-record``). Client and server share the machine's cores.
 
     python bench/fairness.py [--model NAME|DIR] [--intents DIR] [--duration 20]
-                             [--warmup 3] [--bulk 16] [--batch 512] [--single 4]
+                             [--warmup 3] [--bulk 16] [--batch 512|64] [--single 4]
                              [--single-timeout 1.0] [--bulk-timeout 60] [--backoff 0.1]
-                             [--no-record]
+                             [--tickets [--ticket-chars N]] [--no-record]
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import socket
 import statistics
@@ -86,6 +95,29 @@ class Server:
         stop_process(self.proc)
 
 
+def load_tickets(intents: Path) -> list[tuple[str, str]]:
+    """(body, subject) of every ticket in <intents>/eval/tickets_{val,test}.jsonl."""
+    tickets = []
+    for name in ("tickets_val.jsonl", "tickets_test.jsonl"):
+        for line in (intents / "eval" / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                tickets.append((row["text"], row.get("subject", "")))
+    return tickets
+
+
+def long_tickets(texts: list[str], chars: int, count: int) -> list[tuple[str, str]]:
+    """``count`` tickets of ``chars`` characters: ``texts`` as sentences, cycled."""
+    sentences = itertools.cycle(t.rstrip(".?!") + "." for t in texts)
+    tickets = []
+    for _ in range(count):
+        body = ""
+        while len(body) < chars:
+            body += next(sentences) + " "
+        tickets.append((body[:chars], ""))
+    return tickets
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -93,15 +125,30 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def drive(args: argparse.Namespace, server: Server, texts: list[str]) -> dict[str, Any]:
+async def drive(
+    args: argparse.Namespace,
+    server: Server,
+    texts: list[str],
+    tickets: list[tuple[str, str]] | None,
+) -> dict[str, Any]:
     target, pid = f"127.0.0.1:{server.port}", server.proc.pid
     options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
     channels = [
         grpc.aio.insecure_channel(target, options=options) for _ in range(args.bulk + args.single)
     ]
     await asyncio.gather(*(c.channel_ready() for c in channels))
-    cycle = itertools.cycle(texts)
-    batch = pb.ClassifyBatchRequest(texts=[next(cycle) for _ in range(args.batch)], top_k=3)
+    if tickets:
+        pairs = itertools.cycle(tickets)
+        chosen = [next(pairs) for _ in range(args.batch)]
+        batch = pb.ClassifyBatchRequest(
+            texts=[body for body, _ in chosen],
+            subjects=[subject for _, subject in chosen],
+            multi_intent=True,
+            top_k=3,
+        )
+    else:
+        cycle = itertools.cycle(texts)
+        batch = pb.ClassifyBatchRequest(texts=[next(cycle) for _ in range(args.batch)], top_k=3)
     singles = [pb.ClassifyRequest(text=t, top_k=3) for t in texts]
     begin = time.perf_counter() + args.warmup
     end = begin + args.duration
@@ -181,7 +228,8 @@ async def drive(args: argparse.Namespace, server: Server, texts: list[str]) -> d
         "bulk": {
             "requests_ok": len(bulk_ok),
             "errors": bulk_errors,
-            # the model's texts in the window less the single requests' (one text each)
+            # the texts batches held in the window less the single requests' (one text
+            # each); with --tickets, tickets (a ticket counts one, whatever its passages)
             "texts_per_s": (model_texts - len(single_ok)) / args.duration,
             "answered_texts_per_s": len(bulk_ok) * args.batch / args.duration,
             "p50_s": statistics.median(bulk_ok) if bulk_ok else float("nan"),
@@ -199,26 +247,50 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--bulk", type=int, default=16, help="ClassifyBatch callers")
-    parser.add_argument("--batch", type=int, default=512, help="texts per ClassifyBatch")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="texts per ClassifyBatch (default 512; with --tickets 64, with "
+        "--ticket-chars 8: under the server's 200,000 characters a request)",
+    )
     parser.add_argument("--single", type=int, default=4, help="Classify callers")
     parser.add_argument("--single-timeout", type=float, default=1.0, help="Classify deadline, s")
     parser.add_argument("--bulk-timeout", type=float, default=60.0, help="batch deadline, s")
     parser.add_argument("--backoff", type=float, default=0.1, help="wait after an error, s")
+    parser.add_argument(
+        "--tickets", action="store_true", help="bulk callers send tickets, multi_intent"
+    )
+    parser.add_argument(
+        "--ticket-chars",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --tickets: tickets of N characters made of the eval utterances",
+    )
     add_record_flag(parser)
     args = parser.parse_args()
+    if args.batch is None:
+        args.batch = (8 if args.ticket_chars else 64) if args.tickets else 512
     run = Run("fairness", args)
     texts = load_texts(args.intents)
+    tickets = None
+    if args.tickets:
+        tickets = load_tickets(args.intents)
+        if args.ticket_chars:
+            tickets = long_tickets(texts, args.ticket_chars, len(tickets))
     server = Server(args.model, args.intents)
     try:
-        figures = asyncio.run(drive(args, server, texts))
+        figures = asyncio.run(drive(args, server, texts, tickets))
         figures["server_vmhwm_mb"] = proc_status_mb(server.proc.pid, "VmHWM")
     finally:
         server.stop()
     figures["server_argv"] = server.argv[3:]
     s, b = figures["single"], figures["bulk"]
+    kind = "tickets" if args.tickets else "texts"
     print(
         f"{args.single} Classify callers (deadline {args.single_timeout:g} s) beside "
-        f"{args.bulk} ClassifyBatch({args.batch}) callers, {args.duration:g} s "
+        f"{args.bulk} ClassifyBatch({args.batch} {kind}) callers, {args.duration:g} s "
         f"(model {args.model}, {len(os.sched_getaffinity(0))} cores shared with the client)"
     )
     verdict = "meets" if s["success_rate"] >= TARGET else "MISSES"
@@ -228,8 +300,8 @@ def main() -> int:
         f"max {s['max_ms']:.1f} ms; errors {s['errors'] or 'none'}"
     )
     print(
-        f"bulk:   {b['texts_per_s']:.0f} texts/s through the model; {b['requests_ok']} "
-        f"ClassifyBatch answered ({b['answered_texts_per_s']:.0f} texts/s), p50 "
+        f"bulk:   {b['texts_per_s']:.0f} {kind}/s through the model; {b['requests_ok']} "
+        f"ClassifyBatch answered ({b['answered_texts_per_s']:.0f} {kind}/s), p50 "
         f"{b['p50_s']:.2f} s, max {b['max_s']:.2f} s; errors {b['errors'] or 'none'}"
     )
     print(

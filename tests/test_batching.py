@@ -107,10 +107,10 @@ async def test_a_bad_item_does_not_fail_the_others(batcher, fake_engine, monkeyp
     engine = fake_engine
     real = engine.classify
 
-    def fragile(texts, top_k):  # the engine fails on any batch holding the poison text
+    def fragile(texts, top_k, **kwargs):  # the engine fails on any batch holding the poison text
         if "poison" in texts:
             raise ValueError("cannot encode this")
-        return real(texts, top_k)
+        return real(texts, top_k, **kwargs)
 
     monkeypatch.setattr(engine, "classify", fragile)
     results = await asyncio.gather(
@@ -217,9 +217,9 @@ def _record_batches(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[lis
     calls: list[list[str]] = []
     real = engine.classify
 
-    def recording(texts, top_k):
+    def recording(texts, top_k, **kwargs):
         calls.append(list(texts))
-        return real(texts, top_k)
+        return real(texts, top_k, **kwargs)
 
     monkeypatch.setattr(engine, "classify", recording)
     return calls
@@ -311,11 +311,11 @@ async def test_when_one_chunk_fails_the_others_are_skipped(
     real = fake_engine.classify
     ran: list[int] = []  # chunks that reached the model
 
-    def fragile(texts, top_k):
+    def fragile(texts, top_k, **kwargs):
         if "poison" in texts:
             raise ValueError("cannot encode this")
         ran.append(len(texts))
-        return real(texts, top_k)
+        return real(texts, top_k, **kwargs)
 
     monkeypatch.setattr(fake_engine, "classify", fragile)
     b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
@@ -386,3 +386,68 @@ async def test_long_texts_go_to_the_model_two_at_a_time(
     finally:
         fake_encoder.release()
         await b.close()
+
+
+# ------------------------------------------- long engine calls pause for interactive work
+
+#: One ticket of 80 sentences: about 80 passages (windows of two, overlapping by one),
+#: several engine slices (``PAUSE_ROWS``).
+LONG_TICKET = " ".join(f"My parcel number {i} has not arrived yet." for i in range(80))
+
+
+def _record_embeds(encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The texts of every model call, in order."""
+    calls: list[list[str]] = []
+    real = encoder.embed
+
+    def recording(texts, spans=None):
+        calls.append(list(texts))
+        return real(texts, spans)
+
+    monkeypatch.setattr(encoder, "embed", recording)
+    return calls
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["ClassifyBatch", "Classify"])
+async def test_a_long_ticket_call_lets_waiting_classify_calls_through(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch, bulk: bool
+) -> None:
+    embeds = _record_embeds(fake_encoder, monkeypatch)
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        if bulk:
+            ticket = asyncio.create_task(b.classify_many([LONG_TICKET], 3, subjects=[""]))
+        else:
+            ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
+        await fake_encoder.held()  # inside the ticket's first slice
+        single = asyncio.create_task(b.classify(["my card was declined"], 1))
+        await wait_for(lambda: b.interactive_depth == 1)
+        fake_encoder.release()
+        reply = await single
+        assert reply.predictions[0].intent == "payment_failed"
+        assert not ticket.done()  # answered while the ticket's call was still running
+        await ticket
+        # the single request ran right after the ticket's first slice, not after all
+        assert embeds.index(["my card was declined"]) == 1
+        assert len(embeds) >= 3  # the ticket took several slices
+    finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_a_paused_call_answers_as_an_unpaused_one(
+    fake_engine, fake_encoder: FakeEncoder
+) -> None:
+    tickets = [LONG_TICKET, "I want my money back. " * 40, "where is my parcel"]
+    plain = fake_engine.classify(tickets, 3, subjects=["", "refund", ""])
+    pauses = []
+    paused = fake_engine.classify(
+        tickets, 3, subjects=["", "refund", ""], pause=lambda: pauses.append(1)
+    )
+    assert len(pauses) >= 2
+    assert [p.intent for p in paused.predictions] == [p.intent for p in plain.predictions]
+    for a, b in zip(paused.predictions, plain.predictions, strict=True):
+        assert [m.intent for m in a.matches] == [m.intent for m in b.matches]
+        assert a.score == pytest.approx(b.score, abs=1e-5)

@@ -138,6 +138,12 @@ _RELEASE_AFTER = 64
 _BUILD_CHUNK = 256
 
 
+#: Rows an engine call given a ``pause`` embeds between two calls of it: about a tenth
+#: of a second of MiniLM on passages of two sentences (``serving/batching.py`` serves
+#: waiting Classify calls there, so one long ticket call never holds them for seconds).
+PAUSE_ROWS = 32
+
+
 def _stop_if(abandoned: Callable[[], bool], step: int) -> None:
     """``Index``'s ``on_step``: stop training once a newer build supersedes this one."""
     if abandoned():
@@ -475,10 +481,27 @@ class Engine:
         analyses: Sequence[Analysis],
         negation: NegationSettings,
         extra: Sequence[str] = (),
+        pause: Callable[[], None] | None = None,
     ) -> Vectors:
-        """Rows of ``TextEncoder.embed`` with negation weights, then plain rows of ``extra``."""
+        """Rows of ``TextEncoder.embed`` with negation weights, then plain rows of ``extra``.
+
+        With ``pause``, more than ``PAUSE_ROWS`` rows are embedded ``PAUSE_ROWS`` at a
+        time, shortest first (so each slice pads little), and ``pause()`` is called
+        between slices. A text's vector does not depend on the rest of its batch
+        (``TextEncoder``), so the rows are those of one call.
+        """
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
-        return self.encoder.embed([*(a.text for a in analyses), *extra], spans)
+        texts = [*(a.text for a in analyses), *extra]
+        if pause is None or len(texts) <= PAUSE_ROWS:
+            return self.encoder.embed(texts, spans)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.encoder.width), np.float32)
+        for start in range(0, len(order), PAUSE_ROWS):
+            if start:
+                pause()
+            rows = order[start : start + PAUSE_ROWS]
+            vectors[rows] = self.encoder.embed([texts[i] for i in rows], [spans[i] for i in rows])
+        return vectors
 
     def classify(
         self,
@@ -488,13 +511,15 @@ class Engine:
         multi_intent: bool = False,
         subjects: Sequence[str] | None = None,
         snapshot: Snapshot | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> Result:
         """Each text's answer, by the serving snapshot or by ``snapshot`` (a candidate not
         swapped in yet: the regression gate measures it so). With ``multi_intent`` or
         ``subjects``, the texts are tickets (``classify_tickets``); otherwise each is
-        routed whole, as it is."""
+        routed whole, as it is. ``pause``: called between slices of the model's work
+        (``_encode``), for a caller to serve others there; the answers do not change."""
         if multi_intent or subjects is not None:
-            return self.classify_tickets(texts, subjects, top_k, snapshot=snapshot)
+            return self.classify_tickets(texts, subjects, top_k, snapshot=snapshot, pause=pause)
         if snapshot is None:
             snapshot = self.snapshot  # read once: one revision answers the whole call
         if not texts:
@@ -505,7 +530,7 @@ class Engine:
         analyses = self._analyse(texts, negation)
         owners = [(row, text) for row, a in enumerate(analyses) for text in _refused_texts(a)]
         analysed = time.perf_counter()
-        vectors = self._encode(analyses, negation, [text for _, text in owners])
+        vectors = self._encode(analyses, negation, [text for _, text in owners], pause)
         encoded = time.perf_counter()
         scored = index.scores(vectors[: len(texts)], _lexical_texts(index, analyses))
         scores = scored.scores
@@ -535,6 +560,7 @@ class Engine:
         top_k: int = 3,
         *,
         snapshot: Snapshot | None = None,
+        pause: Callable[[], None] | None = None,
     ) -> Result:
         """Each ticket (a body and an optional subject) routed passage by passage
         (``routing/tickets.py``) and aggregated (``routing/aggregation.py``): one
@@ -544,7 +570,7 @@ class Engine:
         """
         if not texts:
             return Result([], [], (snapshot or self.snapshot).revision, Timings())
-        scoring, timings = self._score_tickets(texts, subjects, snapshot)
+        scoring, timings = self._score_tickets(texts, subjects, snapshot, pause)
         started = time.perf_counter()
         predictions = decide_tickets(scoring, top_k, self.tickets)
         decided = (time.perf_counter() - started) * 1e3
@@ -565,10 +591,14 @@ class Engine:
     ) -> TicketScoring:
         """Every passage of each ticket scored, before any threshold applies
         (``decide_tickets`` decides; ``tune`` and bench/tickets.py decide at many)."""
-        return self._score_tickets(texts, subjects, None)[0]
+        return self._score_tickets(texts, subjects, None, None)[0]
 
     def _score_tickets(
-        self, texts: Sequence[str], subjects: Sequence[str] | None, snapshot: Snapshot | None
+        self,
+        texts: Sequence[str],
+        subjects: Sequence[str] | None,
+        snapshot: Snapshot | None,
+        pause: Callable[[], None] | None,
     ) -> tuple[TicketScoring, Timings]:
         if subjects is not None and len(subjects) != len(texts):
             raise ValueError(f"{len(subjects)} subjects for {len(texts)} texts")
@@ -583,7 +613,7 @@ class Engine:
         spans, owners = _ticket_refusals(cut, analyses)
         analysed = time.perf_counter()
         if flat:
-            vectors = self._encode(analyses, negation, spans)
+            vectors = self._encode(analyses, negation, spans, pause)
         else:
             vectors = np.empty((0, self.encoder.width), np.float32)
         encoded = time.perf_counter()

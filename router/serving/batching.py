@@ -26,6 +26,14 @@ interactive batch, one bulk batch), so an interactive request waits for at most 
 batch running plus one bulk batch, whatever the bulk backlog, and a busy interactive
 queue cannot starve bulk work either.
 
+A batch is one engine call, but not one long wait: tickets are cut into passages, and a
+chunk of 32 long tickets is a thousand model rows (seconds of work). The engine embeds
+in slices of ``PAUSE_ROWS`` rows and calls back between them (``Engine.classify``'s
+``pause``); there the consumer runs one batch of the interactive requests waiting
+before going on (turns again, so a steady stream of Classify calls cannot starve the
+long call). An interactive request thus waits for at most one slice of a long call,
+not the whole of it; the long call's answers do not change.
+
 * Requests whose caller has gone (cancelled, or past its deadline) are skipped and
   counted by reason (``skipped_requests``, ``skipped_texts``). When one chunk of a
   large request fails, its other chunks are cancelled, hence skipped.
@@ -161,6 +169,7 @@ class Batcher:
         self._bulk: collections.deque[_Entry] = collections.deque()  # ClassifyBatch chunks
         self._bulk_texts = 0  # texts in ``_bulk`` (under ``_ready``)
         self._bulk_turn = False  # consumer only: when both queues wait, bulk goes next
+        self._pausing = False  # consumer only: serving interactive requests inside a call
         self._ready = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -311,61 +320,84 @@ class Batcher:
             batch = self._collect()
             if batch is None:
                 return
-            if not batch:
-                continue
-            self.batches += 1
-            try:
-                outcomes = self._run(batch)
-            except Exception as exc:  # never let one batch kill the consumer
-                log.exception("batch failed")
-                outcomes = [(entry.future, exc) for entry in batch]
-            _deliver_soon(outcomes)
+            if batch:
+                self._run_and_deliver(batch)
+
+    def _run_and_deliver(self, batch: list[_Entry]) -> None:
+        self.batches += 1
+        try:
+            outcomes = self._run(batch)
+        except Exception as exc:  # never let one batch kill the consumer
+            log.exception("batch failed")
+            outcomes = [(entry.future, exc) for entry in batch]
+        _deliver_soon(outcomes)
 
     def _collect(self) -> list[_Entry] | None:
         """The next batch, from one queue (empty if every waiting caller had gone); None
         once closing. When both queues hold work, they take turns."""
-        s = self.settings
-        batch: list[_Entry] = []
-        count = longest = 0
-        gone: list[tuple[_Entry, str]] = []
         with self._ready:
             while not self._queue and not self._bulk and not self._closing:
                 self._ready.wait()
             bulk = bool(self._bulk) and (self._bulk_turn or not self._queue)
             queue = self._bulk if bulk else self._queue
-            wait_until = time.monotonic() + s.max_wait_ms / 1e3
-            while not self._closing:
-                while queue:
-                    entry = queue[0]
-                    reason = entry.gone(time.monotonic())
-                    if reason is not None:
-                        gone.append((self._take(queue), reason))
-                        continue
-                    n, tokens = len(entry.texts), max(longest, entry.tokens)
-                    if batch and not _fits(count + n, tokens, s):
-                        break
-                    batch.append(self._take(queue))
-                    count, longest = count + n, tokens
-                else:
-                    remaining = wait_until - time.monotonic()
-                    if batch and remaining > 0 and count < s.max_batch:
-                        self._ready.wait(remaining)
-                        continue
-                break
+            batch = self._fill(queue, time.monotonic() + self.settings.max_wait_ms / 1e3)
             closing = self._closing
         if batch:
             self._bulk_turn = not bulk  # the other queue goes next, if it holds work
-        if gone:
-            for entry, reason in gone:
-                self.skipped_requests[reason] += 1
-                self.skipped_texts[reason] += len(entry.texts)
-            _deliver_soon([(e.future, CallerGoneError(_GONE[why])) for e, why in gone])
         if closing:
             _deliver_soon(
                 [(e.future, OverloadedError("the server is shutting down")) for e in batch]
             )
             return None
         return batch
+
+    def _fill(self, queue: collections.deque[_Entry], wait_until: float) -> list[_Entry]:
+        """Entries from the head of ``queue`` that make one batch (``_ready`` held),
+        waiting for company until ``wait_until`` (time.monotonic()); callers gone
+        meanwhile are dropped and told so."""
+        s = self.settings
+        batch: list[_Entry] = []
+        count = longest = 0
+        gone: list[tuple[_Entry, str]] = []
+        while not self._closing:
+            while queue:
+                entry = queue[0]
+                reason = entry.gone(time.monotonic())
+                if reason is not None:
+                    gone.append((self._take(queue), reason))
+                    continue
+                n, tokens = len(entry.texts), max(longest, entry.tokens)
+                if batch and not _fits(count + n, tokens, s):
+                    break
+                batch.append(self._take(queue))
+                count, longest = count + n, tokens
+            else:
+                remaining = wait_until - time.monotonic()
+                if batch and remaining > 0 and count < s.max_batch:
+                    self._ready.wait(remaining)
+                    continue
+            break
+        if gone:
+            for entry, reason in gone:
+                self.skipped_requests[reason] += 1
+                self.skipped_texts[reason] += len(entry.texts)
+            _deliver_soon([(e.future, CallerGoneError(_GONE[why])) for e, why in gone])
+        return batch
+
+    def _serve_waiting(self) -> None:
+        """The ``pause`` of a long engine call (consumer thread): run one batch of the
+        interactive requests waiting, then let the call go on. The batch run here is
+        not paused again."""
+        if self._pausing or not self._queue:  # a glance without the lock: a request
+            return  # just missed waits one more slice
+        with self._ready:
+            batch = [] if self._closing else self._fill(self._queue, 0.0)
+        if batch:
+            self._pausing = True
+            try:
+                self._run_and_deliver(batch)
+            finally:
+                self._pausing = False
 
     def _take(self, queue: collections.deque[_Entry]) -> _Entry:
         """The head of ``queue`` (``_ready`` held)."""
@@ -385,11 +417,12 @@ class Batcher:
         if self._on_batch is not None:
             self._on_batch(len(texts))
         started = time.perf_counter()
+        pause = None if self._pausing else self._serve_waiting
         try:
             if subjects is None:
-                result = self.engine.classify(texts, top_k)
+                result = self.engine.classify(texts, top_k, pause=pause)
             else:
-                result = self.engine.classify(texts, top_k, subjects=subjects)
+                result = self.engine.classify(texts, top_k, subjects=subjects, pause=pause)
         except Exception as exc:
             if len(batch) == 1:
                 return [(batch[0].future, exc)]
