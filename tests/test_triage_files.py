@@ -195,11 +195,15 @@ TICKETS = [
 
 
 def test_every_ticket_gets_one_row_with_its_matches_and_evidence(write, tmp_path: Path) -> None:
-    source = write("t.jsonl", jsonl(*TICKETS[:4], {"id": "empty", "subject": " ", "text": ""}))
+    invisible = {"id": "zw", "subject": "\u200b", "text": "\ufeff\u200d\n"}  # zero-width only
+    source = write(
+        "t.jsonl",
+        jsonl(*TICKETS[:4], {"id": "empty", "subject": " ", "text": ""}, invisible),
+    )
     out = tmp_path / "out.jsonl"
     _, summary = run(source, out)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["id"] for r in lines] == ["t0", "t1", "t2", "t3", "empty"]
+    assert [r["id"] for r in lines] == ["t0", "t1", "t2", "t3", "empty", "zw"]
     assert lines[2]["intent"] == "refund_request"
     assert [(m["intent"], m["evidence"]) for m in lines[2]["matches"]] == [
         ("refund_request", {"text": "refund", "start": 0, "end": 6, "field": "text"}),
@@ -207,7 +211,8 @@ def test_every_ticket_gets_one_row_with_its_matches_and_evidence(write, tmp_path
     ]
     assert lines[4] == {"id": "empty", "intent": "unknown", "score": 0.0, "threshold": 0.0,
                         "reason": "empty", "matches": [], "revision": ""}  # fmt: skip
-    assert summary.empty == 1  # type: ignore[attr-defined]
+    assert lines[5]["reason"] == "empty"
+    assert summary.empty == 2  # type: ignore[attr-defined]
     assert not checkpoint_of(out).exists()  # a finished run leaves none
 
 

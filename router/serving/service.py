@@ -30,6 +30,7 @@ from router.errors import (
     OverloadedError,
     RouterError,
 )
+from router.routing.blank import is_blank
 from router.routing.engine import Engine, Snapshot, Timings
 from router.routing.index import Prediction
 from router.routing.negation import Analysis, NegatedSpan
@@ -407,7 +408,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         ``max_text_chars`` together (the same rule for Classify, ClassifyBatch and
         ClassifyStream)."""
         if subject:
-            if not (text.strip() or subject.strip()):
+            if is_blank(text) and is_blank(subject):
                 raise InputError(field, "must not be empty or blank (nor the subject)")
             if len(text) + len(subject) > self.limits.max_text_chars:
                 raise InputError(
@@ -442,7 +443,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             )
 
     def _check_text(self, text: str, field: str) -> None:
-        if not text.strip():
+        if is_blank(text):
             raise InputError(field, "must not be empty or blank")
         if len(text) > self.limits.max_text_chars:
             raise InputError(
@@ -534,7 +535,7 @@ def _negation(text: str, span: NegatedSpan) -> pb.Negation:
 def _ticket_subjects(multi_intent: bool, subjects: list[str]) -> list[str] | None:
     """The subjects to route texts as tickets with, or None to route each text whole as
     before: tickets when multi-intent answers are asked for or a subject is given."""
-    if multi_intent or any(s.strip() for s in subjects):
+    if multi_intent or not all(is_blank(s) for s in subjects):
         return subjects
     return None
 

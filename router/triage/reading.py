@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from router.errors import DataError, Problem
+from router.routing.blank import is_blank
 
 __all__ = [
     "BadRow",
@@ -72,7 +73,7 @@ class Ticket:
 
     @property
     def empty(self) -> bool:
-        return not self.text.strip() and not self.subject.strip()
+        return is_blank(self.text) and is_blank(self.subject)
 
 
 @dataclass(frozen=True, slots=True)
