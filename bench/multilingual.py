@@ -39,7 +39,10 @@ c. cross-lingual: Chinese messages (``intents/zh/eval/cross_en.jsonl``, English 
 d. mixed: one temporary intents YAML with, for every intent name, the English and the
    Chinese examples together (Chinese-only intents too), no thresholds; the model default,
    then thresholds tuned on the union of both val files; figures on each test file;
-e. English: ``intents/`` tuned on ``intents/eval/val.jsonl``, figures on its ``test.jsonl``.
+e. English: ``intents/`` tuned on ``intents/eval/val.jsonl``, figures on its ``test.jsonl``;
+f. traditional: ``intents/zh`` (simplified exemplars) at the thresholds tuned on the
+   simplified val, figures on ``intents/zh/eval/test_tw.jsonl`` (the test rows as typed in
+   Taiwan: OpenCC s2twp, ``scripts/zh-traditional-sets``) beside ``test.jsonl``.
 
 Percentages of rows; ``in-acc``: in-scope rows answered with their intent; ``unkR``:
 unknown rows answered unknown; ``top-1``: in-scope rows whose best candidate is their
@@ -49,11 +52,12 @@ intent, whatever the threshold. Writes bench/results/ (bench/_record.py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -64,6 +68,9 @@ from _model import Model, open_model
 from _record import Run, add_record_flag  # bench/ is on sys.path when run as a script
 from _sets import figures, read_jsonl, strip_thresholds, write_jsonl
 
+import router.routing.engine as engine_module
+import router.routing.lexical as lexical_module
+import router.routing.negation as negation_module
 from router.model.catalogue import DEFAULT_MODEL
 from router.quality.run import EvalRun, run_eval
 from router.quality.tuning import Objective, tune
@@ -207,6 +214,28 @@ def mixed_yaml(en: IntentSet, zh: IntentSet, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+@contextlib.contextmanager
+def script_folding(enabled: bool) -> Iterator[None]:
+    """Traditional-to-simplified folding as shipped, or (``enabled`` False) turned off in
+    each module that reads through it, for the baseline of section f."""
+    if enabled:
+        yield
+        return
+    readers = (engine_module, lexical_module, negation_module)
+    saved = [m.fold_script for m in readers]
+    for m in readers:
+        m.fold_script = _unfolded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        for m, fold in zip(readers, saved, strict=True):
+            m.fold_script = fold  # type: ignore[assignment]
+
+
+def _unfolded(text: str) -> str:
+    return text
+
+
 def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
@@ -251,6 +280,21 @@ def main() -> None:
                 b, intents, key, folder / "test.jsonl", tuned[(b.model.label, key)], True
             )
         sections[section] = rows
+    # f. traditional Chinese messages against the simplified exemplars, with the script
+    # folding and without it (the baseline: every reader's fold_script made the identity)
+    sections["f_traditional"] = []
+    for folding in (True, False):
+        with script_folding(folding):
+            for b in benches:
+                for rule, threshold in tuned[(b.model.label, "zh")].items():
+                    r = b.run(
+                        strip_thresholds(zh),
+                        f"zh/folding {folding}",
+                        ZH / "eval" / "test_tw.jsonl",
+                        threshold,
+                    )
+                    label = f"{rule}{'' if folding else ', unfolded'}"
+                    sections["f_traditional"].append(figures(r, label))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
 
@@ -326,6 +370,11 @@ def main() -> None:
     print_table(
         "e. English: intents/, tuned on intents/eval/val.jsonl, test.jsonl",
         sections["e_english"],
+    )
+    print_table(
+        "f. traditional: intents/zh/eval/test_tw.jsonl against intents/zh (thresholds tuned on "
+        "the simplified val; compare a.), with the script folding and without",
+        sections["f_traditional"],
     )
     for key, title in (
         ("zh", "b. negation: intents/zh/eval/negation.jsonl against intents/zh"),

@@ -249,6 +249,18 @@ async def test_chinese_messages_route_over_grpc_with_the_multilingual_model(
         assert info.threshold_source == "the intents (tuned for use-multilingual)"
         batch = await stub.ClassifyBatch(pb.ClassifyBatchRequest(texts=[*REFUND, "where is it"]))
         assert [r.intent for r in batch.results[:3]] == ["request_refund"] * 3
+        # the same messages in traditional characters, against the simplified exemplars
+        for text in ("怎麼退款？", "我不想用了能退錢嗎？", "訂單取消後錢啥時候回來？"):
+            reply = await stub.Classify(pb.ClassifyRequest(text=text))
+            assert (reply.intent, text) == ("request_refund", text)
+        exchange = await stub.Classify(pb.ClassifyRequest(text="我不要退款，我想換個大一號的"))
+        assert (exchange.intent, list(exchange.refused_intents)) == (
+            "exchange_item",
+            ["request_refund"],
+        )
+        refusing = await stub.Classify(pb.ClassifyRequest(text="別給我退款"))
+        assert (refusing.intent, refusing.reason) == (UNKNOWN, "nothing_wanted")
+        assert refusing.negations[0].cue == "別"  # quoted as sent, not as read
 
 
 def test_the_english_intents_served_by_the_multilingual_model_use_its_default(

@@ -21,6 +21,7 @@ import numpy as np
 from router.memory import release_memory
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.calibration import Calibration, calibrate
+from router.routing.folding import FOLDING, fold_script
 from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction, Scoring
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
@@ -123,9 +124,15 @@ class Result:
     timings: Timings
 
 
+def _variant(negation: NegationSettings) -> str:
+    """What an exemplar's vector depends on besides its text and the model: the
+    negation settings and the script folding (the vector cache's key)."""
+    return f"{negation.key()}|{FOLDING}"
+
+
 def revision_of(intents: IntentSet, encoder: TextEncoder) -> str:
     """The revision that names ``intents`` served with ``encoder``'s model (12 hex digits)."""
-    key = f"{intents.revision}\0{encoder.fingerprint}"
+    key = f"{intents.revision}\0{encoder.fingerprint}\0{FOLDING}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
@@ -417,7 +424,7 @@ class Engine:
         def encode(batch: Sequence[str]) -> Vectors:
             return self._encode(self._analyse(batch, negation), negation)
 
-        variant = negation.key()
+        variant = _variant(negation)
         if abandoned is not None:  # what is missing, a chunk at a time; then one gather
             missing = self.cache.missing(texts, variant)
             for begin in range(0, len(missing), _BUILD_CHUNK):
@@ -445,7 +452,7 @@ class Engine:
             self.cache.retain(
                 [e for i in snapshot.intents.intents for e in i.examples]
                 + list(snapshot.intents.out_of_scope),
-                self.negation_of(snapshot.intents).key(),
+                _variant(self.negation_of(snapshot.intents)),
             )
         self.cache.save()
 
@@ -491,7 +498,7 @@ class Engine:
         (``TextEncoder``), so the rows are those of one call.
         """
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
-        texts = [*(a.text for a in analyses), *extra]
+        texts = [fold_script(t) for t in (*(a.text for a in analyses), *extra)]
         if pause is None or len(texts) <= PAUSE_ROWS:
             return self.encoder.embed(texts, spans)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

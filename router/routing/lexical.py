@@ -34,6 +34,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from router.routing.folding import fold_script
+
 __all__ = ["MAX_VALUES", "LexicalIndex", "grams"]
 
 Matrix = npt.NDArray[np.float32]
@@ -49,7 +51,7 @@ _CHARACTERS = re.compile(rf"[{_SCRIPT}]")
 def grams(text: str) -> list[str]:
     """The lexical units of ``text`` (module doc), in order, repeats kept."""
     out: list[str] = []
-    for match in _UNITS.finditer(unicodedata.normalize("NFKC", text).casefold()):
+    for match in _UNITS.finditer(fold_script(unicodedata.normalize("NFKC", text)).casefold()):
         run = match.group()
         if _CHARACTERS.match(run):
             out.extend(run)

@@ -24,6 +24,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from router.routing.folding import fold_script
+
 __all__ = [
     "Analysis",
     "Lexicon",
@@ -200,7 +202,9 @@ class Analysis:
         """The words outside every refusal that are not fillers: what the customer wants."""
         fillers = set(lexicon.filler)
         return [
-            w for w in _WORD.findall(self.kept_text().lower()) if w not in fillers and w != "n't"
+            w
+            for w in _WORD.findall(fold_script(self.kept_text()).lower())
+            if w not in fillers and w != "n't"
         ]
 
     def wants_nothing(self, lexicon: Lexicon) -> bool:
@@ -225,7 +229,7 @@ def _is_cjk(ch: str) -> bool:
 def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
     """Find negation cues, their scopes and whether each is a refusal."""
     lex = lexicon or default_lexicon()
-    lower = text.translate(_FOLD).lower()  # same length: offsets stay valid
+    lower = fold_script(text).translate(_FOLD).lower()  # same length: offsets stay valid
     cues = _find_cues(lower, lex)
     spans: list[NegatedSpan] = []
     for start, end in cues:

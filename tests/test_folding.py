@@ -1,0 +1,59 @@
+"""Traditional Chinese folded to simplified for every reader (routing/folding.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.routing.folding import FOLDING, fold_script
+from router.routing.lexical import grams
+from router.routing.negation import analyse
+
+
+@pytest.mark.parametrize(
+    ("traditional", "simplified"),
+    [
+        ("怎麼退款？", "怎么退款？"),
+        ("我不想用了能退錢嗎？", "我不想用了能退钱吗？"),
+        ("訂單號A1234還沒到", "订单号A1234还没到"),
+        ("別寄了，發票開錯了", "别寄了，发票开错了"),
+        ("我的iPhone無法開機", "我的iPhone无法开机"),
+    ],
+)
+def test_traditional_characters_read_as_simplified_one_for_one(
+    traditional: str, simplified: str
+) -> None:
+    folded = fold_script(traditional)
+    assert folded == simplified
+    assert len(folded) == len(traditional)  # offsets into the text stay valid
+    assert fold_script(simplified) == simplified
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want a refund",
+        "東京の電車が遅れました",  # kana: Japanese, whose kanji are neither form
+        "ｒｅｆｕｎｄ",
+        "",
+    ],
+)
+def test_text_without_chinese_or_with_kana_is_left_alone(text: str) -> None:
+    assert fold_script(text) == text
+
+
+def test_the_table_maps_one_ideograph_to_one_other() -> None:
+    from router.routing.folding import _TABLE
+
+    assert len(_TABLE) > 4000
+    assert FOLDING.endswith(str(len(_TABLE)))
+    for code, simplified in _TABLE.items():
+        assert len(simplified) == 1 and chr(code) != simplified
+    assert not set(map(ord, "退款订单取消")) & _TABLE.keys()  # simplified forms are not keys
+
+
+def test_lexical_units_and_negation_read_the_folded_text() -> None:
+    assert grams("怎麼退款") == grams("怎么退款")
+    refusal = analyse("別給我退款")
+    assert [s.refusal for s in refusal.spans] == [True]
+    assert refusal.text == "別給我退款"  # the analysis keeps the text as sent
+    assert analyse("我不要退款，我想換個大一號的").refusals
