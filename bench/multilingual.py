@@ -222,14 +222,14 @@ def script_folding(enabled: bool) -> Iterator[None]:
         yield
         return
     readers = (engine_module, lexical_module, negation_module)
-    saved = [m.fold_script for m in readers]
+    saved = [m.fold for m in readers]
     for m in readers:
-        m.fold_script = _unfolded  # type: ignore[assignment]
+        m.fold = _unfolded  # type: ignore[assignment]
     try:
         yield
     finally:
         for m, fold in zip(readers, saved, strict=True):
-            m.fold_script = fold  # type: ignore[assignment]
+            m.fold = fold  # type: ignore[assignment]
 
 
 def _unfolded(text: str) -> str:
@@ -281,7 +281,7 @@ def main() -> None:
             )
         sections[section] = rows
     # f. traditional Chinese messages against the simplified exemplars, with the script
-    # folding and without it (the baseline: every reader's fold_script made the identity)
+    # folding and without it (the baseline: every reader's fold made the identity)
     sections["f_traditional"] = []
     for folding in (True, False):
         with script_folding(folding):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router.routing.folding import FOLDING, fold_script
+from router.routing.folding import FOLDING, fold
 from router.routing.lexical import grams
 from router.routing.negation import analyse
 
@@ -22,10 +22,10 @@ from router.routing.negation import analyse
 def test_traditional_characters_read_as_simplified_one_for_one(
     traditional: str, simplified: str
 ) -> None:
-    folded = fold_script(traditional)
+    folded = fold(traditional)
     assert folded == simplified
     assert len(folded) == len(traditional)  # offsets into the text stay valid
-    assert fold_script(simplified) == simplified
+    assert fold(simplified) == simplified
 
 
 @pytest.mark.parametrize(
@@ -33,16 +33,16 @@ def test_traditional_characters_read_as_simplified_one_for_one(
     [
         "I want a refund",
         "東京の電車が遅れました",  # kana: Japanese, whose kanji are neither form
-        "ｒｅｆｕｎｄ",
+        "退款，可以吗？",  # full-width punctuation stays
         "",
     ],
 )
 def test_text_without_chinese_or_with_kana_is_left_alone(text: str) -> None:
-    assert fold_script(text) == text
+    assert fold(text) == text
 
 
 def test_the_table_maps_one_ideograph_to_one_other() -> None:
-    from router.routing.folding import _TABLE
+    from router.routing.folding import _TRADITIONAL as _TABLE
 
     assert len(_TABLE) > 4000
     assert FOLDING.endswith(str(len(_TABLE)))
@@ -57,3 +57,12 @@ def test_lexical_units_and_negation_read_the_folded_text() -> None:
     assert [s.refusal for s in refusal.spans] == [True]
     assert refusal.text == "別給我退款"  # the analysis keeps the text as sent
     assert analyse("我不要退款，我想換個大一號的").refusals
+
+
+def test_full_width_letters_digits_and_spaces_read_as_ascii() -> None:
+    wide = "Ｉ\u3000ｗａｎｔ ａ ｒｅｆｕｎｄ ｆｏｒ ｏｒｄｅｒ １２３４"
+    assert fold(wide) == "I want a refund for order 1234"
+    # in a Japanese text too, where the kanji stay as they are
+    assert fold("注文番号ＡＢ１２の電車") == "注文番号AB12の電車"
+    assert grams(wide) == grams("I want a refund for order 1234")
+    assert analyse("Ｉ ｄｏｎ＇ｔ ｗａｎｔ ａ ｒｅｆｕｎｄ").refusals

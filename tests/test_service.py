@@ -39,6 +39,12 @@ async def test_real_model_routes_the_bundled_intents(stub, bundled: IntentSet) -
     assert (joke.intent, joke.reason) == ("unknown", "below_threshold")
     assert joke.score < joke.threshold
     assert joke.alternatives and joke.alternatives[0].intent != "unknown"
+    # typed with a Chinese or Japanese input method in full width: read as ASCII
+    wide = "Ｉ ｗａｎｔ ａ ｒｅｆｕｎｄ ｆｏｒ ｍｙ ｏｒｄｅｒ"
+    reply_wide = await stub.Classify(pb.ClassifyRequest(text=wide))
+    plain = await stub.Classify(pb.ClassifyRequest(text="I want a refund for my order"))
+    assert (reply_wide.intent, plain.intent) == ("request_refund", "request_refund")
+    assert reply_wide.score == pytest.approx(plain.score, abs=1e-4)
     info = await stub.Info(pb.InfoRequest())
     assert (info.model_id, info.dimension) == (MODEL_ID, DIMENSION)
     assert info.revision == reply.revision == joke.revision

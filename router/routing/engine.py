@@ -21,7 +21,7 @@ import numpy as np
 from router.memory import release_memory
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.calibration import Calibration, calibrate
-from router.routing.folding import FOLDING, fold_script
+from router.routing.folding import FOLDING, fold
 from router.routing.index import DEFAULT_THRESHOLD, Index, IndexSettings, Prediction, Scoring
 from router.routing.intents import IntentSet
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
@@ -498,7 +498,7 @@ class Engine:
         (``TextEncoder``), so the rows are those of one call.
         """
         spans = [pooling_spans(a, negation) for a in analyses] + [[] for _ in extra]
-        texts = [fold_script(t) for t in (*(a.text for a in analyses), *extra)]
+        texts = [fold(t) for t in (*(a.text for a in analyses), *extra)]
         if pause is None or len(texts) <= PAUSE_ROWS:
             return self.encoder.embed(texts, spans)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from router.routing.folding import fold_script
+from router.routing.folding import fold
 
 __all__ = ["MAX_VALUES", "LexicalIndex", "grams"]
 
@@ -51,7 +51,7 @@ _CHARACTERS = re.compile(rf"[{_SCRIPT}]")
 def grams(text: str) -> list[str]:
     """The lexical units of ``text`` (module doc), in order, repeats kept."""
     out: list[str] = []
-    for match in _UNITS.finditer(fold_script(unicodedata.normalize("NFKC", text)).casefold()):
+    for match in _UNITS.finditer(fold(unicodedata.normalize("NFKC", text)).casefold()):
         run = match.group()
         if _CHARACTERS.match(run):
             out.extend(run)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from router.routing.folding import fold_script
+from router.routing.folding import fold
 
 __all__ = [
     "Analysis",
@@ -45,16 +45,9 @@ _EN_CUES = (
     "havent", "hasnt", "shouldnt", "wouldnt", "couldnt",
 )  # fmt: skip
 #: Folded before cues are looked for, one character for one (offsets stay valid):
-#: apostrophes as typed (curly, modifier letter, backtick, full width) become "'";
-#: full-width letters, digits and the ideographic space (Chinese and Japanese input
-#: methods) their ASCII selves.
-_FOLD = str.maketrans(
-    {
-        "\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\uff07": "'", "\u3000": " ",
-        **{chr(c): chr(c - 0xFEE0) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B),
-                                             *range(0xFF41, 0xFF5B))},
-    }
-)  # fmt: skip
+#: apostrophes as typed (curly, modifier letter, backtick, full width) become "'"
+#: (full-width letters and digits are already ASCII: ``folding.fold``).
+_FOLD = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\uff07": "'"})
 _EN_CONTRAST = (
     "but", "just", "only", "instead", "rather", "however", "though", "although",
     "actually", "what i need", "what i want", "i'd rather", "i would rather", "i want",
@@ -203,7 +196,7 @@ class Analysis:
         fillers = set(lexicon.filler)
         return [
             w
-            for w in _WORD.findall(fold_script(self.kept_text()).lower())
+            for w in _WORD.findall(fold(self.kept_text()).lower())
             if w not in fillers and w != "n't"
         ]
 
@@ -229,7 +222,7 @@ def _is_cjk(ch: str) -> bool:
 def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
     """Find negation cues, their scopes and whether each is a refusal."""
     lex = lexicon or default_lexicon()
-    lower = fold_script(text).translate(_FOLD).lower()  # same length: offsets stay valid
+    lower = fold(text).translate(_FOLD).lower()  # same length: offsets stay valid
     cues = _find_cues(lower, lex)
     spans: list[NegatedSpan] = []
     for start, end in cues:
