@@ -141,3 +141,25 @@ def test_negation_typed_without_a_straight_apostrophe_reads_as_with_one(
     assert [s.refusal for s in a.spans] == [s.refusal for s in b.spans]
     assert a.wants_nothing(lex) == b.wants_nothing(lex)
     assert a.spans, typed
+
+
+@pytest.mark.parametrize(
+    ("text", "refusal", "nothing_wanted"),
+    [
+        ("no refund please", True, True),
+        ("no refunds, thanks", True, True),
+        ("No refund, just a replacement please", True, False),
+        ("please no refund, I want a new one", True, False),
+        ("no refund yet", False, False),  # the refund has not come: a request about it
+        ("still no refund", False, False),
+        ("No refund but I sent it back", False, False),
+        ("我没说要退款", True, True),  # "I never said I wanted a refund"
+        ("我没收到退款", False, False),  # "I have not received the refund"
+    ],
+)
+def test_no_x_is_a_refusal_only_when_asked_as_one(
+    text: str, refusal: bool, nothing_wanted: bool
+) -> None:
+    analysis = analyse(text)
+    assert [s.refusal for s in analysis.spans] == [refusal]
+    assert analysis.wants_nothing(default_lexicon()) == nothing_wanted

@@ -307,6 +307,8 @@ async def test_a_removed_and_recreated_directory_is_watched_again(plain, caplog)
     silently. Now the loss shows (log, Info, metric), answers go on, and it re-arms."""
     caplog.set_level(logging.INFO, logger="router.serving.reload")
     served, directory = plain
+    # the start-up reload lints before it is done (on a busy machine, after SERVING)
+    await wait_for(lambda: not served.reloader.in_progress, timeout=10)
     info = await served.stub.Info(pb.InfoRequest())
     assert info.watching and not info.watch_problem and not info.reload_in_progress
     assert served.metric("intent_router_watching") == 1

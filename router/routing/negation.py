@@ -73,6 +73,15 @@ _ZH_FILLER = (
     "也", "都", "还", "就", "先", "暂", "时", "真", "其", "实", "麻", "烦", "亲", "哦", "嗯",
     "啦", "呀", "吗", "一", "下", "再",
 )  # fmt: skip
+#: After "no X" at the head of a clause, what makes it a refusal of X rather than a
+#: statement ("no refund yet"): a polite close or a turn to what is wanted instead
+#: ("no refund please", "no refund, just a replacement"); not "but" ("no refund but I
+#: sent it back" complains of a missing refund).
+_EN_NO_X_THEN = (
+    "please", "thanks", "thank you", "just", "only", "instead", "rather", "i want",
+    "i need", "i'd like", "i would like", "i'd rather", "i would rather", "what i want",
+    "what i need", "all i want",
+)  # fmt: skip
 #: Verbs of knowing and feeling: "I don't know", "don't care", "never mind" are no refusal.
 _EN_STATIVE = (
     "know", "think", "understand", "care", "remember", "recall", "believe", "see", "get",
@@ -101,7 +110,7 @@ _ZH_NOT_CUES = (
 #: Words before a cue that leave it at the head of its clause ("我并不是想...").
 _ZH_LEAD_FILLER = re.compile(r"^(?:我|我们|并|也|都|还|就|真的|其实|暂时|先)*")
 _ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
-_ZH_REFUSAL = ("要", "想", "是", "用", "需要", "打算")
+_ZH_REFUSAL = ("要", "想", "是", "用", "需要", "打算", "说要", "说想")
 #: Clause boundaries, Latin and CJK.
 _PUNCT = ",.;:!?()，。；：！？、\n"
 
@@ -351,6 +360,10 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
     before = _WORD.findall(lower[:start])
     clause_start = max((lower.rfind(p, 0, start) for p in _PUNCT), default=-1) + 1
     lead = _WORD.findall(lower[clause_start:start])
+    if cue == "no" and words and not [w for w in lead if w != "please"]:
+        after = lower[scope_end:].lstrip(_PUNCT + " \t")
+        if _alternation(_EN_NO_X_THEN).match(after):
+            return True  # "no refund please", "no refund, just a replacement"
     # A denied category: "not a complaint", "it's not about a refund", "that isn't the problem"
     if words and words[0] in _DENIED:
         if cue == "not" and not lead:
