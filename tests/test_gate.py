@@ -105,6 +105,12 @@ def test_a_gate_is_optional(tmp_path: Path) -> None:
     assert load_gate(intents_dir(tmp_path, gate=None) / GATE_FILE) is None
 
 
+def test_a_gate_bound_with_an_exponent_and_no_dot_is_a_number(tmp_path: Path) -> None:
+    gate = load_gate(intents_dir(tmp_path, gate=gate_yaml("min: {accuracy: 8e-1}\n")) / GATE_FILE)
+    assert gate is not None
+    assert [(b.figure, b.value) for b in gate.bounds] == [("accuracy", pytest.approx(0.8))]
+
+
 def test_a_gate_reads_its_data_relative_to_itself(tmp_path: Path) -> None:
     gate = load_gate(intents_dir(tmp_path) / GATE_FILE)
     assert gate is not None

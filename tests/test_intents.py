@@ -386,3 +386,18 @@ def test_a_number_too_large_for_a_float_is_an_error_with_its_place(write) -> Non
     assert (
         f"{path}:4:14: defaults.threshold: must be in [-1, 1], got a number of 401 digits" in found
     )
+
+
+def test_a_number_with_an_exponent_and_no_dot_is_a_number(write) -> None:
+    """YAML 1.1 reads 1e-1 as a string; a quoted "1e-1" stays one."""
+    path = write(
+        "exp.yaml",
+        "version: 1\ndefaults:\n  threshold: 4e-1\n  lexical_weight: 0E0\n"
+        "intents:\n  - name: x\n    examples: [x]\n    threshold: 5e-1\n",
+    )
+    loaded = load_intents(path)
+    assert loaded.default_threshold == pytest.approx(0.4)
+    assert loaded.intents[0].threshold == pytest.approx(0.5)
+    quoted = write("quoted.yaml", 'version: 1\ndefaults:\n  threshold: "4e-1"\nintents: []\n')
+    assert any("defaults.threshold: must be a number in [-1, 1], not a string" in p
+               for p in problems_of(quoted))  # fmt: skip

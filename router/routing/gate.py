@@ -32,7 +32,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from router.errors import DataError, GateError, Problem
 from router.routing.engine import BuildAbandoned, Engine, Snapshot
-from router.routing.intents import GATE_FILE, UNKNOWN, IntentSet
+from router.routing.intents import GATE_FILE, UNKNOWN, IntentSet, exponent_float
 from router.routing.scorecard import FIGURES, Row, Scorecard, figures, load_labelled
 
 __all__ = [
@@ -256,16 +256,18 @@ def _bounds(node: Node, kind: str, at: _Positions, problems: list[str]) -> list[
 
 
 def _fraction(node: Node) -> float | None:
-    if not isinstance(node, ScalarNode) or node.tag not in (
-        "tag:yaml.org,2002:int",
-        "tag:yaml.org,2002:float",
-    ):
+    if not isinstance(node, ScalarNode):
         return None
-    try:
-        number = float(node.value)
-    except ValueError:
+    if node.tag == "tag:yaml.org,2002:str" and not node.style:
+        number = exponent_float(node.value)  # 1e-1, a string to YAML 1.1
+    elif node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+        try:
+            number = float(node.value)
+        except ValueError:
+            return None
+    else:
         return None
-    return number if 0.0 <= number <= 1.0 else None
+    return number if number is not None and 0.0 <= number <= 1.0 else None
 
 
 def _data(path: Path, node: Node, at: _Positions, problems: list[str]) -> tuple[list[Row], str]:

@@ -346,6 +346,10 @@ class _Checker:
         value = self.scalar(node, field)
         if value is _UNREADABLE:
             return None
+        if isinstance(value, str) and isinstance(node, ScalarNode) and not node.style:
+            # YAML 1.1 reads an exponent without a dot (1e-1) as a string; it is a number
+            number = exponent_float(value)
+            value = value if number is None else number
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(node, field, f"must be a number in {bounds}, not {_kind(node)}")
             return None
@@ -395,6 +399,15 @@ def _scalar(node: Node) -> object:
         return loader.construct_object(node, deep=True)
     finally:
         loader.dispose()
+
+
+_EXPONENT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def exponent_float(text: str) -> float | None:
+    """``text`` as a float when it is one written with an exponent and no dot ("1e-1",
+    which YAML 1.1 leaves a string; the intents and the gate read it as the number)."""
+    return float(text) if _EXPONENT.fullmatch(text.strip()) else None
 
 
 def _kind(node: Node) -> str:
