@@ -46,8 +46,11 @@ _EN_CUES = (
 )  # fmt: skip
 #: Folded before cues are looked for, one character for one (offsets stay valid):
 #: apostrophes as typed (curly, modifier letter, backtick, full width) become "'"
-#: (full-width letters and digits are already ASCII: ``folding.fold``).
-_FOLD = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\uff07": "'"})
+#: (full-width letters and digits are already ASCII: ``folding.fold``); the dotted
+#: capital I, whose lower case is two code points, becomes "I".
+_FOLD = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\uff07": "'", "\u0130": "I"}
+)
 _EN_CONTRAST = (
     "but", "just", "only", "instead", "rather", "however", "though", "although",
     "actually", "what i need", "what i want", "i'd rather", "i would rather", "i want",
@@ -73,14 +76,20 @@ _ZH_FILLER = (
     "也", "都", "还", "就", "先", "暂", "时", "真", "其", "实", "麻", "烦", "亲", "哦", "嗯",
     "啦", "呀", "吗", "一", "下", "再",
 )  # fmt: skip
-#: After "no X" at the head of a clause, what makes it a refusal of X rather than a
-#: statement ("no refund yet"): a polite close or a turn to what is wanted instead
-#: ("no refund please", "no refund, just a replacement"); not "but" ("no refund but I
-#: sent it back" complains of a missing refund).
+#: "no X" at the head of a clause refuses X only when the customer says so: the text ends
+#: with a polite close right after X ("no refund please", "no refunds, thanks"), or the
+#: next clause asks for something else ("no refund, I want a replacement"). Otherwise it
+#: states that X is missing ("no refund yet", "no access to my account please help").
+_EN_NO_X_CLOSE = re.compile(
+    r"\s*([a-z']+(?:\s+[a-z']+){0,2}?)[\s,.!]*(?:please|thanks|thank you|thx)[\s.!]*"
+)
 _EN_NO_X_THEN = (
-    "please", "thanks", "thank you", "just", "only", "instead", "rather", "i want",
-    "i need", "i'd like", "i would like", "i'd rather", "i would rather", "what i want",
-    "what i need", "all i want",
+    "i want", "i need", "i'd like", "i would like", "i'd rather", "i would rather",
+    "what i want", "what i need", "all i want", "instead",
+)  # fmt: skip
+#: ... nor when X is missing ("no refund yet") or to stop ("no more emails please").
+_EN_NO_X_STILL = (
+    "yet", "still", "received", "arrived", "showing", "shown", "working", "more", "longer",
 )  # fmt: skip
 #: Verbs of knowing and feeling: "I don't know", "don't care", "never mind" are no refusal.
 _EN_STATIVE = (
@@ -110,7 +119,7 @@ _ZH_NOT_CUES = (
 #: Words before a cue that leave it at the head of its clause ("我并不是想...").
 _ZH_LEAD_FILLER = re.compile(r"^(?:我|我们|并|也|都|还|就|真的|其实|暂时|先)*")
 _ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
-_ZH_REFUSAL = ("要", "想", "是", "用", "需要", "打算", "说要", "说想")
+_ZH_REFUSAL = ("要", "想", "是", "用", "需要", "打算")
 #: Clause boundaries, Latin and CJK.
 _PUNCT = ",.;:!?()，。；：！？、\n"
 
@@ -361,9 +370,11 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
     clause_start = max((lower.rfind(p, 0, start) for p in _PUNCT), default=-1) + 1
     lead = _WORD.findall(lower[clause_start:start])
     if cue == "no" and words and not [w for w in lead if w != "please"]:
-        after = lower[scope_end:].lstrip(_PUNCT + " \t")
-        if _alternation(_EN_NO_X_THEN).match(after):
-            return True  # "no refund please", "no refund, just a replacement"
+        closed = _EN_NO_X_CLOSE.fullmatch(lower, end)
+        named = closed.group(1).split() if closed else _WORD.findall(lower[end:scope_end])
+        asks = _alternation(_EN_NO_X_THEN).match(lower[scope_end:].lstrip(_PUNCT + " \t"))
+        if (closed or asks) and len(named) <= 3 and not set(named) & set(_EN_NO_X_STILL):
+            return True  # "no refund please", "no refund, I want a replacement"
     # A denied category: "not a complaint", "it's not about a refund", "that isn't the problem"
     if words and words[0] in _DENIED:
         if cue == "not" and not lead:
