@@ -451,3 +451,55 @@ async def test_a_paused_call_answers_as_an_unpaused_one(
     for a, b in zip(paused.predictions, plain.predictions, strict=True):
         assert [m.intent for m in a.matches] == [m.intent for m in b.matches]
         assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+async def test_a_waiting_ticket_keeps_its_place_while_plain_requests_run_in_the_pause(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    embeds = _record_embeds(fake_encoder, monkeypatch)
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        first = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
+        await fake_encoder.held()
+        second = asyncio.create_task(b.classify(["I want my money back. " * 80], 3, subjects=[""]))
+        await wait_for(lambda: b.interactive_depth == 1)
+        single = asyncio.create_task(b.classify(["my card was declined"], 1))
+        await wait_for(lambda: b.interactive_depth == 2)
+        fake_encoder.release()
+        assert (await single).predictions[0].intent == "payment_failed"
+        assert not first.done()  # the plain request went ahead, inside the first call
+        await asyncio.gather(first, second)
+        # the plain request ran in the first pause, ahead of the ticket queued before it,
+        # and that ticket only once the first one was done
+        assert embeds.index(["my card was declined"]) == 1
+        firsts = [i for i, texts in enumerate(embeds) if any("parcel" in t for t in texts)]
+        seconds = [i for i, texts in enumerate(embeds) if any("money" in t for t in texts)]
+        assert max(firsts) < min(seconds), (firsts, seconds)
+    finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_a_long_call_stops_once_every_caller_has_gone(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    embeds = _record_embeds(fake_encoder, monkeypatch)
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
+        await fake_encoder.held()  # inside the first slice
+        ticket.cancel()
+        fake_encoder.release()
+        with pytest.raises(asyncio.CancelledError):
+            await ticket
+        await wait_for(lambda: b.skipped_requests["cancelled"] == 1)
+        assert len(embeds) == 1  # stopped at the first pause, not after every slice
+        reply = await b.classify(["where is my parcel"], 1)  # and the batcher goes on
+        assert reply.predictions[0].intent == "track_delivery"
+    finally:
+        fake_encoder.release()
+        await b.close()

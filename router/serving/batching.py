@@ -29,10 +29,13 @@ queue cannot starve bulk work either.
 A batch is one engine call, but not one long wait: tickets are cut into passages, and a
 chunk of 32 long tickets is a thousand model rows (seconds of work). The engine embeds
 in slices of ``PAUSE_ROWS`` rows and calls back between them (``Engine.classify``'s
-``pause``); there the consumer runs one batch of the interactive requests waiting
+``pause``); there the consumer runs one batch of the plain Classify requests waiting
+(tickets keep their places in the queue: one would hold everyone for its whole length)
 before going on (turns again, so a steady stream of Classify calls cannot starve the
-long call). An interactive request thus waits for at most one slice of a long call,
-not the whole of it; the long call's answers do not change.
+long call). A plain request thus waits for at most one slice of a long call, not the
+whole of it; the long call's answers do not change. When every caller of the running
+call has gone (cancelled, past its deadline, or cut off by a shutdown's grace), the
+call stops at the next pause instead of running to its end.
 
 * Requests whose caller has gone (cancelled, or past its deadline) are skipped and
   counted by reason (``skipped_requests``, ``skipped_texts``). When one chunk of a
@@ -107,6 +110,11 @@ class _Entry:
         return "cancelled" if self.future.done() else None
 
 
+class _Abandoned(Exception):  # noqa: N818 - control flow, never reaches a caller
+    """Raised from an engine call's ``pause`` when every caller of its batch has gone:
+    the rest of the call would be work nobody reads."""
+
+
 #: What the consumer hands back to the loop: each future with its answer or error.
 _Delivery = tuple["asyncio.Future[Result]", "Result | BaseException"]
 
@@ -170,6 +178,7 @@ class Batcher:
         self._bulk_texts = 0  # texts in ``_bulk`` (under ``_ready``)
         self._bulk_turn = False  # consumer only: when both queues wait, bulk goes next
         self._pausing = False  # consumer only: serving interactive requests inside a call
+        self._running: list[_Entry] = []  # consumer only: the batch of the running call
         self._ready = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -377,27 +386,60 @@ class Batcher:
                     self._ready.wait(remaining)
                     continue
             break
-        if gone:
-            for entry, reason in gone:
-                self.skipped_requests[reason] += 1
-                self.skipped_texts[reason] += len(entry.texts)
-            _deliver_soon([(e.future, CallerGoneError(_GONE[why])) for e, why in gone])
+        self._drop(gone)
         return batch
 
+    def _drop(self, gone: list[tuple[_Entry, str]]) -> None:
+        """Tell callers gone before the model ran, and count them by reason."""
+        for entry, reason in gone:
+            self.skipped_requests[reason] += 1
+            self.skipped_texts[reason] += len(entry.texts)
+        _deliver_soon([(e.future, CallerGoneError(_GONE[why])) for e, why in gone])
+
     def _serve_waiting(self) -> None:
-        """The ``pause`` of a long engine call (consumer thread): run one batch of the
-        interactive requests waiting, then let the call go on. The batch run here is
-        not paused again."""
+        """The ``pause`` of a long engine call (consumer thread). Stops the call when all
+        its callers have gone (``_Abandoned``); else runs one batch of the plain Classify
+        requests waiting (``_plain_waiting``) and lets the call go on. The batch run here
+        is not paused again: it holds no ticket, so it is short."""
+        now = time.monotonic()
+        if self._running and all(e.gone(now) is not None for e in self._running):
+            raise _Abandoned
         if self._pausing or not self._queue:  # a glance without the lock: a request
             return  # just missed waits one more slice
         with self._ready:
-            batch = [] if self._closing else self._fill(self._queue, 0.0)
+            batch = [] if self._closing else self._plain_waiting()
         if batch:
             self._pausing = True
             try:
                 self._run_and_deliver(batch)
             finally:
                 self._pausing = False
+
+    def _plain_waiting(self) -> list[_Entry]:
+        """(``_ready`` held) The plain Classify requests waiting that make one batch,
+        taken from wherever they stand in the interactive queue; tickets keep their
+        places (one would hold the paused call, and everyone behind it, for its whole
+        length). Callers gone meanwhile are dropped."""
+        batch: list[_Entry] = []
+        kept: list[_Entry] = []
+        gone: list[tuple[_Entry, str]] = []
+        count = longest = 0
+        now = time.monotonic()
+        for entry in self._queue:
+            reason = entry.gone(now)
+            n, tokens = len(entry.texts), max(longest, entry.tokens)
+            if reason is not None:
+                gone.append((entry, reason))
+            elif entry.subjects is None and (not batch or _fits(count + n, tokens, self.settings)):
+                batch.append(entry)
+                count, longest = count + n, tokens
+            else:
+                kept.append(entry)
+        if batch or gone:
+            self._queue.clear()
+            self._queue.extend(kept)
+        self._drop(gone)
+        return batch
 
     def _take(self, queue: collections.deque[_Entry]) -> _Entry:
         """The head of ``queue`` (``_ready`` held)."""
@@ -407,10 +449,25 @@ class Batcher:
         return entry
 
     def _run(self, batch: list[_Entry]) -> list[_Delivery]:
+        if self._pausing:
+            return self._run_kind(batch)
+        self._running = batch  # what ``_serve_waiting`` checks for callers gone
+        try:
+            return self._run_kind(batch)
+        except _Abandoned:
+            now = time.monotonic()
+            gone = [(e, e.gone(now) or "cancelled") for e in batch]
+            log.info("an engine call of %d requests stopped: every caller had gone", len(batch))
+            self._drop(gone)
+            return []
+        finally:
+            self._running = []
+
+    def _run_kind(self, batch: list[_Entry]) -> list[_Delivery]:
         tickets = [e for e in batch if e.subjects is not None]
         if tickets and len(tickets) < len(batch):  # one engine call per kind
             plain = [e for e in batch if e.subjects is None]
-            return self._run(plain) + self._run(tickets)
+            return self._run_kind(plain) + self._run_kind(tickets)
         texts = [t for e in batch for t in e.texts]
         subjects = [s for e in tickets for s in e.subjects or ()] if tickets else None
         top_k = max(e.top_k for e in batch)
@@ -423,11 +480,13 @@ class Batcher:
                 result = self.engine.classify(texts, top_k, pause=pause)
             else:
                 result = self.engine.classify(texts, top_k, subjects=subjects, pause=pause)
+        except _Abandoned:
+            raise
         except Exception as exc:
             if len(batch) == 1:
                 return [(batch[0].future, exc)]
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
-            return [outcome for entry in batch for outcome in self._run([entry])]
+            return [outcome for entry in batch for outcome in self._run_kind([entry])]
         outcomes: list[_Delivery] = []
         offset = 0
         for entry in batch:
