@@ -384,9 +384,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _classify(args: argparse.Namespace) -> int:
+    from router.routing.blank import is_blank
     from router.routing.engine import Engine
     from router.routing.intents import load_intents
 
+    blank = [i for i, text in enumerate(args.texts, start=1) if is_blank(text)]
+    if blank:
+        raise UsageError(f"TEXT {blank[0]} is empty or blank: nothing to route")
     intents = load_intents(args.intents)
     engine = Engine(_encoder(args), _settings(args))
     engine.load(intents)

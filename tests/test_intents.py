@@ -70,6 +70,10 @@ def test_zero_threshold_is_a_threshold_not_missing(write) -> None:
             "a.yaml:9:9: intents[0].examples[0]: must not be blank",
         ),
         (
+            ("      - I want a refund\n", '      - "\\u200b\\u2060 \\ufeff"\n'),
+            "a.yaml:9:9: intents[0].examples[0]: must not be blank",
+        ),
+        (
             ("    description:", "    colour: red\n    description:"),
             "a.yaml:6:5: intents[0].colour: unknown key",
         ),

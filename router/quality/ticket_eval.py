@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from router.errors import DataError, Problem
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
+from router.routing.blank import is_blank
 from router.routing.index import Prediction
 from router.routing.intents import UNKNOWN
 from router.routing.scorecard import f1, jsonl_records, ratio, read_data_file
@@ -202,7 +203,7 @@ def _ticket(  # noqa: PLR0917 - private; one call site
     text = record.get(fields.text)
     subject = record.get(fields.subject, "")
     ident = record.get(fields.id, str(line))
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or is_blank(text):
         problems.append(Problem(where, line, None, fields.text, "required: a non-blank string"))
     if subject is None:
         subject = ""

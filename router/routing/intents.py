@@ -51,6 +51,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from router.errors import IntentsError, Problem
+from router.routing.blank import is_blank
 from router.routing.negation import Lexicon, NegationSettings
 
 __all__ = ["GATE_FILE", "UNKNOWN", "Intent", "IntentSet", "IntentsLimits", "load_intents"]
@@ -317,7 +318,7 @@ class _Checker:
             self.error(node, field, f"must be a string, not {_kind(node)}")
             return None
         text = str(node.value)
-        if not allow_blank and not text.strip():
+        if not allow_blank and is_blank(text):
             self.error(node, field, "must not be blank")
             return None
         return text

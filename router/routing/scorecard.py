@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from router.errors import DataError, Problem
+from router.routing.blank import is_blank
 from router.routing.intents import UNKNOWN
 
 __all__ = [
@@ -102,7 +103,7 @@ def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> li
         text = record.get("text")
         intent = record.get("intent")
         ok = True
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str) or is_blank(text):
             problems.append(Problem(where, number, None, "text", "required: a non-blank string"))
             ok = False
         if not isinstance(intent, str) or not intent:
