@@ -42,7 +42,7 @@ d. mixed: one temporary intents YAML with, for every intent name, the English an
 e. English: ``intents/`` tuned on ``intents/eval/val.jsonl``, figures on its ``test.jsonl``;
 f. traditional: ``intents/zh`` (simplified exemplars) at the thresholds tuned on the
    simplified val, figures on ``intents/zh/eval/test_tw.jsonl`` (the test rows as typed in
-   Taiwan: OpenCC s2twp, ``scripts/zh-traditional-sets``) beside ``test.jsonl``.
+   Taiwan: OpenCC s2tw, ``scripts/zh-traditional-sets``) beside ``test.jsonl``.
 
 Percentages of rows; ``in-acc``: in-scope rows answered with their intent; ``unkR``:
 unknown rows answered unknown; ``top-1``: in-scope rows whose best candidate is their

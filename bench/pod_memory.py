@@ -9,7 +9,8 @@ VmHWM (/proc/PID/status) after each phase:
    (bench/throughput.py's load generator, in another process);
 3. the worst accepted calls: ClassifyBatch of 10 texts of ``--max-text-chars``
    characters (by default 20,000, which makes the ``--max-request-chars`` default,
-   200,000), CJK text (one token a character for MiniLM) and English, each
+   200,000), CJK text (one token a character for MiniLM) and English, each routed whole
+   and as tickets (``multi_intent``: about 400 passages a text), each
    ``--bulk-repeats`` times, while the Classify load goes on;
 4. a hot reload: an intent added to the watched copy, the old and new index both alive
    until the swap.
@@ -85,14 +86,17 @@ async def _worst_batches(port: int, repeats: int, chars: int) -> dict[str, int]:
         stub = pb_grpc.IntentRouterStub(channel)
         for seed in (CJK_SEED, ENGLISH_SEED) * repeats:
             text = (seed * (chars // len(seed) + 1))[:chars]
-            try:
-                await stub.ClassifyBatch(
-                    pb.ClassifyBatchRequest(texts=[text] * WORST_TEXTS), timeout=300
-                )
-                code = "OK"
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code().name
-            codes[code] = codes.get(code, 0) + 1
+            for tickets in (False, True):  # each text whole, then cut into passages
+                try:
+                    await stub.ClassifyBatch(
+                        pb.ClassifyBatchRequest(texts=[text] * WORST_TEXTS, multi_intent=tickets),
+                        timeout=300,
+                    )
+                    code = "OK"
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code().name
+                key = f"{'tickets' if tickets else 'texts'} {code}"
+                codes[key] = codes.get(key, 0) + 1
     return codes
 
 
@@ -141,9 +145,9 @@ def main() -> int:
     add_record_flag(parser)
     args = parser.parse_args()
     run = Run("pod_memory", args)
-    source = args.intents or ROOT / (
-        "intents/zh" if args.model == "use-multilingual" else "intents"
-    )
+    source = (
+        args.intents or ROOT / ("intents/zh" if args.model == "use-multilingual" else "intents")
+    ).resolve()
     texts = load_texts(source)
     phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp, ProcessPoolExecutor(2) as pool:
