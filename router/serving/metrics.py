@@ -242,13 +242,19 @@ class _Call:
             # gRPC cancels the handler when the caller cancels or its deadline passes;
             # no status is set on the context either way
             remaining = self.context.time_remaining()
-            expired = remaining is not None and remaining <= 0
+            expired = remaining is not None and remaining <= _DEADLINE_SLACK_S
             code = "DEADLINE_EXCEEDED" if expired else "CANCELLED"
         elif kind is not None:
             status = self.context.code()
             code = status.name if isinstance(status, grpc.StatusCode) else "UNKNOWN"
         self.metrics.requests.labels(self.method, code).inc()
         self.metrics.latency.labels(self.method).observe(time.perf_counter() - self.start)
+
+
+#: A call cancelled this close to its deadline ran out of time: the caller's own timer
+#: fires first and its cancellation reaches the server before the server's copy of the
+#: deadline (started when the headers arrived) has passed, later still on a busy machine.
+_DEADLINE_SLACK_S = 0.1
 
 
 class _BatcherCollector(Collector):
