@@ -496,10 +496,38 @@ async def test_a_long_call_stops_once_every_caller_has_gone(
         fake_encoder.release()
         with pytest.raises(asyncio.CancelledError):
             await ticket
-        await wait_for(lambda: b.skipped_requests["cancelled"] == 1)
+        await wait_for(lambda: b.abandoned_calls == 1)
         assert len(embeds) == 1  # stopped at the first pause, not after every slice
+        assert b.skipped_requests["cancelled"] == 0  # it had left the queue: not a skip
         reply = await b.classify(["where is my parcel"], 1)  # and the batcher goes on
         assert reply.predictions[0].intent == "track_delivery"
     finally:
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_a_plain_request_batched_with_a_ticket_is_answered_before_the_tickets_slices(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    embeds = _record_embeds(fake_encoder, monkeypatch)
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    b.start()
+    try:
+        fake_encoder.hold()
+        first = asyncio.create_task(b.classify(["hello there"], 1))
+        await fake_encoder.held()
+        ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
+        single = asyncio.create_task(b.classify(["my card was declined"], 1))
+        await wait_for(lambda: b.interactive_depth == 2)  # one batch: the ticket, the text
+        fake_encoder.delay = 0.05  # each slice of the ticket takes a while
+        fake_encoder.release()
+        assert (await single).predictions[0].intent == "payment_failed"
+        assert not ticket.done()  # answered before the ticket's slices, not after them
+        assert embeds[1] == ["my card was declined"]
+        ticket.cancel()  # and the ticket's call then stops with its own caller
+        await wait_for(lambda: b.abandoned_calls == 1)
+        await first
+    finally:
+        fake_encoder.delay = 0.0
         fake_encoder.release()
         await b.close()

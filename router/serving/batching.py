@@ -186,6 +186,8 @@ class Batcher:
         #: Queued requests (a ClassifyBatch chunk counts as one) and their texts dropped
         #: before the model ran, by reason (``SKIP_REASONS``); written by the consumer.
         self.skipped_requests = dict.fromkeys(SKIP_REASONS, 0)
+        #: Engine calls stopped at a pause because every caller had gone (consumer).
+        self.abandoned_calls = 0
         self.skipped_texts = dict.fromkeys(SKIP_REASONS, 0)
 
     @property
@@ -401,9 +403,7 @@ class Batcher:
         its callers have gone (``_Abandoned``); else runs one batch of the plain Classify
         requests waiting (``_plain_waiting``) and lets the call go on. The batch run here
         is not paused again: it holds no ticket, so it is short."""
-        now = time.monotonic()
-        if self._running and all(e.gone(now) is not None for e in self._running):
-            raise _Abandoned
+        self._stop_if_abandoned()
         if self._pausing or not self._queue:  # a glance without the lock: a request
             return  # just missed waits one more slice
         with self._ready:
@@ -414,6 +414,12 @@ class Batcher:
                 self._run_and_deliver(batch)
             finally:
                 self._pausing = False
+            self._stop_if_abandoned()  # its callers may have gone meanwhile
+
+    def _stop_if_abandoned(self) -> None:
+        now = time.monotonic()
+        if self._running and all(e.gone(now) is not None for e in self._running):
+            raise _Abandoned
 
     def _plain_waiting(self) -> list[_Entry]:
         """(``_ready`` held) The plain Classify requests waiting that make one batch,
@@ -435,9 +441,8 @@ class Batcher:
                 count, longest = count + n, tokens
             else:
                 kept.append(entry)
-        if batch or gone:
-            self._queue.clear()
-            self._queue.extend(kept)
+        if batch or gone:  # one store: a reader without the lock never sees it empty
+            self._queue = collections.deque(kept)
         self._drop(gone)
         return batch
 
@@ -451,15 +456,25 @@ class Batcher:
     def _run(self, batch: list[_Entry]) -> list[_Delivery]:
         if self._pausing:
             return self._run_kind(batch)
-        self._running = batch  # what ``_serve_waiting`` checks for callers gone
+        plain = [e for e in batch if e.subjects is None]
+        if plain and len(plain) < len(batch):
+            # answered at once, not after the tickets' slices; and then only the tickets'
+            # callers keep the tickets' call alive
+            _deliver_soon(self._run_watched(plain))
+            return self._run_watched([e for e in batch if e.subjects is not None])
+        return self._run_watched(batch)
+
+    def _run_watched(self, batch: list[_Entry]) -> list[_Delivery]:
+        """``batch`` run as one engine call that stops at a pause once all its callers
+        have gone (``_serve_waiting``)."""
+        self._running = batch
         try:
             return self._run_kind(batch)
         except _Abandoned:
-            now = time.monotonic()
-            gone = [(e, e.gone(now) or "cancelled") for e in batch]
+            self.abandoned_calls += 1
             log.info("an engine call of %d requests stopped: every caller had gone", len(batch))
-            self._drop(gone)
-            return []
+            error = CallerGoneError("the caller went away while its request ran")
+            return [(e.future, error) for e in batch]
         finally:
             self._running = []
 

@@ -20,6 +20,8 @@ server, so tests and embedded servers do not collide.
 * ``intent_router_skipped_total{reason}`` and ``intent_router_skipped_texts_total{reason}``:
   queued requests (a ClassifyBatch chunk is one) and their texts dropped before the model
   ran, because the ``deadline`` passed or the caller was gone (``cancelled``);
+* ``intent_router_abandoned_calls_total``: model calls stopped part-way (between two
+  slices of a long call) because every caller had gone;
 * ``intent_router_stream_texts``: ClassifyStream texts read and not yet written back
   (each stream reads at most ``--stream-in-flight`` ahead of the results it has taken);
 * ``intent_router_negation_failures_total``: texts whose negation analysis failed
@@ -289,4 +291,9 @@ class _BatcherCollector(Collector):
         for reason in SKIP_REASONS:
             skipped.add_metric([reason], batcher.skipped_requests[reason])
             texts.add_metric([reason], batcher.skipped_texts[reason])
-        yield from (queued, skipped, texts)
+        abandoned = CounterMetricFamily(
+            "intent_router_abandoned_calls",
+            "model calls stopped part-way because every caller had gone",
+        )
+        abandoned.add_metric([], batcher.abandoned_calls)
+        yield from (queued, skipped, texts, abandoned)
