@@ -68,3 +68,26 @@ def test_full_width_letters_digits_and_spaces_read_as_ascii() -> None:
     assert fold("注文番号ＡＢ１２の電車") == "注文番号AB12の電車"
     assert grams(wide) == grams("I want a refund for order 1234")
     assert analyse("Ｉ ｄｏｎ＇ｔ ｗａｎｔ ａ ｒｅｆｕｎｄ").refusals
+
+
+def test_a_refusal_in_traditional_characters_with_thanks_wants_nothing() -> None:
+    from router.routing.negation import default_lexicon
+
+    # 謝謝 is a filler only once folded (谢谢): nothing is wanted besides the refusal
+    assert analyse("別給我退款，謝謝").wants_nothing(default_lexicon())
+
+
+def test_the_folding_is_part_of_the_revision_and_of_the_vector_cache_key(
+    fake_encoder, bundled, monkeypatch
+) -> None:
+    import router.routing.engine as engine_module
+    from router.routing.engine import Engine, revision_of
+
+    engine = Engine(fake_encoder)
+    first = engine.load(bundled).revision
+    assert first == revision_of(bundled, fake_encoder)
+    embedded = fake_encoder.texts_seen
+    monkeypatch.setattr(engine_module, "FOLDING", "another folding")
+    assert revision_of(bundled, fake_encoder) != first
+    engine.load(bundled)  # same engine, same cache: every example embedded again
+    assert fake_encoder.texts_seen - embedded >= bundled.example_count

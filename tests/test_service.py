@@ -492,3 +492,28 @@ async def test_metrics_count_deadlines_cancels_skips_and_the_process(bundled: In
             assert sample("process_cpu_seconds_total") > 0
         finally:
             encoder.release()  # never leave the model held on a failure
+
+
+@pytest.mark.parametrize(
+    ("remaining", "code"),
+    [(-0.01, "DEADLINE_EXCEEDED"), (0.05, "DEADLINE_EXCEEDED"), (0.5, "CANCELLED"),
+     (None, "CANCELLED")],
+)  # fmt: skip
+def test_a_cancel_close_to_the_deadline_counts_as_the_deadline(
+    remaining: float | None, code: str
+) -> None:
+    """The caller's own timer fires first: its cancel reaches the server a little before
+    the server's copy of the deadline has passed."""
+    from router.serving.metrics import Metrics, _Call
+
+    class Context:
+        def time_remaining(self) -> float | None:
+            return remaining
+
+    metrics = Metrics()
+    with pytest.raises(asyncio.CancelledError), _Call(metrics, "Classify", Context()):  # type: ignore[arg-type]
+        raise asyncio.CancelledError
+    counted = metrics.registry.get_sample_value(
+        "intent_router_requests_total", {"method": "Classify", "code": code}
+    )
+    assert counted == 1

@@ -76,17 +76,16 @@ _ZH_FILLER = (
     "也", "都", "还", "就", "先", "暂", "时", "真", "其", "实", "麻", "烦", "亲", "哦", "嗯",
     "啦", "呀", "吗", "一", "下", "再",
 )  # fmt: skip
-#: "no X" at the head of a clause refuses X only when the customer says so: the text ends
-#: with a polite close right after X ("no refund please", "no refunds, thanks"), or the
-#: next clause asks for something else ("no refund, I want a replacement"). Otherwise it
-#: states that X is missing ("no refund yet", "no access to my account please help").
+#: "no X" at the head of a clause refuses X only when the customer says so: X is closed
+#: by a polite word, at the end or before the next clause ("no refund please", "no
+#: refunds, thanks", "no refund please, I want a replacement"), or the next clause
+#: turns to what is wanted instead ("no refund, I'd rather have a new one"). "No X, I
+#: want/need Y" is not enough: "no package, I want a refund" reports X missing.
 _EN_NO_X_CLOSE = re.compile(
-    r"\s*([a-z']+(?:\s+[a-z']+){0,2}?)[\s,.!]*(?:please|thanks|thank you|thx)[\s.!]*"
+    r"\s*([a-z']+(?:\s+[a-z']+){0,2}?)[\s,]*(?:please|thanks|thank you|thx)\s*(?:[,.;:!?].*)?",
+    re.DOTALL,
 )
-_EN_NO_X_THEN = (
-    "i want", "i need", "i'd like", "i would like", "i'd rather", "i would rather",
-    "what i want", "what i need", "all i want", "instead",
-)  # fmt: skip
+_EN_NO_X_THEN = ("i'd rather", "i would rather", "rather", "instead")
 #: ... nor when X is missing ("no refund yet") or to stop ("no more emails please").
 _EN_NO_X_STILL = (
     "yet", "still", "received", "arrived", "showing", "shown", "working", "more", "longer",
@@ -372,9 +371,9 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
     if cue == "no" and words and not [w for w in lead if w != "please"]:
         closed = _EN_NO_X_CLOSE.fullmatch(lower, end)
         named = closed.group(1).split() if closed else _WORD.findall(lower[end:scope_end])
-        asks = _alternation(_EN_NO_X_THEN).match(lower[scope_end:].lstrip(_PUNCT + " \t"))
+        asks = _alternation(_EN_NO_X_THEN).search(lower, scope_end)
         if (closed or asks) and len(named) <= 3 and not set(named) & set(_EN_NO_X_STILL):
-            return True  # "no refund please", "no refund, I want a replacement"
+            return True  # "no refund please", "no refund, I'd rather have a new one"
     # A denied category: "not a complaint", "it's not about a refund", "that isn't the problem"
     if words and words[0] in _DENIED:
         if cue == "not" and not lead:
