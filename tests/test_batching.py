@@ -8,6 +8,7 @@ long as a test needs, so what queues behind it is decided by the test, not by ti
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -529,5 +530,43 @@ async def test_a_plain_request_batched_with_a_ticket_is_answered_before_the_tick
         await first
     finally:
         fake_encoder.delay = 0.0
+        fake_encoder.release()
+        await b.close()
+
+
+async def test_a_long_call_stops_when_its_callers_leave_during_a_pause(
+    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+) -> None:
+    """The callers of the long call go while the pause's batch runs: the call stops right
+    after that batch, without one more slice for nobody."""
+    loop = asyncio.get_running_loop()
+    real = fake_encoder.embed
+    calls: list[list[str]] = []
+    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
+    ticket: asyncio.Task[object] | None = None
+
+    def embed(texts, spans=None):
+        calls.append(list(texts))
+        if texts == ["my card was declined"]:  # the pause's batch: the ticket's caller goes
+            assert ticket is not None
+            loop.call_soon_threadsafe(ticket.cancel)
+            deadline = time.monotonic() + 5
+            while not ticket.done() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return real(texts, spans)
+
+    monkeypatch.setattr(fake_encoder, "embed", embed)
+    b.start()
+    try:
+        fake_encoder.hold()
+        ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
+        await fake_encoder.held()
+        single = asyncio.create_task(b.classify(["my card was declined"], 1))
+        await wait_for(lambda: b.interactive_depth == 1)
+        fake_encoder.release()
+        assert (await single).predictions[0].intent == "payment_failed"
+        await wait_for(lambda: b.abandoned_calls == 1)
+        assert calls[-1] == ["my card was declined"]  # no slice of the ticket after it
+    finally:
         fake_encoder.release()
         await b.close()

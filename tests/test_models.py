@@ -464,19 +464,30 @@ def test_a_pulled_model_replaces_the_old_one_by_renames(tmp_path: Path) -> None:
 def test_a_pull_if_missing_keeps_a_model_pulled_meanwhile(
     use_model_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    """Processes starting together: each saw no model, the first pulled it under the lock,
-    the next ones find it current once they hold the lock and assemble nothing."""
+    """Processes starting together: each saw no model; while this one waited for the
+    lock, another pulled it. Holding the lock, this one finds it current and assembles
+    nothing."""
+    import contextlib
     import os
     import shutil
 
     import router.model.pull as pulling
 
     target = tmp_path / "use"
-    shutil.copytree(use_model_dir, target, copy_function=os.link)
+    assert needs_pull(target, "use-multilingual") is not None  # nothing there yet
+    real_lock = pulling._pull_lock
+
+    @contextlib.contextmanager
+    def lock_after_another_pull(home: Path):  # type: ignore[no-untyped-def]
+        with real_lock(home):
+            if not target.exists():  # the other process's pull, done before ours got the lock
+                shutil.copytree(use_model_dir, target, copy_function=os.link)
+            yield
 
     def assemble(*args: object, **kwargs: object) -> None:
         raise AssertionError("assembled again")
 
+    monkeypatch.setattr(pulling, "_pull_lock", lock_after_another_pull)
     monkeypatch.setattr(pulling, "_assemble_use", assemble)
     manifest = pulling.pull(target, name="use-multilingual", if_missing=True)
     assert manifest.name == "use-multilingual"
