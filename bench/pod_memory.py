@@ -10,7 +10,8 @@ VmHWM (/proc/PID/status) after each phase:
 3. the worst accepted calls: ClassifyBatch of 10 texts of ``--max-text-chars``
    characters (by default 20,000, which makes the ``--max-request-chars`` default,
    200,000), CJK text (one token a character for MiniLM) and English, each routed whole
-   and as tickets (``multi_intent``: about 400 passages a text), each
+   and as tickets (``multi_intent``: about 950 passages a Chinese text, 300 an English
+   one), each
    ``--bulk-repeats`` times, while the Classify load goes on;
 4. a hot reload: an intent added to the watched copy, the old and new index both alive
    until the swap.

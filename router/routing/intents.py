@@ -406,8 +406,8 @@ _EXPONENT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 def exponent_float(text: str) -> float | None:
-    """``text`` as a float when it is one written with an exponent and no dot ("1e-1",
-    which YAML 1.1 leaves a string; the intents and the gate read it as the number)."""
+    """``text`` as a float when it is one written with an exponent in a form YAML 1.1
+    leaves a string ("1e-1", "5E3"; the intents and the gate read it as the number)."""
     return float(text) if _EXPONENT.fullmatch(text.strip()) else None
 
 

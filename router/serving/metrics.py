@@ -35,8 +35,9 @@ A ClassifyStream call counts once, when it ends, with the status it ended with, 
 time is how long it was open.
 
 ``code`` is the status the caller got: a call cancelled by the client is ``CANCELLED``,
-one whose deadline passed while it was handled ``DEADLINE_EXCEEDED`` (both end the
-handler with ``asyncio.CancelledError``). A request larger than gRPC's receive limit is
+one whose deadline passed while it was handled, or that was cancelled within 0.1 s of it
+(the caller's own timer fires first), ``DEADLINE_EXCEEDED`` (both end the handler with
+``asyncio.CancelledError``). A request larger than gRPC's receive limit is
 refused by gRPC before any handler runs, and is not counted.
 """
 
