@@ -106,14 +106,32 @@ class Timings:
     queue_ms: float = 0.0
 
     @classmethod
-    def between(cls, start: float, analysed: float, encoded: float, done: float) -> Timings:
-        """The stages' times in ms from their ``time.perf_counter()`` ends."""
+    def between(
+        cls, start: float, analysed: float, encoded: float, done: float, paused: float = 0.0
+    ) -> Timings:
+        """The stages' times in ms from their ``time.perf_counter()`` ends, less the
+        ``paused`` seconds the encode stage spent serving others (``_Pauses``)."""
         return cls(
             preprocess_ms=(analysed - start) * 1e3,
-            encode_ms=(encoded - analysed) * 1e3,
+            encode_ms=(encoded - analysed - paused) * 1e3,
             score_ms=(done - encoded) * 1e3,
-            total_ms=(done - start) * 1e3,
+            total_ms=(done - start - paused) * 1e3,
         )
+
+
+class _Pauses:
+    """A caller's ``pause``, timed: what it takes is not this call's own time."""
+
+    def __init__(self, pause: Callable[[], None]) -> None:
+        self._pause = pause
+        self.seconds = 0.0
+
+    def __call__(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._pause()
+        finally:
+            self.seconds += time.perf_counter() - started
 
 
 @dataclass(frozen=True, slots=True)
@@ -537,7 +555,8 @@ class Engine:
         analyses = self._analyse(texts, negation)
         owners = [(row, text) for row, a in enumerate(analyses) for text in _refused_texts(a)]
         analysed = time.perf_counter()
-        vectors = self._encode(analyses, negation, [text for _, text in owners], pause)
+        pauses = None if pause is None else _Pauses(pause)
+        vectors = self._encode(analyses, negation, [text for _, text in owners], pauses)
         encoded = time.perf_counter()
         scored = index.scores(vectors[: len(texts)], _lexical_texts(index, analyses))
         scores = scored.scores
@@ -557,7 +576,9 @@ class Engine:
             predictions=predictions,
             analyses=analyses,
             revision=snapshot.revision,
-            timings=Timings.between(start, analysed, encoded, done),
+            timings=Timings.between(
+                start, analysed, encoded, done, 0.0 if pauses is None else pauses.seconds
+            ),
         )
 
     def classify_tickets(
@@ -619,8 +640,9 @@ class Engine:
         analyses = self._analyse([p.text for p in flat], negation)
         spans, owners = _ticket_refusals(cut, analyses)
         analysed = time.perf_counter()
+        pauses = None if pause is None else _Pauses(pause)
         if flat:
-            vectors = self._encode(analyses, negation, spans, pause)
+            vectors = self._encode(analyses, negation, spans, pauses)
         else:
             vectors = np.empty((0, self.encoder.width), np.float32)
         encoded = time.perf_counter()
@@ -648,7 +670,9 @@ class Engine:
             index=index,
             revision=snapshot.revision,
         )
-        timings = Timings.between(start, analysed, encoded, done)
+        timings = Timings.between(
+            start, analysed, encoded, done, 0.0 if pauses is None else pauses.seconds
+        )
         return scoring, timings
 
     def _passages(self, text: str, subject: str) -> list[Passage]:
