@@ -411,31 +411,25 @@ def _record_embeds(encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch) -> lis
 
 @pytest.mark.parametrize("bulk", [True, False], ids=["ClassifyBatch", "Classify"])
 async def test_a_long_ticket_call_lets_waiting_classify_calls_through(
-    fake_engine, fake_encoder: FakeEncoder, monkeypatch, bulk: bool
+    batcher: Batcher, fake_encoder: FakeEncoder, monkeypatch, bulk: bool
 ) -> None:
     embeds = _record_embeds(fake_encoder, monkeypatch)
-    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
-    b.start()
-    try:
-        fake_encoder.hold()
-        if bulk:
-            ticket = asyncio.create_task(b.classify_many([LONG_TICKET], 3, subjects=[""]))
-        else:
-            ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
-        await fake_encoder.held()  # inside the ticket's first slice
-        single = asyncio.create_task(b.classify(["my card was declined"], 1))
-        await wait_for(lambda: b.interactive_depth == 1)
-        fake_encoder.release()
-        reply = await single
-        assert reply.predictions[0].intent == "payment_failed"
-        assert not ticket.done()  # answered while the ticket's call was still running
-        await ticket
-        # the single request ran right after the ticket's first slice, not after all
-        assert embeds.index(["my card was declined"]) == 1
-        assert len(embeds) >= 3  # the ticket took several slices
-    finally:
-        fake_encoder.release()
-        await b.close()
+    fake_encoder.hold()
+    if bulk:
+        ticket = asyncio.create_task(batcher.classify_many([LONG_TICKET], 3, subjects=[""]))
+    else:
+        ticket = asyncio.create_task(batcher.classify([LONG_TICKET], 3, subjects=[""]))
+    await fake_encoder.held()  # inside the ticket's first slice
+    single = asyncio.create_task(batcher.classify(["my card was declined"], 1))
+    await wait_for(lambda: batcher.interactive_depth == 1)
+    fake_encoder.release()
+    reply = await single
+    assert reply.predictions[0].intent == "payment_failed"
+    assert not ticket.done()  # answered while the ticket's call was still running
+    await ticket
+    # the single request ran right after the ticket's first slice, not after all
+    assert embeds.index(["my card was declined"]) == 1
+    assert len(embeds) >= 3  # the ticket took several slices
 
 
 async def test_a_paused_call_answers_as_an_unpaused_one(
@@ -460,94 +454,76 @@ async def test_a_paused_call_answers_as_an_unpaused_one(
 
 
 async def test_a_waiting_ticket_keeps_its_place_while_plain_requests_run_in_the_pause(
-    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+    batcher: Batcher, fake_encoder: FakeEncoder, monkeypatch
 ) -> None:
     embeds = _record_embeds(fake_encoder, monkeypatch)
-    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
-    b.start()
-    try:
-        fake_encoder.hold()
-        first = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
-        await fake_encoder.held()
-        second = asyncio.create_task(b.classify(["I want my money back. " * 80], 3, subjects=[""]))
-        await wait_for(lambda: b.interactive_depth == 1)
-        single = asyncio.create_task(b.classify(["my card was declined"], 1))
-        await wait_for(lambda: b.interactive_depth == 2)
-        fake_encoder.release()
-        assert (await single).predictions[0].intent == "payment_failed"
-        assert not first.done()  # the plain request went ahead, inside the first call
-        await asyncio.gather(first, second)
-        # the plain request ran in the first pause, ahead of the ticket queued before it,
-        # and that ticket only once the first one was done
-        assert embeds.index(["my card was declined"]) == 1
-        firsts = [i for i, texts in enumerate(embeds) if any("parcel" in t for t in texts)]
-        seconds = [i for i, texts in enumerate(embeds) if any("money" in t for t in texts)]
-        assert max(firsts) < min(seconds), (firsts, seconds)
-    finally:
-        fake_encoder.release()
-        await b.close()
+    fake_encoder.hold()
+    first = asyncio.create_task(batcher.classify([LONG_TICKET], 3, subjects=[""]))
+    await fake_encoder.held()
+    second = asyncio.create_task(
+        batcher.classify(["I want my money back. " * 80], 3, subjects=[""])
+    )
+    await wait_for(lambda: batcher.interactive_depth == 1)
+    single = asyncio.create_task(batcher.classify(["my card was declined"], 1))
+    await wait_for(lambda: batcher.interactive_depth == 2)
+    fake_encoder.release()
+    assert (await single).predictions[0].intent == "payment_failed"
+    assert not first.done()  # the plain request went ahead, inside the first call
+    await asyncio.gather(first, second)
+    # the plain request ran in the first pause, ahead of the ticket queued before it,
+    # and that ticket only once the first one was done
+    assert embeds.index(["my card was declined"]) == 1
+    firsts = [i for i, texts in enumerate(embeds) if any("parcel" in t for t in texts)]
+    seconds = [i for i, texts in enumerate(embeds) if any("money" in t for t in texts)]
+    assert max(firsts) < min(seconds), (firsts, seconds)
 
 
 async def test_a_long_call_stops_once_every_caller_has_gone(
-    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+    batcher: Batcher, fake_encoder: FakeEncoder, monkeypatch
 ) -> None:
     embeds = _record_embeds(fake_encoder, monkeypatch)
-    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
-    b.start()
-    try:
-        fake_encoder.hold()
-        ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
-        await fake_encoder.held()  # inside the first slice
-        ticket.cancel()
-        fake_encoder.release()
-        with pytest.raises(asyncio.CancelledError):
-            await ticket
-        await wait_for(lambda: b.abandoned_calls == 1)
-        assert len(embeds) == 1  # stopped at the first pause, not after every slice
-        assert b.skipped_requests["cancelled"] == 0  # it had left the queue: not a skip
-        reply = await b.classify(["where is my parcel"], 1)  # and the batcher goes on
-        assert reply.predictions[0].intent == "track_delivery"
-    finally:
-        fake_encoder.release()
-        await b.close()
+    fake_encoder.hold()
+    ticket = asyncio.create_task(batcher.classify([LONG_TICKET], 3, subjects=[""]))
+    await fake_encoder.held()  # inside the first slice
+    ticket.cancel()
+    fake_encoder.release()
+    with pytest.raises(asyncio.CancelledError):
+        await ticket
+    await wait_for(lambda: batcher.abandoned_calls == 1)
+    assert len(embeds) == 1  # stopped at the first pause, not after every slice
+    assert batcher.skipped_requests["cancelled"] == 0  # it had left the queue: not a skip
+    reply = await batcher.classify(["where is my parcel"], 1)  # and the batcher goes on
+    assert reply.predictions[0].intent == "track_delivery"
 
 
 async def test_a_plain_request_batched_with_a_ticket_is_answered_before_the_tickets_slices(
-    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+    batcher: Batcher, fake_encoder: FakeEncoder, monkeypatch
 ) -> None:
     embeds = _record_embeds(fake_encoder, monkeypatch)
-    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
-    b.start()
-    try:
-        fake_encoder.hold()
-        first = asyncio.create_task(b.classify(["hello there"], 1))
-        await fake_encoder.held()
-        ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
-        single = asyncio.create_task(b.classify(["my card was declined"], 1))
-        await wait_for(lambda: b.interactive_depth == 2)  # one batch: the ticket, the text
-        fake_encoder.delay = 0.05  # each slice of the ticket takes a while
-        fake_encoder.release()
-        assert (await single).predictions[0].intent == "payment_failed"
-        assert not ticket.done()  # answered before the ticket's slices, not after them
-        assert embeds[1] == ["my card was declined"]
-        ticket.cancel()  # and the ticket's call then stops with its own caller
-        await wait_for(lambda: b.abandoned_calls == 1)
-        await first
-    finally:
-        fake_encoder.delay = 0.0
-        fake_encoder.release()
-        await b.close()
+    fake_encoder.hold()
+    first = asyncio.create_task(batcher.classify(["hello there"], 1))
+    await fake_encoder.held()
+    ticket = asyncio.create_task(batcher.classify([LONG_TICKET], 3, subjects=[""]))
+    single = asyncio.create_task(batcher.classify(["my card was declined"], 1))
+    await wait_for(lambda: batcher.interactive_depth == 2)  # one batch: the ticket, the text
+    fake_encoder.delay = 0.05  # each slice of the ticket takes a while
+    fake_encoder.release()
+    assert (await single).predictions[0].intent == "payment_failed"
+    assert not ticket.done()  # answered before the ticket's slices, not after them
+    assert embeds[1] == ["my card was declined"]
+    ticket.cancel()  # and the ticket's call then stops with its own caller
+    await wait_for(lambda: batcher.abandoned_calls == 1)
+    await first
 
 
 async def test_a_long_call_stops_when_its_callers_leave_during_a_pause(
-    fake_engine, fake_encoder: FakeEncoder, monkeypatch
+    batcher: Batcher, fake_encoder: FakeEncoder, monkeypatch
 ) -> None:
     """The callers of the long call go while the pause's batch runs: the call stops right
     after that batch, without one more slice for nobody."""
     loop = asyncio.get_running_loop()
     real = fake_encoder.embed
     calls: list[list[str]] = []
-    b = Batcher(fake_engine, BatchSettings(max_batch=8, max_queue=64))
     ticket: asyncio.Task[object] | None = None
 
     def embed(texts, spans=None):
@@ -561,17 +537,12 @@ async def test_a_long_call_stops_when_its_callers_leave_during_a_pause(
         return real(texts, spans)
 
     monkeypatch.setattr(fake_encoder, "embed", embed)
-    b.start()
-    try:
-        fake_encoder.hold()
-        ticket = asyncio.create_task(b.classify([LONG_TICKET], 3, subjects=[""]))
-        await fake_encoder.held()
-        single = asyncio.create_task(b.classify(["my card was declined"], 1))
-        await wait_for(lambda: b.interactive_depth == 1)
-        fake_encoder.release()
-        assert (await single).predictions[0].intent == "payment_failed"
-        await wait_for(lambda: b.abandoned_calls == 1)
-        assert calls[-1] == ["my card was declined"]  # no slice of the ticket after it
-    finally:
-        fake_encoder.release()
-        await b.close()
+    fake_encoder.hold()
+    ticket = asyncio.create_task(batcher.classify([LONG_TICKET], 3, subjects=[""]))
+    await fake_encoder.held()
+    single = asyncio.create_task(batcher.classify(["my card was declined"], 1))
+    await wait_for(lambda: batcher.interactive_depth == 1)
+    fake_encoder.release()
+    assert (await single).predictions[0].intent == "payment_failed"
+    await wait_for(lambda: batcher.abandoned_calls == 1)
+    assert calls[-1] == ["my card was declined"]  # no slice of the ticket after it
