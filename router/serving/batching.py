@@ -186,9 +186,9 @@ class Batcher:
         #: Queued requests (a ClassifyBatch chunk counts as one) and their texts dropped
         #: before the model ran, by reason (``SKIP_REASONS``); written by the consumer.
         self.skipped_requests = dict.fromkeys(SKIP_REASONS, 0)
+        self.skipped_texts = dict.fromkeys(SKIP_REASONS, 0)
         #: Engine calls stopped at a pause because every caller had gone (consumer).
         self.abandoned_calls = 0
-        self.skipped_texts = dict.fromkeys(SKIP_REASONS, 0)
 
     @property
     def depth(self) -> int:
@@ -454,14 +454,16 @@ class Batcher:
         return entry
 
     def _run(self, batch: list[_Entry]) -> list[_Delivery]:
-        if self._pausing:
-            return self._run_kind(batch)
+        """One engine call per kind of request in ``batch`` (plain texts, tickets)."""
+        if self._pausing:  # plain requests only (``_plain_waiting``)
+            return self._call(batch)
         plain = [e for e in batch if e.subjects is None]
-        if plain and len(plain) < len(batch):
+        tickets = [e for e in batch if e.subjects is not None]
+        if plain and tickets:
             # answered at once, not after the tickets' slices; and then only the tickets'
             # callers keep the tickets' call alive
             _deliver_soon(self._run_watched(plain))
-            return self._run_watched([e for e in batch if e.subjects is not None])
+            return self._run_watched(tickets)
         return self._run_watched(batch)
 
     def _run_watched(self, batch: list[_Entry]) -> list[_Delivery]:
@@ -469,7 +471,7 @@ class Batcher:
         have gone (``_serve_waiting``)."""
         self._running = batch
         try:
-            return self._run_kind(batch)
+            return self._call(batch)
         except _Abandoned:
             self.abandoned_calls += 1
             log.info("an engine call of %d requests stopped: every caller had gone", len(batch))
@@ -478,13 +480,13 @@ class Batcher:
         finally:
             self._running = []
 
-    def _run_kind(self, batch: list[_Entry]) -> list[_Delivery]:
-        tickets = [e for e in batch if e.subjects is not None]
-        if tickets and len(tickets) < len(batch):  # one engine call per kind
-            plain = [e for e in batch if e.subjects is None]
-            return self._run_kind(plain) + self._run_kind(tickets)
+    def _call(self, batch: list[_Entry]) -> list[_Delivery]:
+        """``batch``, requests of one kind (``_run``), as one engine call; if it fails,
+        each request alone."""
         texts = [t for e in batch for t in e.texts]
-        subjects = [s for e in tickets for s in e.subjects or ()] if tickets else None
+        subjects = None
+        if batch[0].subjects is not None:
+            subjects = [s for e in batch for s in e.subjects or ()]
         top_k = max(e.top_k for e in batch)
         if self._on_batch is not None:
             self._on_batch(len(texts))
@@ -501,7 +503,7 @@ class Batcher:
             if len(batch) == 1:
                 return [(batch[0].future, exc)]
             log.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
-            return [outcome for entry in batch for outcome in self._run_kind([entry])]
+            return [outcome for entry in batch for outcome in self._call([entry])]
         outcomes: list[_Delivery] = []
         offset = 0
         for entry in batch:
