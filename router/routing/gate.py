@@ -32,7 +32,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode
 
 from router.errors import DataError, GateError, Problem
 from router.routing.engine import BuildAbandoned, Engine, Snapshot
-from router.routing.intents import GATE_FILE, UNKNOWN, IntentSet, exponent_float
+from router.routing.intents import GATE_FILE, UNKNOWN, IntentSet, YamlLoader
 from router.routing.scorecard import FIGURES, Row, Scorecard, figures, load_labelled
 
 __all__ = [
@@ -55,7 +55,6 @@ MAX_DATA_BYTES = 16 * 1024 * 1024
 _TOLERANCE = 1e-9
 _KINDS = ("min", "max_drop")
 _TOP_KEYS = frozenset({"version", "data", *_KINDS})
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BATCH = 64
 
 
@@ -166,7 +165,7 @@ def load_gate(path: Path) -> Gate | None:
         raise GateError([f"{path}: cannot read: {exc}"]) from exc
     problems: list[str] = []
     try:
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -256,18 +255,16 @@ def _bounds(node: Node, kind: str, at: _Positions, problems: list[str]) -> list[
 
 
 def _fraction(node: Node) -> float | None:
-    if not isinstance(node, ScalarNode):
+    if not isinstance(node, ScalarNode) or node.tag not in (
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+    ):
         return None
-    if node.tag == "tag:yaml.org,2002:str" and not node.style:
-        number = exponent_float(node.value)  # 1e-1, a string to YAML 1.1
-    elif node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
-        try:
-            number = float(node.value)
-        except ValueError:
-            return None
-    else:
+    try:
+        number = float(node.value)
+    except ValueError:
         return None
-    return number if number is not None and 0.0 <= number <= 1.0 else None
+    return number if 0.0 <= number <= 1.0 else None
 
 
 def _data(path: Path, node: Node, at: _Positions, problems: list[str]) -> tuple[list[Row], str]:

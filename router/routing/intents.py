@@ -66,7 +66,24 @@ _TOP_KEYS = frozenset({"version", "defaults", "negation", "out_of_scope", "inten
 _NEGATION_KEYS = frozenset({"enabled", "cues", "contrast", "refusal", "filler"})
 _DEFAULT_KEYS = frozenset({"threshold", "model", "lexical_weight"})
 #: libyaml's loader composes about 15x faster (matters on reload); same nodes and marks.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+try:
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+
+class YamlLoader(_SafeLoader):
+    """``yaml.safe_load``'s loader (libyaml's when built), reading a number with an
+    exponent and no dot ("1e-1", "5E3") as the float YAML 1.2 says it is: YAML 1.1, which
+    PyYAML follows, leaves it a string. Quoted, it stays a string. The intents and the
+    gate file read with it."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 _INTENT_KEYS = frozenset({"name", "description", "threshold", "examples"})
 
 
@@ -347,10 +364,6 @@ class _Checker:
         value = self.scalar(node, field)
         if value is _UNREADABLE:
             return None
-        if isinstance(value, str) and isinstance(node, ScalarNode) and not node.style:
-            # YAML 1.1 reads an exponent without a dot (1e-1) as a string; it is a number
-            number = exponent_float(value)
-            value = value if number is None else number
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(node, field, f"must be a number in {bounds}, not {_kind(node)}")
             return None
@@ -402,15 +415,6 @@ def _scalar(node: Node) -> object:
         loader.dispose()
 
 
-_EXPONENT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def exponent_float(text: str) -> float | None:
-    """``text`` as a float when it is one written with an exponent in a form YAML 1.1
-    leaves a string ("1e-1", "5E3"; the intents and the gate read it as the number)."""
-    return float(text) if _EXPONENT.fullmatch(text.strip()) else None
-
-
 def _kind(node: Node) -> str:
     if isinstance(node, MappingNode):
         return "a mapping"
@@ -453,7 +457,7 @@ def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File |
     try:
         if "*" in text and not _aliases_within(check, text):
             return None
-        root = yaml.compose(text, Loader=_Loader)
+        root = yaml.compose(text, Loader=YamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -615,7 +619,7 @@ def _aliases_within(check: _Checker, text: str) -> bool:
     aliases than the limit. Parsing stops there: what it would expand is never built."""
     limit = check.limits.max_aliases
     count = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(text, Loader=YamlLoader):
         if isinstance(event, yaml.AliasEvent):
             count += 1
             if count > limit:
