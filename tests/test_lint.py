@@ -55,12 +55,18 @@ def test_every_kind_of_finding_is_found(linted: Path) -> None:
     findings = lint(engine, load_intents(linted))
     kinds = {f.kind: f for f in findings}
     assert kinds["duplicate"].intents == ("refund", "track")  # case and punctuation aside
+    # each finding about an example points at the example's own line
+    assert kinds["duplicate"].where.endswith("shop.yaml:8:9")
+    assert "also at " in kinds["duplicate"].message
+    assert kinds["duplicate"].message.endswith("shop.yaml:19:9)")
     assert kinds["too_few"].intents == ("tiny",) and kinds["too_few"].where.endswith(":20:5")
     misplaced = [f for f in findings if f.kind == "closer_elsewhere"]
     (parcel,) = [f for f in misplaced if "where is my parcel parcel tracking" in f.message]
     assert parcel.intents == ("refund", "track")
+    assert parcel.where.endswith("shop.yaml:12:9")
     answered = [f for f in findings if f.kind == "out_of_scope_answered"]
     assert len(answered) == 1 and answered[0].intents[0] in ("refund", "track")  # not the zebra
+    assert answered[0].where.endswith("shop.yaml:3:5")
     assert str(findings[0]).startswith(str(linted / "shop.yaml"))
 
 

@@ -106,6 +106,12 @@ class Intent:
     description: str = ""
     threshold: float | None = None
     source: str = ""  # "file:line" of the intent's entry
+    #: "file:line" of each example, in order (empty when not loaded from a file).
+    example_sources: tuple[str, ...] = ()
+
+    def example_source(self, index: int) -> str:
+        """Where example ``index`` is written: its own line, else the intent's."""
+        return self.example_sources[index] if index < len(self.example_sources) else self.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,8 @@ class IntentSet:
     negation: NegationSettings = field(default_factory=NegationSettings)
     #: Examples of what is none of the intents (``out_of_scope:``, every file's, in order).
     out_of_scope: tuple[str, ...] = ()
+    #: "file:line" of each ``out_of_scope`` sentence, in order.
+    out_of_scope_sources: tuple[str, ...] = ()
     #: ``defaults.model``: the model the thresholds in these files were tuned with; None
     #: when the files do not say (their thresholds then apply to any model).
     threshold_model: str | None = None
@@ -165,6 +173,7 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
     threshold_model: tuple[str, str] | None = None
     lexical_weight: tuple[float, str] | None = None
     out_of_scope: list[str] = []
+    out_of_scope_sources: list[str] = []
     budget = _Budget(limits)
     for file in files:
         parsed = _parse_file(file, problems, budget)
@@ -172,6 +181,7 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
             continue
         file_default, file_intents = parsed.default, parsed.intents
         out_of_scope.extend(parsed.out_of_scope)
+        out_of_scope_sources.extend(parsed.out_of_scope_sources)
         if parsed.negation is not None:
             lexicon = lexicon.extended(parsed.negation.lexicon)
             if parsed.negation.enabled is not None:
@@ -223,6 +233,7 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
         ),
         negation=negation,
         out_of_scope=tuple(out_of_scope),
+        out_of_scope_sources=tuple(out_of_scope_sources),
         threshold_model=threshold_model[0] if threshold_model else None,
         lexical_weight=lexical_weight[0] if lexical_weight else None,
     )
@@ -439,6 +450,7 @@ class _File:
     out_of_scope: list[str] = field(default_factory=list)
     threshold_model: tuple[str, str] | None = None  # (value, file:line:col)
     lexical_weight: tuple[float, str] | None = None  # (value, file:line:col)
+    out_of_scope_sources: list[str] = field(default_factory=list)  # file:line:col of each
 
 
 def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File | None:
@@ -501,32 +513,45 @@ def _parse_file(file: Path, problems: list[Problem], budget: _Budget) -> _File |
                 lexical_weight = (weight, check.at(defaults["lexical_weight"]))
 
     out_of_scope: list[str] = []
+    out_of_scope_at: list[str] = []
     if "out_of_scope" in top:
-        seq = top["out_of_scope"]
-        if not isinstance(seq, SequenceNode):
-            check.error(seq, "out_of_scope", f"must be a list of strings, not {_kind(seq)}")
+        negatives = top["out_of_scope"]
+        if not isinstance(negatives, SequenceNode):
+            check.error(
+                negatives, "out_of_scope", f"must be a list of strings, not {_kind(negatives)}"
+            )
         else:
-            texts = [check.example(t, f"out_of_scope[{i}]") for i, t in enumerate(seq.value)]
-            out_of_scope = [t for t in texts if t is not None]
+            for i, item in enumerate(negatives.value):
+                sentence = check.example(item, f"out_of_scope[{i}]")
+                if sentence is not None:
+                    out_of_scope.append(sentence)
+                    out_of_scope_at.append(check.at(item))
 
     intents: list[tuple[Intent, str]] = []
-    if "intents" not in top:
+    seq = top.get("intents")
+    if seq is None:
         check.error(root, "intents", "required: a list of intents")
-        return _File(default, negation, intents, out_of_scope, threshold_model, lexical_weight)
-    seq = top["intents"]
-    if not isinstance(seq, SequenceNode):
+    elif not isinstance(seq, SequenceNode):
         check.error(seq, "intents", f"must be a list, not {_kind(seq)}")
-        return _File(default, negation, intents, out_of_scope, threshold_model, lexical_weight)
-    if not seq.value:
-        check.error(seq, "intents", "must not be empty")
-    for index, item in enumerate(seq.value):
-        check.budget.intents += 1
-        limit = check.limits.max_intents
-        check.over_total(item, f"intents[{index}]", "intents", check.budget.intents, limit)
-        parsed = _parse_intent(check, item, f"intents[{index}]")
-        if parsed is not None:
-            intents.append(parsed)
-    return _File(default, negation, intents, out_of_scope, threshold_model, lexical_weight)
+    else:
+        if not seq.value:
+            check.error(seq, "intents", "must not be empty")
+        for index, item in enumerate(seq.value):
+            check.budget.intents += 1
+            limit = check.limits.max_intents
+            check.over_total(item, f"intents[{index}]", "intents", check.budget.intents, limit)
+            parsed = _parse_intent(check, item, f"intents[{index}]")
+            if parsed is not None:
+                intents.append(parsed)
+    return _File(
+        default,
+        negation,
+        intents,
+        out_of_scope,
+        threshold_model,
+        lexical_weight,
+        out_of_scope_sources=out_of_scope_at,
+    )
 
 
 def _parse_negation(check: _Checker, node: Node) -> _Negation | None:
@@ -582,13 +607,14 @@ def _parse_intent(check: _Checker, node: Node, field: str) -> tuple[Intent, str]
         threshold = check.threshold(fields["threshold"], f"{field}.threshold")
         ok = ok and threshold is not None
     examples = list(_examples(check, fields, node, f"{field}.examples"))
-    ok = ok and bool(examples) and None not in examples
+    ok = ok and bool(examples) and all(text is not None for text, _ in examples)
     if not ok or name is None:
         return None
     return (
         Intent(
             name=name,
-            examples=tuple(e for e in examples if e is not None),
+            examples=tuple(text for text, _ in examples if text is not None),
+            example_sources=tuple(at for text, at in examples if text is not None),
             description=description.strip(),
             threshold=threshold,
             source=check.at(node),
@@ -599,7 +625,8 @@ def _parse_intent(check: _Checker, node: Node, field: str) -> tuple[Intent, str]
 
 def _examples(
     check: _Checker, fields: dict[str, Node], node: Node, field: str
-) -> Iterator[str | None]:
+) -> Iterator[tuple[str | None, str]]:
+    """Each example (None when invalid) and where it is written."""
     if "examples" not in fields:
         check.error(node, field, "required: a list of at least one example")
         return
@@ -611,7 +638,7 @@ def _examples(
         check.error(seq, field, "must not be empty")
         return
     for index, item in enumerate(seq.value):
-        yield check.example(item, f"{field}[{index}]")
+        yield check.example(item, f"{field}[{index}]"), check.at(item)
 
 
 def _aliases_within(check: _Checker, text: str) -> bool:

@@ -46,7 +46,7 @@ class Finding:
     kind: str
     message: str
     intents: tuple[str, ...]
-    where: str  # "file:line" of the (first) intent concerned, or ""
+    where: str  # "file:line:col" of the example (or first intent) concerned, or ""
 
     def __str__(self) -> str:
         return f"{self.where}: {self.kind}: {self.message}" if self.where else self.message
@@ -68,7 +68,8 @@ def lint_snapshot(
     names = [i.name for i in intents.intents]
     labels = np.repeat(np.arange(len(names)), [len(i.examples) for i in intents.intents])
     examples = [e for i in intents.intents for e in i.examples]
-    findings = _duplicates(names, labels, examples, where)
+    sources = [i.example_source(k) for i in intents.intents for k in range(len(i.examples))]
+    findings = _duplicates(names, labels, examples, sources)
     findings += [
         Finding(
             "too_few",
@@ -80,17 +81,17 @@ def lint_snapshot(
         if len(i.examples) < min_examples
     ]
     matrix = snapshot.index.matrix
-    findings += _neighbours(names, labels, examples, matrix, where)
+    findings += _neighbours(names, labels, examples, matrix, where=where, sources=sources)
     if intents.out_of_scope:
         predictions = engine_classify(engine, snapshot, list(intents.out_of_scope))
-        for text, prediction in zip(intents.out_of_scope, predictions, strict=True):
+        for k, (text, prediction) in enumerate(zip(intents.out_of_scope, predictions, strict=True)):
             if prediction != "unknown":
                 findings.append(
                     Finding(
                         "out_of_scope_answered",
                         f"out_of_scope example {text!r} is answered as {prediction}",
                         (prediction,),
-                        where[prediction],
+                        _at(intents.out_of_scope_sources, k, where[prediction]),
                     )
                 )
     return findings
@@ -103,26 +104,32 @@ def engine_classify(engine: Engine, snapshot: Snapshot, texts: list[str]) -> lis
     return [p.intent for p in probe.classify(texts).predictions]
 
 
+def _at(sources: tuple[str, ...], index: int, fallback: str) -> str:
+    return sources[index] if index < len(sources) else fallback
+
+
 def _normal(text: str) -> str:
     return _NOT_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
 def _duplicates(
-    names: list[str], labels: npt.NDArray[np.int64], examples: list[str], where: dict[str, str]
+    names: list[str], labels: npt.NDArray[np.int64], examples: list[str], sources: list[str]
 ) -> list[Finding]:
-    owners: dict[str, set[int]] = {}
-    for label, text in zip(labels.tolist(), examples, strict=True):
-        owners.setdefault(_normal(text), set()).add(label)
+    owners: dict[str, dict[int, str]] = {}  # normal form -> intent -> where it first is
+    for label, text, at in zip(labels.tolist(), examples, sources, strict=True):
+        owners.setdefault(_normal(text), {}).setdefault(label, at)
     out = []
     for text, found in owners.items():
         if len(found) > 1:
             pair = tuple(names[i] for i in sorted(found))
+            places = [found[i] for i in sorted(found)]
             out.append(
                 Finding(
                     "duplicate",
-                    f"the same example {text!r} is under {' and '.join(pair)}",
+                    f"the same example {text!r} is under {' and '.join(pair)} "
+                    f"(also at {', '.join(places[1:])})",
                     pair,
-                    where[pair[0]],
+                    places[0],
                 )
             )
     return out
@@ -133,7 +140,9 @@ def _neighbours(
     labels: npt.NDArray[np.int64],
     examples: list[str],
     matrix: npt.NDArray[np.float32],
+    *,
     where: dict[str, str],
+    sources: list[str],
 ) -> list[Finding]:
     n, n_intents = len(examples), len(names)
     counts = np.bincount(labels, minlength=n_intents)
@@ -170,9 +179,10 @@ def _neighbours(
         out.append(
             Finding(
                 "near_duplicate",
-                f"{examples[a]!r} ({pair[0]}) and {examples[b]!r} ({pair[1]}) are nearly the same",
+                f"{examples[a]!r} ({pair[0]}) and {examples[b]!r} ({pair[1]}, at {sources[b]}) "
+                "are nearly the same",
                 pair,
-                where[pair[0]],
+                sources[a],
             )
         )
     confusion: Counter[tuple[int, int]] = Counter()
@@ -185,7 +195,7 @@ def _neighbours(
                     "closer_elsewhere",
                     f"{examples[index]!r} of {names[own]} is closer to {names[other]}",
                     (names[own], names[other]),
-                    where[names[own]],
+                    sources[index],
                 )
             )
     pairs: Counter[tuple[int, int]] = Counter()
