@@ -386,16 +386,18 @@ def _serve(args: argparse.Namespace) -> int:
 def _classify(args: argparse.Namespace) -> int:
     from router.routing.blank import is_blank
     from router.routing.engine import Engine
+    from router.routing.folding import without_lone_surrogates
     from router.routing.intents import load_intents
 
-    blank = [i for i, text in enumerate(args.texts, start=1) if is_blank(text)]
+    texts = [without_lone_surrogates(t) for t in args.texts]  # undecodable bytes in argv
+    blank = [i for i, text in enumerate(texts, start=1) if is_blank(text)]
     if blank:
         raise UsageError(f"TEXT {blank[0]} is empty or blank: nothing to route")
     intents = load_intents(args.intents)
     engine = Engine(_encoder(args), _settings(args))
     engine.load(intents)
-    result = engine.classify(args.texts, args.top_k)
-    for text, p, a in zip(args.texts, result.predictions, result.analyses, strict=True):
+    result = engine.classify(texts, args.top_k)
+    for text, p, a in zip(texts, result.predictions, result.analyses, strict=True):
         record = {
             "text": text,
             "intent": p.intent,
@@ -445,7 +447,7 @@ def _pull(args: argparse.Namespace) -> int:
 
 
 def _triage_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
-    from router.triage.run import DEFAULT_BATCH, BadRowPolicy
+    from router.triage.run import DEFAULT_BATCH, DEFAULT_MAX_TEXT_CHARS, BadRowPolicy
 
     triage = sub.add_parser(
         "triage",
@@ -490,6 +492,11 @@ def _triage_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
         "--batch-size", type=int, default=DEFAULT_BATCH,
         help=f"tickets routed and committed together (default {DEFAULT_BATCH})",
     )  # fmt: skip
+    triage.add_argument(
+        "--max-text-chars", type=int, default=DEFAULT_MAX_TEXT_CHARS, metavar="N",
+        help="a longer ticket (subject and text) gets a row with reason error instead of "
+        f"being routed (default {DEFAULT_MAX_TEXT_CHARS:,}, serve's limit)",
+    )  # fmt: skip
     triage.add_argument("--quiet", action="store_true", help="no progress bar, no summary")
     triage.set_defaults(func=_triage)
 
@@ -505,6 +512,8 @@ def _triage(args: argparse.Namespace) -> int:
         raise UsageError("--token-file goes with --server")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.max_text_chars < 1:
+        raise UsageError(f"--max-text-chars must be at least 1, got {args.max_text_chars}")
     stdin = args.input == "-"
     in_format = args.format or (None if stdin else format_of(args.input))
     if in_format is None:
@@ -538,6 +547,7 @@ def _triage(args: argparse.Namespace) -> int:
             resume=args.resume,
             on_bad_row=BadRowPolicy(args.on_bad_row),
             batch_size=args.batch_size,
+            max_text_chars=args.max_text_chars,
         )
         try:
             summary = triage(job, router, progress)
@@ -555,7 +565,7 @@ def _triage(args: argparse.Namespace) -> int:
                  f"({summary.per_second:.1f} tickets/s) into {args.out}"]  # fmt: skip
         for count, what in ((summary.resumed, "already there"), (summary.empty, "empty"),
                             (summary.bad_rows, "bad rows skipped"),
-                            (summary.errors, "refused by the server")):  # fmt: skip
+                            (summary.errors, "not routed (reason error)")):  # fmt: skip
             if count:
                 parts.append(f"{count} {what}")
         print("triage: " + "; ".join(parts), file=sys.stderr)

@@ -91,3 +91,20 @@ def test_the_folding_is_part_of_the_revision_and_of_the_vector_cache_key(
     assert revision_of(bundled, fake_encoder) != first
     engine.load(bundled)  # same engine, same cache: every example embedded again
     assert fake_encoder.texts_seen - embedded >= bundled.example_count
+
+
+def test_a_lone_surrogate_reads_as_the_replacement_character() -> None:
+    from router.routing.folding import without_lone_surrogates
+
+    assert fold("refund \ud83d") == "refund \ufffd"
+    assert fold("返金\udcffして") == "返金\ufffdして"  # Japanese: kanji kept, surrogate not
+    assert without_lone_surrogates("a\ud800b\udfff") == "a\ufffdb\ufffd"
+    assert without_lone_surrogates("refund 😀") == "refund 😀"  # a whole emoji is text
+
+
+def test_the_engine_routes_a_text_holding_a_lone_surrogate(engine) -> None:
+    """The tokenizer refuses such a string; the engine reads it folded (U+FFFD)."""
+    result = engine.classify(["\ud83d I want a refund", "I want a refund"])
+    first, second = result.predictions
+    assert first.intent == second.intent == "request_refund"
+    assert result.analyses[0].text == "\ud83d I want a refund"  # the text as sent

@@ -159,7 +159,11 @@ async def test_in_process_and_server_write_the_same_rows(
 ) -> None:
     # the CLI runs on a thread (the server answers on this loop): no signal handlers there
     monkeypatch.setattr(signal, "signal", lambda *args: None)
-    source = write_jsonl(tmp_path / "t.jsonl", tickets(40))
+    overlong = [
+        {"id": "long", "text": "refund " * 3000},  # 21,000 characters: over serve's limit
+        {"id": "long+subject", "subject": "Order help", "text": "refund " * 2858},
+    ]
+    source = write_jsonl(tmp_path / "t.jsonl", [*tickets(40), *overlong])
     local, remote = tmp_path / "local.jsonl", tmp_path / "remote.jsonl"
     code, _, err = await asyncio.to_thread(
         in_process, "triage", str(source), "--intents", INTENTS, "--out", str(local)
@@ -167,11 +171,16 @@ async def test_in_process_and_server_write_the_same_rows(
     assert code == 0, err
     address = f"127.0.0.1:{fake_server.port}"
     code, _, err = await asyncio.to_thread(
-        in_process, "triage", str(source), "--server", address, "--out", str(remote)
-    )
+        in_process, "triage", str(source), "--server", address, "--out", str(remote),
+        "--max-text-chars", "100000",  # the server, not this client, refuses the long ones
+    )  # fmt: skip
     assert code == 0, err
     ours, theirs = read_rows(local), read_rows(remote)
-    assert len(ours) == len(theirs) == 40
+    assert len(ours) == len(theirs) == 42
+    # an overlong ticket's row is the same whoever refused it
+    assert ours[40:] == theirs[40:]
+    assert [r["reason"] for r in ours[40:]] == ["error", "error"]
+    assert str(ours[41]["error"]).endswith("characters with the subject exceed the limit of 20000")
 
     def without_scores(row: dict[str, object]) -> dict[str, object]:
         matches = [{**m, "score": None} for m in row["matches"]]  # type: ignore[attr-defined]
@@ -310,14 +319,14 @@ async def test_a_ticket_the_server_refuses_gets_a_row_saying_why(
     out = tmp_path / "o.jsonl"
     code, _, err = await asyncio.to_thread(
         in_process, "triage", str(source), "--server", f"127.0.0.1:{fake_server.port}",
-        "--out", str(out),
+        "--out", str(out), "--max-text-chars", "100000",
     )  # fmt: skip
     assert code == 0, err
     written = read_rows(out)
     assert [r["id"] for r in written] == ["T-00000", "T-00001", "huge"]
     assert written[2]["intent"] == "unknown" and written[2]["reason"] == "error"
     assert str(written[2]["error"]).startswith("INVALID_ARGUMENT: text: 21000 characters")
-    assert "1 refused by the server" in err
+    assert "1 not routed (reason error)" in err
 
 
 def test_triage_with_the_real_model_finds_both_requests_of_a_ticket(

@@ -175,6 +175,57 @@ def test_undecodable_bytes_name_the_line_and_the_encoding_option(tmp_path: Path)
     assert got[-1] == Ticket("2", "café au lait", "", 3)
 
 
+def read_bytes(data: bytes, fmt: InputFormat, encoding: str = "utf-8") -> list[Ticket | BadRow]:
+    return list(read_tickets(io.BytesIO(data), fmt, Fields(), name="t", encoding=encoding))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_wide_encodings_read_as_the_same_tickets(encoding: str) -> None:
+    """Excel's "Unicode text" is UTF-16 with a byte order mark: a newline there is two
+    bytes, and a 0a byte may sit inside a character (U+010A)."""
+    csv_text = 'id,text\r\n1,I want a refund\r\n2,"where is\nmy parcel \u010a"\r\n'
+    jsonl_text = jsonl({"id": "1", "text": "退款"}, {"id": "2", "text": "Ċ parcel"})
+    data = csv_text.encode(encoding)
+    if encoding.endswith(("-le", "-be")):
+        data = "\ufeff".encode(encoding) + data  # a mark the codec itself does not read
+    assert read_bytes(data, InputFormat.CSV, encoding) == [
+        Ticket("1", "I want a refund", "", 2),
+        Ticket("2", "where is\nmy parcel \u010a", "", 3),
+    ]
+    assert read_bytes(jsonl_text.encode(encoding), InputFormat.JSONL, encoding) == [
+        Ticket("1", "退款", "", 1),
+        Ticket("2", "Ċ parcel", "", 2),
+    ]
+
+
+def test_undecodable_wide_bytes_name_their_line() -> None:
+    data = jsonl({"id": "1", "text": "a"}, {"id": "2", "text": "b"}).encode("utf-16-le")
+    data += b"\x00\xd8\n\x00"  # a lone high surrogate, then a newline
+    with pytest.raises(DataError, match=r"^t:3: bytes that are not valid utf-16-le"):
+        read_bytes(data, InputFormat.JSONL, "utf-16-le")
+
+
+def test_old_mac_line_endings_are_named() -> None:
+    with pytest.raises(DataError, match="carriage return alone"):
+        read_bytes(b"id,text\r1,refund\r", InputFormat.CSV)
+
+
+def test_a_csv_cell_longer_than_the_csv_module_default_is_read() -> None:
+    long = "refund " * 30_000  # 210,000 characters: over csv's 131,072
+    assert read_bytes(f"id,text\n1,{long}\n".encode(), InputFormat.CSV) == [
+        Ticket("1", long, "", 2)
+    ]
+
+
+def test_a_lone_surrogate_is_replaced_in_a_text_and_refused_in_an_id() -> None:
+    """A JSON export that cut an emoji in half writes its first \\u escape alone."""
+    data = b'{"id": "1", "subject": "\\ud83d", "text": "refund \\ud83d"}\n'
+    data += b'{"id": "a\\ud800", "text": "refund"}\n'
+    first, second = read_bytes(data, InputFormat.JSONL)
+    assert first == Ticket("1", "refund \ufffd", "\ufffd", 1)
+    assert isinstance(second, BadRow) and "lone surrogate" in str(second)
+
+
 def test_reading_is_lazy(tmp_path: Path) -> None:
     """The first ticket comes before the rest of the stream is read."""
     stream = io.BytesIO(b"".join(b'{"id": "%d", "text": "t"}\n' % i for i in range(1000)))
@@ -341,3 +392,69 @@ def test_the_progress_bar_counts_resumed_tickets_apart(write, tmp_path: Path) ->
         )
     progress.close()
     assert "10/10" in stream.getvalue()
+
+
+# ------------------------------------------------------------------ the output's safety
+
+
+def test_an_output_that_is_the_input_is_refused_and_the_input_kept(write, tmp_path: Path) -> None:
+    source = write("t.jsonl", jsonl(*TICKETS[:3]))
+    before = source.read_bytes()
+    with pytest.raises(DataError, match=r"--out .*t\.jsonl is this input itself"):
+        run(source, source)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(source)
+    with pytest.raises(DataError, match="is this input itself"):
+        run(source, link)
+    assert source.read_bytes() == before
+
+
+def test_an_input_that_cannot_be_read_leaves_an_existing_output_as_it_was(
+    write, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    run(write("t.jsonl", jsonl(*TICKETS[:3])), out)
+    before = out.read_bytes()
+    wrong = write("wrong.jsonl", jsonl({"ticket": "1", "body": "refund"}))
+    with pytest.raises(DataError, match="no such field"):
+        run(wrong, out)
+    assert out.read_bytes() == before
+    assert not checkpoint_of(out).exists()
+
+
+def test_a_second_run_into_the_same_output_is_refused_while_the_first_writes(
+    write, tmp_path: Path
+) -> None:
+    from router.triage.writing import OutputFile
+
+    out = tmp_path / "out.jsonl"
+    first = OutputFile(out, InputFormat.JSONL)
+    first.open(resume=False)
+    try:
+        with pytest.raises(DataError, match="another triage run is writing this output"):
+            run(write("t.jsonl", jsonl(*TICKETS[:3])), out)
+    finally:
+        first.close()
+    run(write("t.jsonl", jsonl(*TICKETS[:3])), out)  # the lock went with the first run
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_a_csv_output_of_no_tickets_still_has_its_header(write, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    run(write("t.csv", "id,text\n"), out)
+    assert out.read_text().splitlines() == [",".join(CSV_COLUMNS)]
+
+
+def test_an_overlong_ticket_gets_an_error_row_and_is_not_routed(write, tmp_path: Path) -> None:
+    long = {"id": "long", "subject": "refund", "text": "x" * 95}  # 101 characters
+    source = write("t.jsonl", jsonl(TICKETS[0], long, TICKETS[1]))
+    out = tmp_path / "out.jsonl"
+    router, summary = run(source, out, max_text_chars=100)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in lines] == ["t0", "long", "t1"]
+    assert lines[1]["reason"] == "error" and lines[1]["intent"] == "unknown"
+    assert lines[1]["error"] == (
+        "INVALID_ARGUMENT: text: 101 characters with the subject exceed the limit of 100"
+    )
+    assert router.seen == ["t0", "t1"]
+    assert summary.errors == 1  # type: ignore[attr-defined]

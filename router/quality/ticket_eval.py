@@ -41,6 +41,7 @@ import numpy.typing as npt
 from router.errors import DataError, Problem
 from router.routing.aggregation import TicketScoring, TicketSettings, decide_tickets
 from router.routing.blank import is_blank
+from router.routing.folding import without_lone_surrogates
 from router.routing.index import Prediction
 from router.routing.intents import UNKNOWN
 from router.routing.scorecard import f1, jsonl_records, ratio, read_data_file
@@ -236,7 +237,13 @@ def _ticket(  # noqa: PLR0917 - private; one call site
     if len(problems) > before:
         return None
     assert isinstance(text, str) and isinstance(subject, str) and labels
-    return LabelledTicket(str(ident), subject, text, tuple(dict.fromkeys(labels)), line)
+    return LabelledTicket(
+        without_lone_surrogates(str(ident)),
+        without_lone_surrogates(subject),
+        without_lone_surrogates(text),
+        tuple(dict.fromkeys(labels)),
+        line,
+    )
 
 
 # ----------------------------------------------------------------------- metrics

@@ -19,6 +19,11 @@ the text as sent. ``FOLDING`` names the folds in revisions and in the vector cac
   ``scripts/t2s-table``; only one-character results are kept. Phrase conversion is not
   needed: the readers are characters and a model that reads both forms. A text holding
   kana is Japanese, whose kanji are neither form: only its full-width Latin is folded.
+* A lone surrogate (U+D800-U+DFFF: half of an emoji, cut by an export that counts UTF-16
+  units, and kept by JSON's ``\\ud83d`` escapes or by undecodable bytes in a command line)
+  reads as U+FFFD, the replacement character: the tokenizers refuse such a string.
+  ``without_lone_surrogates`` does the same for the readers of files, so that what they
+  write back (ids, evidence) is text that encodes.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import hashlib
 import re
 from importlib import resources
 
-__all__ = ["FOLDING", "fold"]
+__all__ = ["FOLDING", "fold", "without_lone_surrogates"]
 
 
 _TABLE_TEXT = resources.files("router.routing").joinpath("t2s.txt").read_text(encoding="utf-8")
@@ -56,14 +61,18 @@ _FULL_WIDTH = {
                                     *range(0xFF41, 0xFF5B))},
     0x3000: " ",
 }  # fmt: skip
-_ALL = {**_FULL_WIDTH, **_TRADITIONAL}
+_SURROGATES = {c: "\ufffd" for c in range(0xD800, 0xE000)}
+_LATIN = {**_FULL_WIDTH, **_SURROGATES}
+_ALL = {**_LATIN, **_TRADITIONAL}
 #: Names the folds in revisions and vector-cache keys: the rules' version and a digest
 #: of the table, so that any change to either changes every revision.
-_RULES = 1
+_RULES = 2
 FOLDING = f"fold{_RULES}:{hashlib.sha256(_TABLE_TEXT.encode('utf-8')).hexdigest()[:12]}"
 _FOLDABLE = re.compile(
-    "[\u3000\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+    "[\u3000\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+    "\ud800-\udfff]"
 )
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _KANA = re.compile("[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 
 
@@ -72,4 +81,9 @@ def fold(text: str) -> str:
     nothing to fold."""
     if not _FOLDABLE.search(text):
         return text
-    return text.translate(_FULL_WIDTH if _KANA.search(text) else _ALL)
+    return text.translate(_LATIN if _KANA.search(text) else _ALL)
+
+
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (module doc); same length."""
+    return _LONE_SURROGATE.sub("\ufffd", text)

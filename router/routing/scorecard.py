@@ -32,6 +32,7 @@ import numpy.typing as npt
 
 from router.errors import DataError, Problem
 from router.routing.blank import is_blank
+from router.routing.folding import without_lone_surrogates
 from router.routing.intents import UNKNOWN
 
 __all__ = [
@@ -122,7 +123,7 @@ def load_labelled(path: Path | str, labels: Collection[str] | None = None) -> li
             ok = False
         if ok:
             assert isinstance(text, str) and isinstance(intent, str)
-            rows.append(Row(text=text, intent=intent, line=number))
+            rows.append(Row(text=without_lone_surrogates(text), intent=intent, line=number))
     if problems:
         raise DataError(problems)
     if not rows:

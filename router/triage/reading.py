@@ -18,8 +18,10 @@ answers it ``unknown`` with the reason ``empty``; see run.py).
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from typing import IO
 
 from router.errors import DataError, Problem
 from router.routing.blank import is_blank
+from router.routing.folding import without_lone_surrogates
 
 __all__ = [
     "BadRow",
@@ -125,15 +128,18 @@ def _bad(name: str, line: int, field: str, message: str) -> BadRow:
 
 
 def _decoded(stream: IO[bytes], encoding: str, name: str) -> Iterator[tuple[int, str]]:
-    """(line number, decoded line with its newline) for each line of ``stream``."""
-    first = True
-    for number, line in enumerate(stream, start=1):
-        raw = line
-        if first and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
-            raw = line.removeprefix(b"\xef\xbb\xbf")  # a BOM is not part of the first field
-        first = False
+    """(line number, decoded line with its newline) for each line of ``stream``; a byte
+    order mark opening the first line is dropped (it is not part of the first field).
+
+    An encoding that writes a newline as the byte 0a (UTF-8, Latin-1, GB18030, ...) is
+    decoded line by line, so that an error names its line and byte; any other (UTF-16,
+    UTF-32) is decoded as a stream, and an error names the line it is on."""
+    if "\n".encode(encoding) != b"\n":
+        yield from _decoded_wide(stream, encoding, name)
+        return
+    for number, raw in enumerate(stream, start=1):
         try:
-            yield number, raw.decode(encoding)
+            line = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             bad = raw[exc.start : exc.end]
             raise DataError(
@@ -145,6 +151,36 @@ def _decoded(stream: IO[bytes], encoding: str, name: str) -> Iterator[tuple[int,
                     )
                 ]
             ) from exc  # fmt: skip
+        yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
+def _decoded_wide(stream: IO[bytes], encoding: str, name: str) -> Iterator[tuple[int, str]]:
+    """As ``_decoded``, for an encoding whose newline is wider than a byte: the bytes go
+    through an incremental decoder in pieces that end at a 0a byte (each at most a line),
+    and the text is cut at its newlines."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    pending, number = "", 0
+    pieces = itertools.chain(stream, [b""])
+    for raw in pieces:
+        try:
+            pending += decoder.decode(raw, final=not raw)
+        except UnicodeDecodeError as exc:
+            raise DataError(
+                [
+                    Problem(
+                        name, number + 1, None, "",
+                        f"bytes that are not valid {encoding} ({exc.reason}); give the "
+                        "file's encoding with --encoding",
+                    )
+                ]
+            ) from exc  # fmt: skip
+        *lines, pending = pending.split("\n")
+        for line in lines:
+            number += 1
+            yield number, (line.removeprefix("\ufeff") if number == 1 else line) + "\n"
+    if pending:
+        number += 1
+        yield number, pending.removeprefix("\ufeff") if number == 1 else pending
 
 
 def _missing(name: str, line: int, wanted: Iterable[str], present: list[str]) -> DataError:
@@ -165,6 +201,9 @@ def _subject_field(fields: Fields, present: Iterable[str]) -> str | None:
 
 # -------------------------------------------------------------------------------- CSV
 
+#: The longest CSV cell read (characters); the csv module's default is 131,072.
+_CSV_FIELD_LIMIT = 2**31 - 1
+
 
 def _csv_rows(
     lines: Iterator[tuple[int, str]], fields: Fields, name: str
@@ -176,6 +215,9 @@ def _csv_rows(
             current[0] = number
             yield text
 
+    # a cell as long as a JSONL line may be: the ticket's length is the run's to judge
+    # (``--max-text-chars``), not the csv module's default of 131,072 characters
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     reader = csv.reader(text_lines(), strict=True)
     header: list[str] | None = None
     while True:
@@ -186,8 +228,10 @@ def _csv_rows(
             return
         except csv.Error as exc:
             if header is None:
-                raise DataError([Problem(name, start, None, "", f"bad CSV header: {exc}")]) from exc
-            yield _bad(name, start, "", f"malformed CSV row: {exc}")
+                raise DataError(
+                    [Problem(name, start, None, "", f"bad CSV header: {_csv_error(exc)}")]
+                ) from exc
+            yield _bad(name, start, "", f"malformed CSV row: {_csv_error(exc)}")
             continue
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
@@ -207,6 +251,15 @@ def _csv_rows(
             )  # fmt: skip
             continue
         yield pick(cells, start)
+
+
+def _csv_error(exc: csv.Error) -> str:
+    if "new-line character seen in unquoted field" in str(exc):
+        return (
+            "a line ends with a carriage return alone (old Mac line endings); convert the "
+            "file's line endings to \\n or \\r\\n"
+        )
+    return str(exc)
 
 
 def _picker(
@@ -268,5 +321,9 @@ def _ticket(
             value = str(value)  # numeric ids are common in exports
         if not isinstance(value, str):
             return _bad(name, line, field, f"must be a string, not {type(value).__name__}")
-        values[role] = value
+        clean = without_lone_surrogates(value)
+        if role == "id" and clean != value:  # an id is written back: it must stay itself
+            return _bad(name, line, field, f"{value!r} holds a lone surrogate (a \\ud800-"
+                        "\\udfff escape without its pair): not text")  # fmt: skip
+        values[role] = clean
     return Ticket(values["id"], values["text"], values["subject"], line)

@@ -23,7 +23,7 @@ from router.api.v1 import router_pb2_grpc as pb_grpc
 from router.errors import RouterError
 from router.routing.intents import UNKNOWN
 from router.triage.reading import Ticket
-from router.triage.routers import Evidence, Match, Routed
+from router.triage.routers import ERROR_REASON, Evidence, Match, Routed
 
 __all__ = ["ServerError", "ServerRouter", "routed_of"]
 
@@ -124,7 +124,7 @@ class ServerRouter:
         if answer.error:
             log.warning("line %d: ticket %r refused by the server: %s",
                         ticket.line, ticket.id, answer.error)  # fmt: skip
-            return Routed(ticket.id, UNKNOWN, 0.0, 0.0, "error", error=answer.error)
+            return Routed(ticket.id, UNKNOWN, 0.0, 0.0, ERROR_REASON, error=answer.error)
         return routed_of(ticket.id, answer.result)
 
     def close(self) -> None:

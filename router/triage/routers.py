@@ -16,10 +16,12 @@ import numpy as np
 
 from router.triage.reading import Ticket
 
-__all__ = ["Evidence", "Match", "Routed", "TicketRouter", "score_value"]
+__all__ = ["ERROR_REASON", "Evidence", "Match", "Routed", "TicketRouter", "score_value"]
 
 log = logging.getLogger(__name__)
 
+#: The reason of a row whose ticket was not routed (too long, refused by a server).
+ERROR_REASON = "error"
 #: Decimals kept of a score or threshold in the output.
 SCORE_DECIMALS = 4
 

@@ -7,14 +7,24 @@ uninterrupted run would have written, in the same order).
 
 A ticket whose subject and text are both blank is not routed: it gets a row with intent
 ``unknown``, reason ``empty``, and a warning naming its line, so that every ticket of
-the input has exactly one row. A bad row (reading.py) is skipped with a warning or
-stops the run, by ``on_bad_row``.
+the input has exactly one row. A ticket longer than ``max_text_chars`` (subject and text
+together; the server's limit by default) is not routed either: its row has reason
+``error`` and says why, as a server's refusal does, so a file reads the same in process
+and through a server. A bad row (reading.py) is skipped with a warning or stops the run,
+by ``on_bad_row``.
+
+The output is opened only once the input's first row has been read (a missing field or
+an undecodable first line leaves an existing output as it was); an output that is the
+input itself is refused, and so is one another run is writing (``OutputFile``).
 """
 
 from __future__ import annotations
 
 import enum
+import io
+import itertools
 import logging
+import os
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +35,7 @@ from router.errors import DataError, Problem
 from router.routing.intents import UNKNOWN
 from router.triage.progress import Progress
 from router.triage.reading import BadRow, Fields, InputFormat, Ticket, read_tickets
-from router.triage.routers import Routed, TicketRouter
+from router.triage.routers import ERROR_REASON, Routed, TicketRouter
 from router.triage.writing import OutputFile
 
 __all__ = ["EMPTY_REASON", "BadRowPolicy", "TriageJob", "TriageSummary", "triage"]
@@ -36,6 +46,9 @@ log = logging.getLogger(__name__)
 EMPTY_REASON = "empty"
 #: Tickets routed (and committed) together by default.
 DEFAULT_BATCH = 32
+#: The longest ticket routed by default (subject and text, characters): ``serve``'s
+#: ``--max-text-chars`` default, so that a file reads the same in process and remotely.
+DEFAULT_MAX_TEXT_CHARS = 20_000
 
 
 class BadRowPolicy(enum.StrEnum):
@@ -55,6 +68,7 @@ class TriageJob:
     resume: bool = False
     on_bad_row: BadRowPolicy = BadRowPolicy.STOP
     batch_size: int = DEFAULT_BATCH
+    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
 
 
 @dataclass(slots=True)
@@ -63,7 +77,7 @@ class TriageSummary:
     resumed: int = 0  # tickets skipped because the output already held them
     empty: int = 0
     bad_rows: int = 0
-    errors: int = 0  # tickets a server refused (rows with ``error``)
+    errors: int = 0  # tickets not routed: too long, or refused by a server (rows with ``error``)
     seconds: float = 0.0
     intents: dict[str, int] = field(default_factory=dict)
 
@@ -76,15 +90,18 @@ def triage(job: TriageJob, router: TicketRouter, progress: Progress | None = Non
     """Route every ticket of ``job.input`` into ``job.out``; see the module doc."""
     summary = TriageSummary()
     start = time.perf_counter()
+    _refuse_input_as_output(job)
+    rows = read_tickets(
+        job.input, job.input_format, job.fields, name=job.input_name, encoding=job.encoding
+    )
+    first = list(itertools.islice(rows, 1))  # the header and first row checked: may raise
+    tickets = itertools.chain(first, rows)
     out = OutputFile(job.out, job.out_format)
     try:
         done = out.open(resume=job.resume)
         _same_answers(job, out.resumed_revisions, router.revision())
-        tickets = read_tickets(
-            job.input, job.input_format, job.fields, name=job.input_name, encoding=job.encoding
-        )
         for batch in _batches(_admitted(tickets, job, done, summary, progress), job.batch_size):
-            routed = _route(batch, router, job.input_name)
+            routed = _route(batch, router, job)
             out.write(routed)
             summary.written += len(routed)
             for r in routed:
@@ -136,6 +153,21 @@ def _admitted(
         )  # fmt: skip
 
 
+def _refuse_input_as_output(job: TriageJob) -> None:
+    """Writing the output would empty the input when both are one file (a link too)."""
+    try:
+        read = os.fstat(job.input.fileno())
+        written = os.stat(job.out)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return  # no output yet, or an input without a file (a pipe, a buffer)
+    if (read.st_dev, read.st_ino) == (written.st_dev, written.st_ino):
+        raise DataError(
+            [Problem(job.input_name, None, None, "",
+                     f"--out {job.out} is this input itself: writing it would destroy the "
+                     "tickets; choose another output")],
+        )  # fmt: skip
+
+
 def _same_answers(job: TriageJob, written: set[str], answering: str | None) -> None:
     """A resumed output must go on with the revision (model and intents) that wrote it:
     rows of two revisions in one file would not be what one run writes."""
@@ -175,16 +207,28 @@ def _batches(tickets: Iterable[Ticket], size: int) -> Iterator[list[Ticket]]:
         yield batch
 
 
-def _route(batch: list[Ticket], router: TicketRouter, name: str) -> list[Routed]:
-    """``batch`` answered in order: empty tickets here, the others by ``router``."""
-    for ticket in batch:
+def _route(batch: list[Ticket], router: TicketRouter, job: TriageJob) -> list[Routed]:
+    """``batch`` answered in order: empty and overlong tickets here, the others by
+    ``router``."""
+    unrouted: dict[int, Routed] = {}
+    for k, ticket in enumerate(batch):
         if ticket.empty:
             log.warning(
                 "%s:%d: ticket %r has no subject and no text: written as %s (reason %s)",
-                name, ticket.line, ticket.id, UNKNOWN, EMPTY_REASON,
+                job.input_name, ticket.line, ticket.id, UNKNOWN, EMPTY_REASON,
             )  # fmt: skip
-    routable = [t for t in batch if not t.empty]
+            unrouted[k] = Routed(ticket.id, UNKNOWN, 0.0, 0.0, EMPTY_REASON)
+            continue
+        size = len(ticket.text) + len(ticket.subject)
+        if size > job.max_text_chars:  # worded as the server words it (service.py)
+            with_subject = " with the subject" if ticket.subject else ""
+            error = (
+                f"INVALID_ARGUMENT: text: {size} characters{with_subject} exceed the limit "
+                f"of {job.max_text_chars}"
+            )
+            log.warning("%s:%d: ticket %r not routed: %s",
+                        job.input_name, ticket.line, ticket.id, error)  # fmt: skip
+            unrouted[k] = Routed(ticket.id, UNKNOWN, 0.0, 0.0, ERROR_REASON, error=error)
+    routable = [t for k, t in enumerate(batch) if k not in unrouted]
     answered = iter(router.route(routable) if routable else [])
-    return [
-        Routed(t.id, UNKNOWN, 0.0, 0.0, EMPTY_REASON) if t.empty else next(answered) for t in batch
-    ]
+    return [unrouted[k] if k in unrouted else next(answered) for k in range(len(batch))]

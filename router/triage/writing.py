@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
@@ -108,9 +109,24 @@ class OutputFile:
         self.resumed_revisions: set[str] = set()
 
     def open(self, *, resume: bool) -> list[str]:
-        """Open for appending; the ids already written, in order (none unless resuming)."""
+        """Open for appending; the ids already written, in order (none unless resuming).
+        The output is locked (``flock``) until ``close``: a second run writing the same
+        output is refused, never interleaved with this one."""
+        existed = self.path.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = self.path.open("ab")  # created, not truncated: the lock comes first
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.close()
+            raise DataError(
+                [Problem(str(self.path), None, None, "",
+                         "another triage run is writing this output; wait for it to end, "
+                         "or choose another --out")]
+            ) from None  # fmt: skip
+        self._file = file
         done: list[str] = []
-        if resume and self.path.exists():
+        if resume and existed:
             committed = self._committed()
             size = self.path.stat().st_size
             if committed is not None and committed > size:
@@ -120,16 +136,15 @@ class OutputFile:
                              f"holds {size}: it was changed since; start without --resume")]
                 )  # fmt: skip
             if committed is not None and committed < size:
-                os.truncate(self.path, committed)  # a torn row or an uncommitted batch
+                file.truncate(committed)  # a torn row or an uncommitted batch
             rows = list(self._rows())
             done = [id_ for id_, _ in rows]
             self.resumed_revisions = {revision for _, revision in rows if revision}
             self._header = self._header and self.path.stat().st_size == 0
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_bytes(b"")
+            file.truncate(0)
             self._header = self.format is InputFormat.CSV
-        self._file = self.path.open("ab")
+        file.seek(0, os.SEEK_END)
         self._commit()  # the checkpoint exists from here until ``finish``
         return done
 
@@ -144,7 +159,12 @@ class OutputFile:
         self._commit()
 
     def finish(self) -> None:
-        """Close the output and remove the checkpoint: the output is complete."""
+        """Close the output and remove the checkpoint: the output is complete (a CSV
+        output of no tickets still has its header)."""
+        if self._file is not None and self._header:
+            self._file.write(_csv([], header=True).encode("utf-8"))
+            self._header = False
+            self._commit()
         self.close()
         self.checkpoint.unlink(missing_ok=True)
 
