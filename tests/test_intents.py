@@ -210,6 +210,20 @@ def test_empty_directory_and_missing_path(tmp_path: Path) -> None:
     assert "no such file or directory" in problems_of(tmp_path / "missing")[0]
 
 
+def test_a_broken_link_in_a_directory_is_an_error_not_a_file_skipped(
+    tmp_path: Path, write
+) -> None:
+    """The ConfigMap layout: each key a link into ``..data``; a key whose target is gone
+    must not silently drop its intents."""
+    write("d/a.yaml", "intents:\n  - name: x\n    examples: [hello]\n")
+    (tmp_path / "d" / "b.yaml").symlink_to(tmp_path / "gone" / "b.yaml")
+    (tmp_path / "d" / "loop.yaml").symlink_to(tmp_path / "d" / "loop.yaml")
+    found = problems_of(tmp_path / "d")
+    assert len(found) == 2
+    assert found[0].endswith("b.yaml: a link to nothing (a broken symlink)")
+    assert "loop.yaml" in found[1]
+
+
 def test_bundled_intents_are_a_real_set() -> None:
     intents = load_intents(Path(__file__).resolve().parent.parent / "intents")
     assert len(intents.intents) >= 20

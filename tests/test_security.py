@@ -235,6 +235,26 @@ async def test_a_changed_token_file_is_read_again(guarded) -> None:
     assert (await stub.Classify(request, metadata=_metadata("rotated-token"))).alternatives
 
 
+async def test_an_emptied_or_removed_token_file_keeps_the_last_tokens(guarded, caplog) -> None:
+    """Start-up refuses a file without tokens; a running server keeps its tokens rather
+    than lock every caller out (an editor's save truncates, then writes)."""
+    _, channel, tokens, _ = guarded
+    stub = pb_grpc.IntentRouterStub(channel)
+    request = pb.ClassifyRequest(text="hello")
+    tokens.write_text("# nothing here yet\n")
+    os.utime(tokens, ns=(os.stat(tokens).st_atime_ns, os.stat(tokens).st_mtime_ns + 10**9))
+    assert (await stub.Classify(request, metadata=_metadata("reader-token"))).alternatives
+    assert "holds no tokens: keeping the last 2" in caplog.text
+    tokens.unlink()
+    assert (await stub.Classify(request, metadata=_metadata("reader-token"))).alternatives
+    assert (await stub.Classify(request, metadata=_metadata("reader-token"))).alternatives
+    assert caplog.text.count("cannot be read") == 1  # said once, not at every call
+    tokens.write_text("rotated-token\n")  # back: read again
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Classify(request, metadata=_metadata("reader-token"))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
 async def test_open_classification_still_guards_reload_and_hides_paths(
     bundled, tmp_path: Path
 ) -> None:

@@ -329,6 +329,21 @@ async def test_a_ticket_the_server_refuses_gets_a_row_saying_why(
     assert "1 not routed (reason error)" in err
 
 
+async def test_a_ticket_over_the_servers_message_size_stops_the_run_without_retries(
+    fake_server, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    rows = [*tickets(2), {"id": "huge", "text": "refund " * 150_000}]  # about 1 MB
+    source = write_jsonl(tmp_path / "t.jsonl", rows)
+    code, _, err = await asyncio.to_thread(
+        in_process, "triage", str(source), "--server", f"127.0.0.1:{fake_server.port}",
+        "--out", str(tmp_path / "o.jsonl"), "--max-text-chars", "10000000",
+    )  # fmt: skip
+    assert code == 1
+    assert "larger than the server takes in one message: lower --max-text-chars" in err
+    assert "retrying" not in caplog.text
+
+
 def test_triage_with_the_real_model_finds_both_requests_of_a_ticket(
     model_dir: Path, tmp_path: Path
 ) -> None:

@@ -149,14 +149,20 @@ def load_intents(path: Path | str, limits: IntentsLimits | None = None) -> Inten
     path = Path(path)
     limits = limits if limits is not None else IntentsLimits()
     if path.is_dir():
-        files = sorted(
+        named = sorted(
             p
             for p in path.iterdir()
-            if p.suffix in (".yaml", ".yml")
-            and not p.name.startswith(".")
-            and p.name != GATE_FILE
-            and p.is_file()
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.name != GATE_FILE
         )
+        # a link to nothing (a ConfigMap key's target gone, a link loop) is a file the
+        # operator meant: refusing it keeps its intents serving, skipping it drops them
+        broken = [p for p in named if p.is_symlink() and not p.exists()]
+        if broken:
+            raise IntentsError(
+                [Problem(str(p), None, None, "", "a link to nothing (a broken symlink)")
+                 for p in broken]
+            )  # fmt: skip
+        files = [p for p in named if p.is_file()]
         if not files:
             raise IntentsError([Problem(str(path), None, None, "", "no *.yaml or *.yml files")])
     elif path.is_file():

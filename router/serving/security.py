@@ -53,15 +53,23 @@ class _Watched:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._stamp: tuple[int, int] | None = None
+        self._missing = False  # the last look found no file (said once in the log)
         self._lock = threading.Lock()
 
     def changed(self) -> bool:
         try:
             stat = self.path.stat()
-        except OSError:
-            return False  # gone for a moment (a rotation in progress): keep what we have
+        except OSError as exc:
+            # gone for a moment (a rotation in progress) or removed: keep what we have
+            with self._lock:
+                if not self._missing:
+                    log.warning("%s cannot be read (%s): keeping what was read from it",
+                                self.path, exc.strerror or exc)  # fmt: skip
+                self._missing = True
+            return False
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
+            self._missing = False
             if stamp == self._stamp:
                 return False
             self._stamp = stamp
@@ -131,8 +139,14 @@ class TokenFile:
             words = line.split("#", 1)[0].split()
             if words:
                 tokens[words[0].encode("utf-8")] = "admin" in words[1:]
-        if not tokens and initial:
-            raise StartError(f"{self._watched.path}: no tokens in the token file")
+        if not tokens:
+            if initial:
+                raise StartError(f"{self._watched.path}: no tokens in the token file")
+            # emptied, or caught between a save's truncation and its write: locking every
+            # caller out is never what an edit means (start-up refuses such a file too)
+            log.error("token file changed and holds no tokens: keeping the last %d",
+                      len(self._tokens))  # fmt: skip
+            return
         with self._lock:
             self._tokens = tokens
         if not initial:

@@ -6,8 +6,8 @@ batch's order. A ticket the server refuses (too long, say) comes back with ``err
 and gets a row saying so; the others are unaffected. A batch that fails with
 ``UNAVAILABLE`` or ``RESOURCE_EXHAUSTED`` (the server still starting, or overloaded),
 whole or for any of its texts, is sent again after a back-off (0.2 s, doubling, six
-tries); any other failure stops the run (what was committed stays: ``--resume``
-continues).
+tries), unless it is a message over gRPC's size limit; any other failure stops the run
+(what was committed stays: ``--resume`` continues).
 """
 
 from __future__ import annotations
@@ -110,9 +110,14 @@ class ServerRouter:
                     raise ServerError(f"{self.address}: {busy}")
                 log.warning("%s: %s; retrying in %.1f s", self.address, busy, delay)
             except grpc.RpcError as exc:
-                code = exc.code()
+                code, details = exc.code(), exc.details() or ""
+                if "larger than max" in details:  # a message over gRPC's size: never retried
+                    raise ServerError(
+                        f"{self.address}: {code.name}: {details}; a ticket is larger than the "
+                        "server takes in one message: lower --max-text-chars"
+                    ) from exc
                 if code not in _RETRIED or attempt == _ATTEMPTS:
-                    raise ServerError(f"{self.address}: {code.name}: {exc.details()}") from exc
+                    raise ServerError(f"{self.address}: {code.name}: {details}") from exc
                 log.warning("%s: %s; retrying in %.1f s", self.address, code.name, delay)
             time.sleep(delay)
             delay *= 2
