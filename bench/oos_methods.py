@@ -69,6 +69,7 @@ from _sets import read_jsonl, strip_thresholds
 from router.quality.evaluate import SweepPoint, sweep
 from router.quality.tuning import Objective, choose
 from router.routing.engine import MAX_REFUSED_SPAN_CHARS, MAX_REFUSED_SPANS, Engine, TextEncoder
+from router.routing.folding import FOLDING, fold
 from router.routing.index import Index, IndexSettings, Scored
 from router.routing.intents import UNKNOWN, Intent, IntentSet, load_intents
 from router.routing.negation import Analysis, NegationSettings, analyse, pooling_spans
@@ -128,14 +129,14 @@ def embed_split(
     def encode(batch: Sequence[str]) -> F32:
         chosen = [by_text[t] for t in batch]
         spans = [pooling_spans(a, negation) for a in chosen]
-        return encoder.embed([a.text for a in chosen], spans)
+        return encoder.embed([fold(a.text) for a in chosen], spans)  # as Engine._encode
 
     def plain(batch: Sequence[str]) -> F32:
-        return encoder.embed(list(batch), [[] for _ in batch])
+        return encoder.embed([fold(t) for t in batch], [[] for _ in batch])
 
-    vectors = cache.embed(texts, encode, negation.key(), save=False)
+    vectors = cache.embed(texts, encode, f"{negation.key()}|{FOLDING}", save=False)
     owners = [(row, t) for row, a in enumerate(analyses) for t in _refused_texts(a)]
-    spans = cache.embed([t for _, t in owners], plain, "plain", save=False)
+    spans = cache.embed([t for _, t in owners], plain, f"plain|{FOLDING}", save=False)
     cache.save()
     return Split(
         texts,
