@@ -48,6 +48,8 @@ from router.serving.batching import BatchSettings
 from router.serving.reload import KEEP_REVISIONS
 
 if TYPE_CHECKING:
+    import grpc
+
     from router.quality.run import EvalRun, TicketRun
     from router.routing.engine import TextEncoder
     from router.serving.security import CertificateFiles
@@ -467,6 +469,19 @@ def _triage_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     triage.add_argument(
         "--token-file", type=Path, metavar="FILE", help="with --server: a bearer token, read once"
     )
+    triage.add_argument(
+        "--tls", action="store_true",
+        help="with --server: TLS, trusting the system's certificate authorities",
+    )  # fmt: skip
+    triage.add_argument(
+        "--tls-ca", type=Path, metavar="FILE",
+        help="with --server: TLS, trusting the authorities in FILE (PEM) instead",
+    )  # fmt: skip
+    triage.add_argument(
+        "--tls-cert", type=Path, metavar="FILE",
+        help="with --server: this client's certificate (PEM), for a server that asks for one",
+    )  # fmt: skip
+    triage.add_argument("--tls-key", type=Path, metavar="FILE", help="its private key (PEM)")
     triage.add_argument("--id-field", default="id", help="column or key of the id (default id)")
     triage.add_argument(
         "--subject-field", default=None,
@@ -508,8 +523,12 @@ def _triage(args: argparse.Namespace) -> int:
 
     if (args.server is None) == (args.intents is None):
         raise UsageError("triage needs --intents (in process) or --server ADDR, not both")
-    if args.token_file is not None and args.server is None:
-        raise UsageError("--token-file goes with --server")
+    client_options = ("token_file", "tls", "tls_ca", "tls_cert", "tls_key")
+    given = [o for o in client_options if getattr(args, o)]
+    if given and args.server is None:
+        raise UsageError(f"--{given[0].replace('_', '-')} goes with --server")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_text_chars < 1:
@@ -572,6 +591,27 @@ def _triage(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS for ``--server`` when any ``--tls*`` option is given; None: plaintext."""
+    if not (args.tls or args.tls_ca or args.tls_cert):
+        return None
+    import grpc
+
+    def read(path: Path | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(args.tls_ca),
+        private_key=read(args.tls_key),
+        certificate_chain=read(args.tls_cert),
+    )
+
+
 def _ticket_router(args: argparse.Namespace) -> TicketRouter:
     """The server's client with ``--server``, else an engine built as ``serve`` builds it."""
     if args.server is not None:
@@ -583,7 +623,7 @@ def _ticket_router(args: argparse.Namespace) -> TicketRouter:
                 token = args.token_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise UsageError(f"cannot read {args.token_file}: {exc.strerror}") from exc
-        return ServerRouter(args.server, token=token)
+        return ServerRouter(args.server, token=token, credentials=_client_credentials(args))
     from router.routing.engine import Engine
     from router.routing.intents import load_intents
     from router.triage.local import EngineRouter

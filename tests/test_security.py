@@ -142,6 +142,36 @@ async def test_mutual_tls_needs_a_client_certificate(bundled, tmp_path: Path) ->
         await server.stop(grace=0)
 
 
+async def test_triage_reaches_a_mutual_tls_server(bundled, tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+    import signal
+
+    from helpers import in_process
+
+    monkeypatch.setattr(signal, "signal", lambda *args: None)  # the CLI runs on a thread
+    ca = Authority("test-ca")
+    cert, key = ca.issue("server", tmp_path)
+    (tmp_path / "ca.pem").write_bytes(ca.pem)
+    tls = CertificateFiles(cert, key, client_ca=tmp_path / "ca.pem")
+    server = await _start(ServerConfig(intents=bundled, encoder=serving_fake(), port=0, tls=tls))
+    source = tmp_path / "t.jsonl"
+    source.write_text('{"id": "1", "text": "where is my parcel"}\n')
+    out = tmp_path / "o.jsonl"
+    client_cert, client_key = ca.issue("client", tmp_path / "client")
+    base = ("triage", str(source), "--server", f"localhost:{server.port}", "--out", str(out))
+    try:
+        code, _, err = await asyncio.to_thread(
+            in_process, *base, "--tls-ca", str(tmp_path / "ca.pem"),
+            "--tls-cert", str(client_cert), "--tls-key", str(client_key),
+        )  # fmt: skip
+        assert code == 0, err
+        assert json.loads(out.read_text())["intent"] == "track_delivery"
+        code, _, err = await asyncio.to_thread(in_process, *base, "--tls-cert", str(client_cert))
+        assert code == 2 and "--tls-cert and --tls-key go together" in err
+    finally:
+        await server.stop(grace=0)
+
+
 async def test_rotated_certificates_are_served_without_a_restart(bundled, tmp_path: Path) -> None:
     first, second = Authority("first-ca"), Authority("second-ca")
     cert, key = first.issue("server", tmp_path / "live")
