@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-streams", type=_positive, default=32,
         help="ClassifyStream calls open at once; one more is refused RESOURCE_EXHAUSTED",
     )  # fmt: skip
+    serve.add_argument(
+        "--stream-idle-seconds", type=_seconds, default=300.0,
+        metavar="SECONDS",
+        help="ClassifyStream: a stream whose caller sends nothing for this long, with "
+        "nothing in flight, ends DEADLINE_EXCEEDED (0: never)",
+    )  # fmt: skip
     batching = BatchSettings()
     serve.add_argument(
         "--batch-texts", type=int, default=batching.max_batch, help="texts per model call"
@@ -358,6 +364,7 @@ def _serve(args: argparse.Namespace) -> int:
             max_request_chars=args.max_request_chars,
             max_stream_in_flight=args.stream_in_flight,
             max_streams=args.max_streams,
+            stream_idle_seconds=args.stream_idle_seconds,
         ),
         settings=_settings(args),
         intents_path=args.intents,

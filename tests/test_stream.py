@@ -317,3 +317,37 @@ async def test_a_stream_past_the_servers_limit_is_refused_and_the_others_go_on(b
             requests_of([pb.ClassifyStreamRequest(id="y", text="where is my parcel")])
         )
         assert [r.id async for r in again] == ["y"]  # a slot is free again
+
+
+async def test_an_idle_stream_ends_and_frees_its_place_but_not_while_a_text_is_in_flight(
+    bundled,
+) -> None:
+    limits = Limits(max_streams=1, stream_idle_seconds=0.5)
+    encoder = serving_fake()
+    config = ServerConfig(intents=bundled, encoder=encoder, port=0, limits=limits)
+    async with running(config) as served:
+        held = asyncio.Event()
+
+        async def one_then_nothing() -> AsyncIterator[pb.ClassifyStreamRequest]:
+            yield pb.ClassifyStreamRequest(id="a", text="where is my parcel")
+            await held.wait()  # open, silent
+
+        encoder.hold()
+        try:
+            call = served.stub.ClassifyStream(one_then_nothing(), timeout=10)
+            await asyncio.sleep(1.0)  # twice the idle limit, with "a" in the model
+        finally:
+            encoder.release()
+        assert (await call.read()).id == "a"  # answered: in flight is not idle
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await call.read()  # then nothing more comes
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "--stream-idle-seconds" in (ended.value.details() or "")
+        service = served.server.service
+        assert service is not None
+        await wait_for(lambda: service.streams_open == 0)
+        again = served.stub.ClassifyStream(
+            requests_of([pb.ClassifyStreamRequest(id="b", text="where is my parcel")])
+        )
+        assert [r.id async for r in again] == ["b"]  # its place is free
+        held.set()

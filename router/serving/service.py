@@ -62,6 +62,11 @@ class Limits:
     #: ClassifyStream calls open at once; one more is refused RESOURCE_EXHAUSTED (with
     #: the per-stream bound, the server holds at most both multiplied in stream texts).
     max_streams: int = 32
+    #: ClassifyStream: seconds a stream may wait for its caller's next message while
+    #: nothing of it is in flight; then it ends DEADLINE_EXCEEDED and frees its place
+    #: (a caller holding ``max_streams`` idle streams would lock everyone else out).
+    #: 0: no limit.
+    stream_idle_seconds: float = 300.0
     #: ClassifyStream: characters of a text's id; a longer one is that text's error,
     #: echoed cut to this length (an id is held, and echoed, while its text is).
     max_id_chars: int = 256
@@ -292,6 +297,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         answers: asyncio.Queue[pb.ClassifyStreamResponse | None] = asyncio.Queue()
         pending: set[asyncio.Task[None]] = set()
         held = [0, 0]  # this stream's texts read and not yet written; of those, answered
+        active = [asyncio.get_running_loop().time()]  # the last message read or answer written
 
         async def answer(request: pb.ClassifyStreamRequest | _Malformed) -> None:
             try:
@@ -304,9 +310,44 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
             held[1] += 1
             self.stream_unwritten += 1
 
+        async def requests() -> AsyncIterator[Any]:
+            """The caller's messages; an idle caller's stream ends (``Limits``)."""
+            iterator = aiter(request_iterator)
+            loop = asyncio.get_running_loop()
+            while True:
+                waiting = asyncio.ensure_future(anext(iterator))
+                try:
+                    request = await _next_or_idle(waiting)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    waiting.cancel()  # done already, or the stream is ending
+                active[0] = loop.time()
+                yield request
+
+        async def _next_or_idle(waiting: asyncio.Future[Any]) -> Any:
+            """``waiting``'s message; the stream ends DEADLINE_EXCEEDED once nothing has
+            been read or written for ``stream_idle_seconds`` with nothing in flight."""
+            idle = self.limits.stream_idle_seconds
+            loop = asyncio.get_running_loop()
+            while idle > 0:
+                quiet = loop.time() - active[0]
+                wait = idle - quiet if held[0] == 0 else idle
+                if wait <= 0:
+                    await context.abort(
+                        grpc.StatusCode.DEADLINE_EXCEEDED,
+                        f"no message for {idle:g} s with nothing in flight: an idle "
+                        "stream is closed (--stream-idle-seconds); open another when "
+                        "there is more",
+                    )
+                done, _ = await asyncio.wait({waiting}, timeout=wait)
+                if done:
+                    break
+            return await waiting
+
         async def read() -> None:
             try:
-                async for request in request_iterator:
+                async for request in requests():
                     await slots.acquire()
                     held[0] += 1
                     self.stream_in_flight += 1
@@ -322,6 +363,7 @@ class IntentRouterService(pb_grpc.IntentRouterServicer):
         try:
             while (response := await answers.get()) is not None:
                 yield response  # returns once gRPC has taken it
+                active[0] = asyncio.get_running_loop().time()
                 held[0] -= 1
                 held[1] -= 1
                 self.stream_in_flight -= 1
