@@ -205,6 +205,15 @@ def test_undecodable_wide_bytes_name_their_line() -> None:
         read_bytes(data, InputFormat.JSONL, "utf-16-le")
 
 
+def test_an_open_quote_names_every_line_it_swallowed() -> None:
+    data = b'id,text\n1,refund\n2,"where is\n3,my parcel\n4,cancel\n5,"x"\n6,hello\n'
+    got = read_bytes(data, InputFormat.CSV)
+    assert got[0] == Ticket("1", "refund", "", 2) and got[-1] == Ticket("6", "hello", "", 7)
+    (bad,) = got[1:-1]
+    assert isinstance(bad, BadRow)
+    assert str(bad).startswith("t:3: malformed CSV row (lines 3-6, one record)")
+
+
 def test_old_mac_line_endings_are_named() -> None:
     with pytest.raises(DataError, match="carriage return alone"):
         read_bytes(b"id,text\r1,refund\r", InputFormat.CSV)

@@ -220,6 +220,12 @@ def _csv_rows(
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     reader = csv.reader(text_lines(), strict=True)
     header: list[str] | None = None
+
+    def _lines(start: int) -> str:
+        """The lines a bad record took, when more than its first (an open quote takes
+        every line to the next quote: the tickets on them have no row)."""
+        return f" (lines {start}-{current[0]}, one record)" if current[0] > start else ""
+
     while True:
         start = current[0] + 1
         try:
@@ -231,7 +237,7 @@ def _csv_rows(
                 raise DataError(
                     [Problem(name, start, None, "", f"bad CSV header: {_csv_error(exc)}")]
                 ) from exc
-            yield _bad(name, start, "", f"malformed CSV row: {_csv_error(exc)}")
+            yield _bad(name, start, "", f"malformed CSV row{_lines(start)}: {_csv_error(exc)}")
             continue
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
@@ -247,7 +253,8 @@ def _csv_rows(
         if len(cells) != len(header):
             yield _bad(
                 name, start, "",
-                f"malformed CSV row: {len(cells)} cells where the header has {len(header)}",
+                f"malformed CSV row{_lines(start)}: {len(cells)} cells where the header has "
+                f"{len(header)}",
             )  # fmt: skip
             continue
         yield pick(cells, start)
