@@ -526,7 +526,7 @@ def _triage_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
 def _triage(args: argparse.Namespace) -> int:
     from router.triage.progress import count_tickets, progress_bar
     from router.triage.reading import Fields, InputFormat, format_of
-    from router.triage.run import BadRowPolicy, TriageJob, triage
+    from router.triage.run import BadRowPolicy, TriageJob, max_cell_chars, triage
 
     if (args.server is None) == (args.intents is None):
         raise UsageError("triage needs --intents (in process) or --server ADDR, not both")
@@ -559,8 +559,10 @@ def _triage(args: argparse.Namespace) -> int:
     progress = None
     try:
         if not args.quiet and sys.stderr.isatty():
-            total = None if stdin else count_tickets(Path(args.input), InputFormat(in_format),
-                                                     args.encoding)  # fmt: skip
+            total = None if stdin else count_tickets(
+                Path(args.input), InputFormat(in_format), args.encoding,
+                max_cell_chars(args.max_text_chars),
+            )  # fmt: skip
             progress = progress_bar(total, sys.stderr)
         job = TriageJob(
             input=source,

@@ -210,9 +210,7 @@ def test_empty_directory_and_missing_path(tmp_path: Path) -> None:
     assert "no such file or directory" in problems_of(tmp_path / "missing")[0]
 
 
-def test_a_broken_link_in_a_directory_is_an_error_not_a_file_skipped(
-    tmp_path: Path, write
-) -> None:
+def test_a_broken_link_in_a_directory_is_an_error_not_a_file_skipped(tmp_path: Path, write) -> None:
     """The ConfigMap layout: each key a link into ``..data``; a key whose target is gone
     must not silently drop its intents."""
     write("d/a.yaml", "intents:\n  - name: x\n    examples: [hello]\n")

@@ -265,16 +265,20 @@ async def test_a_changed_token_file_is_read_again(guarded) -> None:
     assert (await stub.Classify(request, metadata=_metadata("rotated-token"))).alternatives
 
 
-async def test_an_emptied_or_removed_token_file_keeps_the_last_tokens(guarded, caplog) -> None:
-    """Start-up refuses a file without tokens; a running server keeps its tokens rather
-    than lock every caller out (an editor's save truncates, then writes)."""
+def _touch(path: Path) -> None:
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+
+
+async def test_a_truncated_or_removed_token_file_keeps_the_last_tokens(guarded, caplog) -> None:
+    """An editor's save truncates, then writes: between the two the file has 0 bytes,
+    and the running server keeps its tokens rather than lock every caller out."""
     _, channel, tokens, _ = guarded
     stub = pb_grpc.IntentRouterStub(channel)
     request = pb.ClassifyRequest(text="hello")
-    tokens.write_text("# nothing here yet\n")
-    os.utime(tokens, ns=(os.stat(tokens).st_atime_ns, os.stat(tokens).st_mtime_ns + 10**9))
+    tokens.write_text("")
+    _touch(tokens)
     assert (await stub.Classify(request, metadata=_metadata("reader-token"))).alternatives
-    assert "holds no tokens: keeping the last 2" in caplog.text
+    assert "token file is empty: keeping the last 2 tokens" in caplog.text
     tokens.unlink()
     assert (await stub.Classify(request, metadata=_metadata("reader-token"))).alternatives
     assert (await stub.Classify(request, metadata=_metadata("reader-token"))).alternatives
@@ -283,6 +287,17 @@ async def test_an_emptied_or_removed_token_file_keeps_the_last_tokens(guarded, c
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.Classify(request, metadata=_metadata("reader-token"))
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_token_file_whose_tokens_are_all_removed_revokes_them(guarded, caplog) -> None:
+    _, channel, tokens, _ = guarded
+    stub = pb_grpc.IntentRouterStub(channel)
+    tokens.write_text("# reader-token\n# ops-token admin\n")  # a deliberate revocation
+    _touch(tokens)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Classify(pb.ClassifyRequest(text="hello"), metadata=_metadata("ops-token"))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "holds no tokens: every call that needs one is refused" in caplog.text
 
 
 async def test_open_classification_still_guards_reload_and_hides_paths(

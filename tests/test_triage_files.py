@@ -198,11 +198,16 @@ def test_wide_encodings_read_as_the_same_tickets(encoding: str) -> None:
     ]
 
 
-def test_undecodable_wide_bytes_name_their_line() -> None:
-    data = jsonl({"id": "1", "text": "a"}, {"id": "2", "text": "b"}).encode("utf-16-le")
-    data += b"\x00\xd8\n\x00"  # a lone high surrogate, then a newline
-    with pytest.raises(DataError, match=r"^t:3: bytes that are not valid utf-16-le"):
-        read_bytes(data, InputFormat.JSONL, "utf-16-le")
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-16", "utf-32-le"])
+@pytest.mark.parametrize("line", [1, 2, 3])
+def test_undecodable_wide_bytes_name_their_line(encoding: str, line: int) -> None:
+    """In UTF-16-LE a newline's second byte opens the next piece read: the line count
+    must not lose it."""
+    texts = [f"ticket {k}" if k != line else "tick\ud800et" for k in range(1, 5)]
+    records = jsonl(*({"id": str(k), "text": t} for k, t in enumerate(texts, start=1)))
+    data = records.replace("\\ud800", "\ud800").encode(encoding, "surrogatepass")
+    with pytest.raises(DataError, match=rf"^t:{line}: bytes that are not valid {encoding}"):
+        read_bytes(data, InputFormat.JSONL, encoding)
 
 
 def test_an_open_quote_names_every_line_it_swallowed() -> None:
@@ -214,16 +219,24 @@ def test_an_open_quote_names_every_line_it_swallowed() -> None:
     assert str(bad).startswith("t:3: malformed CSV row (lines 3-6, one record)")
 
 
-def test_old_mac_line_endings_are_named() -> None:
+def test_old_mac_line_endings_are_named_and_a_stray_carriage_return_is_not_them() -> None:
     with pytest.raises(DataError, match="carriage return alone"):
         read_bytes(b"id,text\r1,refund\r", InputFormat.CSV)
+    got = read_bytes(b"id,text\n1,ref\rund\n2,fine\n", InputFormat.CSV)
+    assert "a carriage return inside a cell that is not quoted" in str(got[0])
+    assert got[1] == Ticket("2", "fine", "", 3)
 
 
-def test_a_csv_cell_longer_than_the_csv_module_default_is_read() -> None:
+def test_a_csv_cell_is_read_to_the_callers_limit_and_no_further() -> None:
     long = "refund " * 30_000  # 210,000 characters: over csv's 131,072
-    assert read_bytes(f"id,text\n1,{long}\n".encode(), InputFormat.CSV) == [
-        Ticket("1", long, "", 2)
-    ]
+    data = f"id,text\n1,{long}\n2,fine\n".encode()
+    got = list(
+        read_tickets(io.BytesIO(data), InputFormat.CSV, Fields(), name="t", max_cell_chars=2**20)
+    )
+    assert got == [Ticket("1", long, "", 2), Ticket("2", "fine", "", 3)]
+    bad, fine = read_bytes(data, InputFormat.CSV)  # the csv module's own limit
+    assert isinstance(bad, BadRow) and "a cell over 131,072 characters" in str(bad)
+    assert fine == Ticket("2", "fine", "", 3)  # reading goes on after it
 
 
 def test_a_lone_surrogate_is_replaced_in_a_text_and_refused_in_an_id() -> None:
@@ -429,6 +442,30 @@ def test_an_input_that_cannot_be_read_leaves_an_existing_output_as_it_was(
         run(wrong, out)
     assert out.read_bytes() == before
     assert not checkpoint_of(out).exists()
+
+
+def test_a_malformed_first_row_leaves_an_existing_output_as_it_was(write, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    run(write("t.jsonl", jsonl(*TICKETS[:3])), out)
+    before = out.read_bytes()
+    with pytest.raises(DataError, match=r"t\.jsonl:1: a JSON object is expected"):
+        run(write("t.jsonl", "[1, 2]\n{oops\n"), out)
+    assert out.read_bytes() == before
+    assert not checkpoint_of(out).exists()
+
+
+def test_a_file_system_without_locks_still_triages(write, tmp_path: Path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    out = tmp_path / "out.jsonl"
+    run(write("t.jsonl", jsonl(*TICKETS[:3])), out)
+    assert len(out.read_text().splitlines()) == 3
+    assert "no file locks here" in caplog.text
 
 
 def test_a_second_run_into_the_same_output_is_refused_while_the_first_writes(

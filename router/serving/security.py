@@ -142,11 +142,11 @@ class TokenFile:
         if not tokens:
             if initial:
                 raise StartError(f"{self._watched.path}: no tokens in the token file")
-            # emptied, or caught between a save's truncation and its write: locking every
-            # caller out is never what an edit means (start-up refuses such a file too)
-            log.error("token file changed and holds no tokens: keeping the last %d",
-                      len(self._tokens))  # fmt: skip
-            return
+            if not text:  # 0 bytes: a save caught between its truncation and its write
+                log.error("token file is empty: keeping the last %d tokens until it is "
+                          "written", len(self._tokens))  # fmt: skip
+                return
+            log.warning("token file holds no tokens: every call that needs one is refused")
         with self._lock:
             self._tokens = tokens
         if not initial:

@@ -13,7 +13,7 @@ import importlib.util
 from pathlib import Path
 from typing import IO, Any
 
-from router.triage.reading import InputFormat
+from router.triage.reading import CSV_FIELD_LIMIT, InputFormat
 
 __all__ = ["Progress", "count_tickets", "progress_bar"]
 
@@ -47,11 +47,14 @@ def progress_bar(total: int | None, stream: IO[str]) -> Progress | None:
     return Progress(bar)
 
 
-def count_tickets(path: Path, fmt: InputFormat, encoding: str) -> int | None:
+def count_tickets(
+    path: Path, fmt: InputFormat, encoding: str, max_cell_chars: int = CSV_FIELD_LIMIT
+) -> int | None:
     """About how many tickets ``path`` holds (non-blank lines or CSV records, less the
     header), for the bar's total; None when it cannot be read that way (errors are
     reported by the run itself)."""
     try:
+        csv.field_size_limit(max(CSV_FIELD_LIMIT, max_cell_chars))  # as the run reads it
         with path.open(encoding=encoding, errors="replace", newline="") as f:
             if fmt is InputFormat.CSV:
                 return max(0, sum(1 for row in csv.reader(f) if row) - 1)

@@ -32,6 +32,7 @@ from router.routing.blank import is_blank
 from router.routing.folding import without_lone_surrogates
 
 __all__ = [
+    "CSV_FIELD_LIMIT",
     "BadRow",
     "Fields",
     "InputFormat",
@@ -46,6 +47,9 @@ class InputFormat(enum.StrEnum):
     JSONL = "jsonl"
 
 
+#: The csv module's default limit on a cell (characters); ``read_tickets`` takes a
+#: larger one from its caller.
+CSV_FIELD_LIMIT = 131_072
 _EXTENSIONS = {".csv": InputFormat.CSV, ".jsonl": InputFormat.JSONL, ".ndjson": InputFormat.JSONL}
 
 
@@ -96,13 +100,16 @@ def read_tickets(
     *,
     name: str,
     encoding: str = "utf-8",
+    max_cell_chars: int = CSV_FIELD_LIMIT,
 ) -> Iterator[Ticket | BadRow]:
     """Tickets and bad rows of ``stream`` in file order; raises ``DataError`` for what
     makes the whole input unusable (bytes that do not decode, a missing field).
-    ``name`` is the file's name in messages (``-`` for stdin)."""
+    ``name`` is the file's name in messages (``-`` for stdin). A CSV cell over
+    ``max_cell_chars`` (at least the csv module's 131,072) is a bad row: memory stays
+    bounded when an unclosed quote would read the rest of the file into one cell."""
     lines = _decoded(stream, encoding, name)
     rows = (
-        _csv_rows(lines, fields, name)
+        _csv_rows(lines, fields, name, max(CSV_FIELD_LIMIT, max_cell_chars))
         if fmt is InputFormat.CSV
         else _jsonl_rows(lines, fields, name)
     )
@@ -162,13 +169,20 @@ def _decoded_wide(stream: IO[bytes], encoding: str, name: str) -> Iterator[tuple
     pending, number = "", 0
     pieces = itertools.chain(stream, [b""])
     for raw in pieces:
+        state = decoder.getstate()
         try:
             pending += decoder.decode(raw, final=not raw)
         except UnicodeDecodeError as exc:
+            # the piece may begin with the end of the last line's newline (0a 00 in
+            # UTF-16-LE): count the newlines decoded before the bad bytes
+            probe = codecs.getincrementaldecoder(encoding)(errors="replace")
+            probe.setstate(state)
+            seen = probe.decode(raw, final=True)
+            before = seen[: seen.index("\ufffd")] if "\ufffd" in seen else seen
             raise DataError(
                 [
                     Problem(
-                        name, number + 1, None, "",
+                        name, number + 1 + before.count("\n"), None, "",
                         f"bytes that are not valid {encoding} ({exc.reason}); give the "
                         "file's encoding with --encoding",
                     )
@@ -201,12 +215,9 @@ def _subject_field(fields: Fields, present: Iterable[str]) -> str | None:
 
 # -------------------------------------------------------------------------------- CSV
 
-#: The longest CSV cell read (characters); the csv module's default is 131,072.
-_CSV_FIELD_LIMIT = 2**31 - 1
-
 
 def _csv_rows(
-    lines: Iterator[tuple[int, str]], fields: Fields, name: str
+    lines: Iterator[tuple[int, str]], fields: Fields, name: str, max_cell_chars: int
 ) -> Iterator[Ticket | BadRow]:
     current = [0]  # the physical line csv is reading (it may span several for one record)
 
@@ -215,9 +226,9 @@ def _csv_rows(
             current[0] = number
             yield text
 
-    # a cell as long as a JSONL line may be: the ticket's length is the run's to judge
-    # (``--max-text-chars``), not the csv module's default of 131,072 characters
-    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    # the ticket's length is the run's to judge (``--max-text-chars``): a cell may be
+    # longer than the csv module's default, not unbounded
+    csv.field_size_limit(max_cell_chars)
     reader = csv.reader(text_lines(), strict=True)
     header: list[str] | None = None
 
@@ -235,9 +246,11 @@ def _csv_rows(
         except csv.Error as exc:
             if header is None:
                 raise DataError(
-                    [Problem(name, start, None, "", f"bad CSV header: {_csv_error(exc)}")]
+                    [Problem(name, start, None, "", f"bad CSV header: {_csv_error(exc, True)}")]
                 ) from exc
-            yield _bad(name, start, "", f"malformed CSV row{_lines(start)}: {_csv_error(exc)}")
+            yield _bad(
+                name, start, "", f"malformed CSV row{_lines(start)}: {_csv_error(exc, False)}"
+            )
             continue
         if not cells or (len(cells) == 1 and not cells[0].strip()):
             continue  # a blank line
@@ -260,13 +273,22 @@ def _csv_rows(
         yield pick(cells, start)
 
 
-def _csv_error(exc: csv.Error) -> str:
-    if "new-line character seen in unquoted field" in str(exc):
+def _csv_error(exc: csv.Error, header: bool) -> str:
+    """What the csv module's error means for the person holding the file."""
+    said = str(exc)
+    if "new-line character seen in unquoted field" in said:
+        if header:  # the first line never ended: the file ends its lines with CR alone
+            return (
+                "a line ends with a carriage return alone (old Mac line endings); convert "
+                "the file's line endings to \\n or \\r\\n"
+            )
+        return "a carriage return inside a cell that is not quoted (quote the cell)"
+    if "field larger than field limit" in said:
         return (
-            "a line ends with a carriage return alone (old Mac line endings); convert the "
-            "file's line endings to \\n or \\r\\n"
+            f"a cell over {csv.field_size_limit():,} characters (an unclosed quote reads "
+            "on to the next quote)"
         )
-    return str(exc)
+    return said
 
 
 def _picker(

@@ -13,8 +13,8 @@ together; the server's limit by default) is not routed either: its row has reaso
 and through a server. A bad row (reading.py) is skipped with a warning or stops the run,
 by ``on_bad_row``.
 
-The output is opened only once the input's first row has been read (a missing field or
-an undecodable first line leaves an existing output as it was); an output that is the
+The output is opened only once the input's first row has been read (a missing field, an
+undecodable or malformed first row leaves an existing output as it was); an output that is the
 input itself is refused, and so is one another run is writing (``OutputFile``).
 """
 
@@ -38,7 +38,14 @@ from router.triage.reading import BadRow, Fields, InputFormat, Ticket, read_tick
 from router.triage.routers import ERROR_REASON, Routed, TicketRouter
 from router.triage.writing import OutputFile
 
-__all__ = ["EMPTY_REASON", "BadRowPolicy", "TriageJob", "TriageSummary", "triage"]
+__all__ = [
+    "EMPTY_REASON",
+    "BadRowPolicy",
+    "TriageJob",
+    "TriageSummary",
+    "max_cell_chars",
+    "triage",
+]
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +93,25 @@ class TriageSummary:
         return self.written / self.seconds if self.seconds > 0 else 0.0
 
 
+def max_cell_chars(max_text_chars: int) -> int:
+    """The longest CSV cell read: 2**20 characters, or 4x the longest ticket routed when
+    that is more. A longer ticket is an error row up to there (as in JSONL) and a bad row
+    beyond, so an unclosed quote cannot read the rest of the file into one cell."""
+    return max(2**20, 4 * max_text_chars)
+
+
 def triage(job: TriageJob, router: TicketRouter, progress: Progress | None = None) -> TriageSummary:
     """Route every ticket of ``job.input`` into ``job.out``; see the module doc."""
     summary = TriageSummary()
     start = time.perf_counter()
     _refuse_input_as_output(job)
     rows = read_tickets(
-        job.input, job.input_format, job.fields, name=job.input_name, encoding=job.encoding
-    )
+        job.input, job.input_format, job.fields, name=job.input_name, encoding=job.encoding,
+        max_cell_chars=max_cell_chars(job.max_text_chars),
+    )  # fmt: skip
     first = list(itertools.islice(rows, 1))  # the header and first row checked: may raise
+    if first and isinstance(first[0], BadRow) and job.on_bad_row is BadRowPolicy.STOP:
+        raise DataError([first[0].problem], limit=1)  # before the output is touched
     tickets = itertools.chain(first, rows)
     out = OutputFile(job.out, job.out_format)
     try:

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import io
 import json
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +34,11 @@ from router.triage.reading import InputFormat
 from router.triage.routers import Routed, score_value
 
 __all__ = ["CSV_COLUMNS", "OutputFile", "checkpoint_of", "record"]
+
+log = logging.getLogger(__name__)
+
+#: flock's errors on a file system without locks (some network and FUSE mounts).
+_NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS})
 
 CSV_COLUMNS = (
     "id", "intent", "score", "threshold", "reason", "intents", "matches", "revision", "error",
@@ -124,6 +131,12 @@ class OutputFile:
                          "another triage run is writing this output; wait for it to end, "
                          "or choose another --out")]
             ) from None  # fmt: skip
+        except OSError as exc:
+            if exc.errno not in _NO_LOCKS:
+                file.close()
+                raise
+            log.warning("%s: no file locks here (%s): two runs into this output would "
+                        "not be kept apart", self.path, exc.strerror)  # fmt: skip
         self._file = file
         done: list[str] = []
         if resume and existed:
@@ -165,8 +178,8 @@ class OutputFile:
             self._file.write(_csv([], header=True).encode("utf-8"))
             self._header = False
             self._commit()
+        self.checkpoint.unlink(missing_ok=True)  # still locked: no other run's checkpoint
         self.close()
-        self.checkpoint.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._file is not None:
