@@ -68,7 +68,7 @@ from _sets import read_jsonl, strip_thresholds
 
 from router.quality.evaluate import SweepPoint, sweep
 from router.quality.tuning import Objective, choose
-from router.routing.engine import MAX_REFUSED_SPAN_CHARS, MAX_REFUSED_SPANS, Engine, TextEncoder
+from router.routing.engine import Engine, TextEncoder, refused_texts
 from router.routing.folding import FOLDING, fold
 from router.routing.index import Index, IndexSettings, Scored
 from router.routing.intents import UNKNOWN, Intent, IntentSet, load_intents
@@ -113,12 +113,6 @@ def _analyses(texts: Sequence[str], negation: NegationSettings) -> list[Analysis
     return [analyse(t, negation.lexicon) for t in texts]
 
 
-def _refused_texts(analysis: Analysis) -> list[str]:
-    """As ``routing/engine.py:_refused_texts``: the spans ``classify`` embeds."""
-    texts = (s.text(analysis.text)[:MAX_REFUSED_SPAN_CHARS].strip() for s in analysis.refusals)
-    return list(dict.fromkeys(t for t in texts if t))[:MAX_REFUSED_SPANS]
-
-
 def embed_split(
     encoder: TextEncoder, cache: VectorCache, negation: NegationSettings, rows: list[dict[str, Any]]
 ) -> Split:
@@ -135,7 +129,7 @@ def embed_split(
         return encoder.embed([fold(t) for t in batch], [[] for _ in batch])
 
     vectors = cache.embed(texts, encode, f"{negation.key()}|{FOLDING}", save=False)
-    owners = [(row, t) for row, a in enumerate(analyses) for t in _refused_texts(a)]
+    owners = [(row, t) for row, a in enumerate(analyses) for t in refused_texts(a)]
     spans = cache.embed([t for _, t in owners], plain, f"plain|{FOLDING}", save=False)
     cache.save()
     return Split(

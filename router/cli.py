@@ -30,6 +30,7 @@ import asyncio
 import codecs
 import json
 import logging
+import os
 import signal
 import sys
 from collections import Counter
@@ -397,7 +398,10 @@ def _classify(args: argparse.Namespace) -> int:
     from router.routing.engine import Engine
     from router.routing.folding import without_lone_surrogates
     from router.routing.intents import load_intents
+    from router.serving.service import Limits
 
+    if not 1 <= args.top_k <= Limits().max_top_k:
+        raise UsageError(f"--top-k must be in [1, {Limits().max_top_k}], got {args.top_k}")
     texts = [without_lone_surrogates(t) for t in args.texts]  # undecodable bytes in argv
     blank = [i for i, text in enumerate(texts, start=1) if is_blank(text)]
     if blank:
@@ -675,11 +679,12 @@ def _eval_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     evaluate.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument(
-        "--report", type=Path, metavar="DIR", help="write DIR/index.html and PNG plots"
+        "--report", type=_named_path, metavar="DIR", help="write DIR/index.html and PNG plots"
     )
     evaluate.add_argument(
-        "--predictions", type=Path, metavar="FILE", help="write every row's prediction (JSONL)"
-    )
+        "--predictions", type=_named_path, metavar="FILE",
+        help="write every row's prediction (JSONL)",
+    )  # fmt: skip
     evaluate.add_argument(
         "--show-errors", type=int, default=15, metavar="N", help="errors listed in the summary"
     )
@@ -846,15 +851,42 @@ def _print_lines(lines: list[str]) -> None:
     print("\n".join(lines))
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--report DIR`` and ``--predictions FILE`` can be written: said before the run,
+    not after a long evaluation."""
+    report, predictions = args.report, args.predictions
+    if report is not None:
+        if report.exists() and not report.is_dir():
+            raise UsageError(f"--report {report}: exists and is not a directory")
+        _check_writable(report, "--report")
+    if predictions is not None:
+        if predictions.is_dir():
+            raise UsageError(f"--predictions {predictions}: a file is needed, not a directory")
+        _check_writable(predictions, "--predictions")
+
+
+def _check_writable(path: Path, flag: str) -> None:
+    """The nearest existing directory at or above ``path`` can be written."""
+    parent = path if path.is_dir() else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {path}: {parent} is not a directory this user can write")
+
+
 def _eval(args: argparse.Namespace) -> int:
     from router.quality.render import evaluation_lines, negation_compare_lines
 
+    _check_outputs(args)  # before the work, not after it
     if _tickets_given(args):
         return _eval_tickets(args)
 
     if args.report is not None:
         require("eval", "eval --report", "matplotlib")  # before the work, not after
     if args.negation == "compare":
+        for flag, given in (("--report", args.report), ("--predictions", args.predictions)):
+            if given is not None:
+                raise UsageError(f"{flag} is not written by --negation compare (two runs)")
         off, on = (_eval_run(args, enabled).evaluation() for enabled in (False, True))
         if args.json:
             print(json.dumps({"negation_off": off.to_json(), "negation_on": on.to_json()}))
@@ -936,6 +968,7 @@ def _tune(args: argparse.Namespace) -> int:
         own_thresholds=own,
         min_rows=args.min_rows,
     )
+    _warn_thin_data(gold)
     written: list[Path] = []
     if args.write:
         written = write_thresholds(run.intents, tuning.default, tuning.per_intent, run.model)
@@ -972,6 +1005,26 @@ def _tune(args: argparse.Namespace) -> int:
     else:
         print("\n(not written: --write records them in the intents files)")
     return 0
+
+
+#: Fewer labelled rows of either kind than this make a fragile threshold (a warning).
+THIN_DATA_ROWS = 20
+
+
+def _warn_thin_data(gold: Sequence[str]) -> None:
+    """A threshold chosen on few rows, or on rows of one kind, sits at an edge of the
+    sweep: every threshold on one side ties. Said, not refused (a first file is small)."""
+    from router.routing.intents import UNKNOWN
+
+    unknown = sum(g == UNKNOWN for g in gold)
+    in_scope = len(gold) - unknown
+    if min(unknown, in_scope) < THIN_DATA_ROWS:
+        log.warning(
+            "tuned on %d in-scope and %d out-of-scope rows: with fewer than %d of either the "
+            "threshold is fragile (with none of a kind it sits at the edge that kind "
+            "allows); add labelled rows of both kinds",
+            in_scope, unknown, THIN_DATA_ROWS,
+        )  # fmt: skip
 
 
 def _tls(args: argparse.Namespace) -> CertificateFiles | None:
@@ -1020,6 +1073,13 @@ def _seconds(text: str) -> float:
     if not 0.0 <= value <= 2_000_000:
         raise argparse.ArgumentTypeError(f"must be in 0-2000000 seconds, got {text}")
     return value
+
+
+def _named_path(text: str) -> Path:
+    """A path that names something ("" would be the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
 
 
 def _positive_seconds(text: str) -> float:

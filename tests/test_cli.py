@@ -97,6 +97,33 @@ def test_broken_intents_stop_with_file_line(command: str, tmp_path: Path) -> Non
     assert out == ""
 
 
+def test_outputs_that_cannot_be_written_are_refused_before_the_run(
+    fake_model: list[Path], tmp_path: Path, caplog
+) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"text": "where is my parcel", "intent": "track_delivery"}\n', "utf-8")
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    base = ("eval", "--intents", str(INTENTS), "--data", str(data))
+    for extra, said in (
+        (("--report", str(a_file)), "exists and is not a directory"),
+        (("--report", str(a_file / "sub")), "is not a directory this user can write"),
+        (("--report", " "), "--report: an empty path"),
+        (("--predictions", str(tmp_path)), "a file is needed, not a directory"),
+        (("--predictions", str(a_file / "p.jsonl")), "is not a directory this user can write"),
+        (("--negation", "compare", "--predictions", str(tmp_path / "p.jsonl")),
+         "not written by --negation compare"),
+    ):  # fmt: skip
+        code, out, err = in_process(*base, *extra)
+        assert (code, out) == (2, ""), extra
+        assert said in err, extra
+    code, _, err = in_process("classify", "--intents", str(INTENTS), "--top-k", "0", "hi")
+    assert code == 2 and "--top-k must be in [1, 20], got 0" in err
+    code, _, err = in_process("tune", *base[1:])  # one in-scope row, none out of scope
+    assert code == 0, err
+    assert "tuned on 1 in-scope and 0 out-of-scope rows" in caplog.text
+
+
 def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         cli.main(["classify"])

@@ -261,6 +261,24 @@ async def test_chinese_messages_route_over_grpc_with_the_multilingual_model(
         refusing = await stub.Classify(pb.ClassifyRequest(text="別給我退款"))
         assert (refusing.intent, refusing.reason) == (UNKNOWN, "nothing_wanted")
         assert refusing.negations[0].cue == "別"  # quoted as sent, not as read
+        # refusals said the short way, and a hold that refuses nothing
+        for text in ("不退款，换货", "退款不要了，我要换货", "退款就算了，给我换一个"):
+            reply = await stub.Classify(pb.ClassifyRequest(text=text))
+            assert (reply.intent, list(reply.refused_intents), text) == (
+                "exchange_item", ["request_refund"], text,
+            )  # fmt: skip
+        for text in ("这周的花先别送了", "这周先别送了"):
+            reply = await stub.Classify(pb.ClassifyRequest(text=text))
+            assert (reply.intent, list(reply.refused_intents), text) == (
+                "pause_subscription", [], text,
+            )  # fmt: skip
+        for text in ("。", "？？", "不用了"):  # nothing asked; 了 alone names nothing
+            reply = await stub.Classify(pb.ClassifyRequest(text=text))
+            assert (reply.intent, reply.reason, list(reply.refused_intents)) == (
+                UNKNOWN, "nothing_wanted", [],
+            ), text  # fmt: skip
+        empty = await stub.Classify(pb.ClassifyRequest(text="", subject="Re:", multi_intent=True))
+        assert (empty.intent, empty.reason) == (UNKNOWN, "nothing_wanted")  # "Re:" cleaned away
 
 
 def test_the_english_intents_served_by_the_multilingual_model_use_its_default(

@@ -182,3 +182,51 @@ def test_offsets_hold_after_a_character_whose_lower_case_is_longer() -> None:
     (span,) = analyse(text).spans
     assert text[span.cue[0] : span.cue[1]] == "n't"
     assert span.text(text).strip(", ") == "want a refund"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("不退款，换货", ["退款"]),  # a bare 不 before 退/换 at a clause's head ...
+        ("不退款了，换货吧", ["退款了"]),
+        ("不退了，换货", ["退了"]),
+        ("不换了，我要退款", ["换了"]),
+        ("退款不要了，我要换货", ["退款了"]),  # a fronted thing no longer wanted, then a want
+        ("退款就算了，给我换一个", ["退款就"]),  # forget the fronted thing, ask another
+        ("先别取消，就是想把数量改成两件", ["取消"]),  # not now, and no hold: refused
+        ("甭退钱了，少发的充电器补寄过来就行", ["退钱了"]),
+    ],
+)
+def test_chinese_refusals_by_a_bare_bu_a_fronted_object_or_suan_le(
+    text: str, expected: list[str]
+) -> None:
+    assert refused(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "为什么不退款",  # asks why not: wants it
+        "不退款吗？",  # asks
+        "不满意，要退款",  # a state
+        "衣服不要了",  # wants to stop (return it): a request
+        "这单我不要了，帮我取消",  # ... and then how: still a request
+        "银行卡不想绑了，在哪解除绑定",
+        "退款不要了",  # ... with nothing else asked: still a request to stop
+        "这周的花先别送了",  # a hold: pause
+        "下周别送了，下下周再送",
+        "暂时不要发了",
+        "我算了一下运费",  # 算了 as "worked out"
+        "我打算了很久",
+    ],
+)
+def test_chinese_holds_questions_and_stops_are_not_refusals(text: str) -> None:
+    assert not analyse(text).refusals
+
+
+def test_a_text_with_no_letter_or_digit_wants_nothing() -> None:
+    lex = default_lexicon()
+    for text in ("。", "？？？", "👍", "...", ""):
+        assert analyse(text).wants_nothing(lex), text
+    for text in ("OK", "12345", "Привет", "嗯"):
+        assert not analyse(text).wants_nothing(lex), text

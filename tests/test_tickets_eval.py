@@ -145,6 +145,10 @@ def test_bad_tickets_are_named_by_file_and_line(tmp_path: Path) -> None:
     broken.write_text('id,text,labels\n1,"ok",request_refund\n2,"two\nlines",x,extra\n', "utf-8")
     with pytest.raises(DataError, match=r"bad.csv:3: 4 fields, the header has 3"):
         load_tickets(broken, NAMES)
+    subject_only = tmp_path / "subject.csv"  # a ticket may be its subject alone
+    subject_only.write_text("id,text,subject,labels\n1,,I want a refund,request_refund\n")
+    (ticket,) = load_tickets(subject_only, NAMES)
+    assert (ticket.text, ticket.subject) == ("", "I want a refund")
     renamed = tmp_path / "renamed.csv"
     renamed.write_text("key,body,tags\n7,where is my parcel,track_delivery\n", "utf-8")
     (ticket,) = load_tickets(renamed, NAMES, TicketFields(id="key", text="body", labels="tags"))

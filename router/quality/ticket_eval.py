@@ -204,12 +204,19 @@ def _ticket(  # noqa: PLR0917 - private; one call site
     text = record.get(fields.text)
     subject = record.get(fields.subject, "")
     ident = record.get(fields.id, str(line))
-    if not isinstance(text, str) or is_blank(text):
-        problems.append(Problem(where, line, None, fields.text, "required: a non-blank string"))
+    if text is None:
+        text = ""
     if subject is None:
         subject = ""
+    if not isinstance(text, str):
+        problems.append(Problem(where, line, None, fields.text, "must be a string"))
     if not isinstance(subject, str):
         problems.append(Problem(where, line, None, fields.subject, "must be a string"))
+    elif isinstance(text, str) and is_blank(text) and is_blank(subject):
+        # a ticket may be its subject alone, as Classify and triage take it
+        problems.append(
+            Problem(where, line, None, fields.text, "required: a text or a subject, not blank")
+        )
     if not isinstance(ident, (str, int)) or isinstance(ident, bool):
         problems.append(Problem(where, line, None, fields.id, "must be a string or a number"))
     raw = record[fields.labels] if fields.labels in record else record.get("intent")

@@ -38,6 +38,7 @@ __all__ = [
     "Snapshot",
     "TextEncoder",
     "Timings",
+    "refused_texts",
     "revision_of",
 ]
 
@@ -193,12 +194,18 @@ MAX_REFUSED_SPANS = 8
 MAX_REFUSED_SPAN_CHARS = 100
 
 
-def _refused_texts(analysis: Analysis) -> list[str]:
+def refused_texts(analysis: Analysis) -> list[str]:
     """The refused spans of ``analysis`` that ``classify`` embeds: each its first
-    ``MAX_REFUSED_SPAN_CHARS``, distinct (the same words give the same vector),
-    non-blank, the first ``MAX_REFUSED_SPANS``."""
+    ``MAX_REFUSED_SPAN_CHARS``, distinct (the same words give the same vector), naming
+    something (a letter or digit besides Chinese particles), the first
+    ``MAX_REFUSED_SPANS``."""
     texts = (s.text(analysis.text)[:MAX_REFUSED_SPAN_CHARS].strip() for s in analysis.refusals)
-    return list(dict.fromkeys(t for t in texts if t))[:MAX_REFUSED_SPANS]
+    named = (t for t in texts if any(ch.isalnum() and ch not in _PARTICLES for ch in t))
+    return list(dict.fromkeys(named))[:MAX_REFUSED_SPANS]
+
+
+#: Chinese particles: a refused span of these alone ("不用了") names nothing to refuse.
+_PARTICLES = frozenset("了的吧啊呢吗呀啦哦么")
 
 
 def _lexical_texts(index: Index, analyses: Sequence[Analysis]) -> list[str] | None:
@@ -220,7 +227,7 @@ def _ticket_refusals(
     for ticket in cut:
         seen: dict[str, int] = {}
         for _ in ticket:
-            for text in _refused_texts(analyses[row]):
+            for text in refused_texts(analyses[row]):
                 if text not in seen and len(seen) < MAX_REFUSED_SPANS:
                     seen[text] = len(spans)
                     spans.append(text)
@@ -553,7 +560,7 @@ class Engine:
         index = snapshot.index
         start = time.perf_counter()
         analyses = self._analyse(texts, negation)
-        owners = [(row, text) for row, a in enumerate(analyses) for text in _refused_texts(a)]
+        owners = [(row, text) for row, a in enumerate(analyses) for text in refused_texts(a)]
         analysed = time.perf_counter()
         pauses = None if pause is None else _Pauses(pause)
         vectors = self._encode(analyses, negation, [text for _, text in owners], pauses)

@@ -101,7 +101,7 @@ _DISCONTINUE = re.compile(r"\b(?:any ?more|any longer)\b")
 # Chinese -------------------------------------------------------------------------------
 _ZH_CUES = (
     "没有", "不要", "不是", "不想", "不用", "不必", "无需", "无法", "不", "没", "别", "甭",
-    "未", "无",
+    "未", "无", "算了",
 )  # fmt: skip
 #: Chinese cues that refuse whatever follows (volition, "no need", imperatives).
 _ZH_REFUSING = ("不要", "不想", "不用", "不必", "无需", "别", "甭")
@@ -113,8 +113,19 @@ _ZH_NOT_CUES = (
     "别人", "别的", "性别", "特别", "区别", "分别", "类别", "级别", "告别", "识别", "差别",
     "无线", "无论", "无聊", "不同", "不错", "不少", "不久", "不过", "不断", "不仅", "不管",
     "不如", "不然", "不但", "不得不", "差不多", "要不要", "是不是", "能不能", "可不可以",
-    "有没有", "会不会", "好不好", "行不行", "对不起", "了不起",
+    "有没有", "会不会", "好不好", "行不行", "对不起", "了不起", "打算", "计算", "算了一下",
+    "算了算",
 )  # fmt: skip
+#: "不退款，换货", "不换了，退款": a bare 不 before these verbs, at the head of a clause,
+#: refuses them when another clause follows or 了 closes the clause.
+_ZH_REFUSED_VERBS = ("退", "换")
+#: A hold: "这周先别送了", "下周别送了", "暂时不要发了" ask to pause, they refuse nothing.
+_ZH_HOLD = ("先", "暂时")
+_ZH_WHEN = re.compile(r"(?:这|下|本|上)(?:周|个?星期|个?月|次|期|回)|下(?:一|两|几)期|今天|明天")
+#: The next clause asks for something: "..., 我要换货", "...，只想退款".
+_ZH_WANT_NEXT = re.compile(r"[\s,.;!?，。；！？、]*(?:我们|我)?(?:只|还是|就)?(?:要|想|需要)")
+#: Question endings: "不退款吗？" asks.
+_ZH_QUESTION = ("吗", "么", "呢", "?", "？")
 #: Words before a cue that leave it at the head of its clause ("我并不是想...").
 _ZH_LEAD_FILLER = re.compile(r"^(?:我|我们|并|也|都|还|就|真的|其实|暂时|先)*")
 _ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
@@ -169,7 +180,7 @@ class NegationSettings:
         if not self.enabled:
             return "negation:off"
         lex = self.lexicon
-        return repr(("negation:v1", self.scope_weight, lex.cues, lex.contrast, lex.refusal))
+        return repr(("negation:v2", self.scope_weight, lex.cues, lex.contrast, lex.refusal))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +229,10 @@ class Analysis:
         ]
 
     def wants_nothing(self, lexicon: Lexicon) -> bool:
-        """Refuses something and asks for nothing else ("I don't want a refund")."""
+        """Refuses something and asks for nothing else ("I don't want a refund"), or says
+        nothing at all: no letter or digit of any script ("。", "👍", an empty passage)."""
+        if not any(ch.isalnum() for ch in self.text):
+            return True
         return bool(self.refusals) and not self.affirmative_words(lexicon)
 
 
@@ -324,11 +338,25 @@ def _clause_lead(lower: str, start: int) -> tuple[int, str]:
 def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) -> bool:
     cue = lower[start:end]
     scope = lower[end:scope_end]
+    lead = _clause_lead(lower, start)[1].strip()
+    then = _continues(lower, scope_end)
+    if cue == "算了":  # "退款就算了，给我换一个": forget the fronted thing, ask another
+        return then and _zh_topic(lower, start) is not None and scope.strip() in ("", "吧")
     if cue in ("不要", "不想") and _ZH_DISCONTINUE.fullmatch(scope.strip()):
-        return False  # 不要了 / 不想用了: wants to stop, a request
+        # 不要了 / 不想用了: wants to stop, a request ("这单我不要了，帮我取消"); "退款不要
+        # 了，我要换货" refuses the fronted refund for the want that follows
+        wants = _ZH_WANT_NEXT.match(lower, scope_end)
+        return wants is not None and _zh_topic(lower, start) is not None
+    held = lead.endswith(_ZH_HOLD) or _ZH_WHEN.search(lead) is not None
+    if held and cue in ("别", "不", "不要") and scope.rstrip().endswith("了"):
+        return False  # 这周先别送了, 下周别送了: a hold, a request (pause); 先别取消，... refuses
     if cue in _ZH_REFUSING:
         return True
     nxt = lower[end : end + 2]
+    if cue == "不" and nxt[:1] in _ZH_REFUSED_VERBS:
+        asks = scope.rstrip().endswith(_ZH_QUESTION)
+        head = not _ZH_LEAD_FILLER.sub("", lead)
+        return head and not asks and (then or scope.rstrip().endswith("了"))
     if cue == "不是":
         # "不是要退货", clause-initial "(我并)不是投诉": refused; "收到的不是我订的",
         # "不是我买的", "不是15的" state a fact
@@ -337,6 +365,11 @@ def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexico
         lead = _ZH_LEAD_FILLER.sub("", _clause_lead(lower, start)[1].strip())
         return not lead and bool(nxt) and _is_cjk(nxt[0]) and nxt[0] not in "我你他她它这那"
     return any(nxt.startswith(w) for w in lex.refusal if _is_cjk(w[0]))
+
+
+def _continues(lower: str, scope_end: int) -> bool:
+    """Whether words follow the clause that ends at ``scope_end``."""
+    return any(ch.isalnum() for ch in lower[scope_end:])
 
 
 def _zh_topic(lower: str, start: int) -> tuple[int, int] | None:
