@@ -243,6 +243,12 @@ async def test_negation_fields_and_refused_intents(fake_stub) -> None:
     assert list(reply.refused_intents) == ["request_refund"]
     assert reply.intent not in ("request_refund", "unknown")
     assert all(a.intent != "request_refund" for a in reply.alternatives)
+    assert (negation.topic, negation.topic_start, negation.topic_end) == ("", 0, 0)
+    fronted = "地址不用改了"  # the refused object before the cue: the topic, with its offsets
+    (negation,) = (await fake_stub.Classify(pb.ClassifyRequest(text=fronted))).negations
+    assert (negation.cue, negation.scope, negation.topic) == ("不用", "改了", "地址")
+    assert negation.scope == fronted[negation.scope_start : negation.scope_end]
+    assert negation.topic == fronted[negation.topic_start : negation.topic_end]
     kept = await fake_stub.Classify(pb.ClassifyRequest(text="my phone won't turn on"))
     assert kept.intent == "broken_device"
     assert [(n.cue, n.refusal) for n in kept.negations] == [("n't", False)]

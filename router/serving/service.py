@@ -563,14 +563,18 @@ def _timings(t: Timings) -> pb.Timings:
 
 
 def _negation(text: str, span: NegatedSpan) -> pb.Negation:
+    topic = span.topic or (0, 0)
     return pb.Negation(
         cue=text[span.cue[0] : span.cue[1]],
-        scope=span.text(text),
+        scope=text[span.scope[0] : span.scope[1]],
         cue_start=span.cue[0],
         cue_end=span.cue[1],
         scope_start=span.scope[0],
         scope_end=span.scope[1],
         refusal=span.refusal,
+        topic=text[topic[0] : topic[1]],
+        topic_start=topic[0],
+        topic_end=topic[1],
     )
 
 

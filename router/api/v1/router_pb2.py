@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arouter/api/v1/router.proto\x12\rrouter.api.v1\"U\n\x0f\x43lassifyRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0cmulti_intent\x18\x03 \x01(\x08\x12\x0f\n\x07subject\x18\x04 \x01(\t\"=\n\x0b\x41lternative\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07\x65xample\x18\x03 \x01(\t\"i\n\x07Timings\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x11\n\tencode_ms\x18\x02 \x01(\x01\x12\x10\n\x08score_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\"\xb3\x02\n\x10\x43lassifyResponse\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x30\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x1a.router.api.v1.Alternative\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\'\n\x07timings\x18\x06 \x01(\x0b\x32\x16.router.api.v1.Timings\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12*\n\tnegations\x18\x08 \x03(\x0b\x32\x17.router.api.v1.Negation\x12\x17\n\x0frefused_intents\x18\t \x03(\t\x12+\n\x07matches\x18\n \x03(\x0b\x32\x1a.router.api.v1.IntentMatch\"j\n\x0bIntentMatch\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12)\n\x08\x65vidence\x18\x04 \x01(\x0b\x32\x17.router.api.v1.Evidence\"C\n\x08\x45vidence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x05\x12\r\n\x05\x66ield\x18\x04 \x01(\t\"\x83\x01\n\x08Negation\x12\x0b\n\x03\x63ue\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\tcue_start\x18\x03 \x01(\x05\x12\x0f\n\x07\x63ue_end\x18\x04 \x01(\x05\x12\x13\n\x0bscope_start\x18\x05 \x01(\x05\x12\x11\n\tscope_end\x18\x06 \x01(\x05\x12\x0f\n\x07refusal\x18\x07 \x01(\x08\"\\\n\x14\x43lassifyBatchRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0cmulti_intent\x18\x03 \x01(\x08\x12\x10\n\x08subjects\x18\x04 \x03(\t\"g\n\x15\x43lassifyStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x14\n\x0cmulti_intent\x18\x05 \x01(\x08\"d\n\x16\x43lassifyStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1f.router.api.v1.ClassifyResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x84\x01\n\x15\x43lassifyBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.router.api.v1.ClassifyResponse\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\'\n\x07timings\x18\x03 \x01(\x0b\x32\x16.router.api.v1.Timings\"\x14\n\x12ListIntentsRequest\"\\\n\rIntentSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x15\n\rexample_count\x18\x03 \x01(\x05\x12\x11\n\tthreshold\x18\x04 \x01(\x02\"V\n\x13ListIntentsResponse\x12-\n\x07intents\x18\x01 \x03(\x0b\x32\x1c.router.api.v1.IntentSummary\x12\x10\n\x08revision\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\xab\x03\n\x0cInfoResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x14\n\x0cintent_count\x18\x03 \x01(\x05\x12\x15\n\rexample_count\x18\x04 \x01(\x05\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\x19\n\x11\x64\x65\x66\x61ult_threshold\x18\x06 \x01(\x02\x12\x0f\n\x07scoring\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x16\n\x0emax_text_chars\x18\t \x01(\x05\x12\x16\n\x0emax_batch_size\x18\n \x01(\x05\x12\x11\n\tmax_top_k\x18\x0b \x01(\x05\x12\x32\n\x0blast_reload\x18\x0c \x01(\x0b\x32\x1d.router.api.v1.ReloadResponse\x12\r\n\x05model\x18\r \x01(\t\x12\x18\n\x10threshold_source\x18\x0e \x01(\t\x12\x10\n\x08watching\x18\x0f \x01(\x08\x12\x15\n\rwatch_problem\x18\x10 \x01(\t\x12\x1a\n\x12reload_in_progress\x18\x11 \x01(\x08\x12\x15\n\rlint_findings\x18\x12 \x03(\t\"\x0f\n\rReloadRequest\"\xa5\x01\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x18\n\x10\x66inished_at_unix\x18\x06 \x01(\x01\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\x12\x14\n\x0cgate_results\x18\x08 \x03(\t\"\x16\n\x14ListRevisionsRequest\"\x8a\x01\n\x0fRevisionSummary\x12\x10\n\x08revision\x18\x01 \x01(\t\x12\x16\n\x0eloaded_at_unix\x18\x02 \x01(\x01\x12\x14\n\x0cintent_count\x18\x03 \x01(\x05\x12\x15\n\rexample_count\x18\x04 \x01(\x05\x12\x0f\n\x07serving\x18\x05 \x01(\x08\x12\x0f\n\x07trigger\x18\x06 \x01(\t\"J\n\x15ListRevisionsResponse\x12\x31\n\trevisions\x18\x01 \x03(\x0b\x32\x1e.router.api.v1.RevisionSummary\"#\n\x0fRollbackRequest\x12\x10\n\x08revision\x18\x01 \x01(\t\"@\n\x10RollbackResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x0e\n\x06\x65rrors\x18\x03 \x03(\t2\xa1\x05\n\x0cIntentRouter\x12K\n\x08\x43lassify\x12\x1e.router.api.v1.ClassifyRequest\x1a\x1f.router.api.v1.ClassifyResponse\x12Z\n\rClassifyBatch\x12#.router.api.v1.ClassifyBatchRequest\x1a$.router.api.v1.ClassifyBatchResponse\x12T\n\x0bListIntents\x12!.router.api.v1.ListIntentsRequest\x1a\".router.api.v1.ListIntentsResponse\x12?\n\x04Info\x12\x1a.router.api.v1.InfoRequest\x1a\x1b.router.api.v1.InfoResponse\x12\x45\n\x06Reload\x12\x1c.router.api.v1.ReloadRequest\x1a\x1d.router.api.v1.ReloadResponse\x12\x61\n\x0e\x43lassifyStream\x12$.router.api.v1.ClassifyStreamRequest\x1a%.router.api.v1.ClassifyStreamResponse(\x01\x30\x01\x12Z\n\rListRevisions\x12#.router.api.v1.ListRevisionsRequest\x1a$.router.api.v1.ListRevisionsResponse\x12K\n\x08Rollback\x12\x1e.router.api.v1.RollbackRequest\x1a\x1f.router.api.v1.RollbackResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1arouter/api/v1/router.proto\x12\rrouter.api.v1\"U\n\x0f\x43lassifyRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0cmulti_intent\x18\x03 \x01(\x08\x12\x0f\n\x07subject\x18\x04 \x01(\t\"=\n\x0b\x41lternative\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0f\n\x07\x65xample\x18\x03 \x01(\t\"i\n\x07Timings\x12\x15\n\rpreprocess_ms\x18\x01 \x01(\x01\x12\x11\n\tencode_ms\x18\x02 \x01(\x01\x12\x10\n\x08score_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x12\x10\n\x08queue_ms\x18\x05 \x01(\x01\"\xb3\x02\n\x10\x43lassifyResponse\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x30\n\x0c\x61lternatives\x18\x04 \x03(\x0b\x32\x1a.router.api.v1.Alternative\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\'\n\x07timings\x18\x06 \x01(\x0b\x32\x16.router.api.v1.Timings\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12*\n\tnegations\x18\x08 \x03(\x0b\x32\x17.router.api.v1.Negation\x12\x17\n\x0frefused_intents\x18\t \x03(\t\x12+\n\x07matches\x18\n \x03(\x0b\x32\x1a.router.api.v1.IntentMatch\"j\n\x0bIntentMatch\x12\x0e\n\x06intent\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12)\n\x08\x65vidence\x18\x04 \x01(\x0b\x32\x17.router.api.v1.Evidence\"C\n\x08\x45vidence\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x05\x12\x0b\n\x03\x65nd\x18\x03 \x01(\x05\x12\r\n\x05\x66ield\x18\x04 \x01(\t\"\xba\x01\n\x08Negation\x12\x0b\n\x03\x63ue\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x11\n\tcue_start\x18\x03 \x01(\x05\x12\x0f\n\x07\x63ue_end\x18\x04 \x01(\x05\x12\x13\n\x0bscope_start\x18\x05 \x01(\x05\x12\x11\n\tscope_end\x18\x06 \x01(\x05\x12\x0f\n\x07refusal\x18\x07 \x01(\x08\x12\r\n\x05topic\x18\x08 \x01(\t\x12\x13\n\x0btopic_start\x18\t \x01(\x05\x12\x11\n\ttopic_end\x18\n \x01(\x05\"\\\n\x14\x43lassifyBatchRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x14\n\x0cmulti_intent\x18\x03 \x01(\x08\x12\x10\n\x08subjects\x18\x04 \x03(\t\"g\n\x15\x43lassifyStreamRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x14\n\x0cmulti_intent\x18\x05 \x01(\x08\"d\n\x16\x43lassifyStreamResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x06result\x18\x02 \x01(\x0b\x32\x1f.router.api.v1.ClassifyResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x84\x01\n\x15\x43lassifyBatchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.router.api.v1.ClassifyResponse\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\'\n\x07timings\x18\x03 \x01(\x0b\x32\x16.router.api.v1.Timings\"\x14\n\x12ListIntentsRequest\"\\\n\rIntentSummary\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x15\n\rexample_count\x18\x03 \x01(\x05\x12\x11\n\tthreshold\x18\x04 \x01(\x02\"V\n\x13ListIntentsResponse\x12-\n\x07intents\x18\x01 \x03(\x0b\x32\x1c.router.api.v1.IntentSummary\x12\x10\n\x08revision\x18\x02 \x01(\t\"\r\n\x0bInfoRequest\"\xab\x03\n\x0cInfoResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x14\n\x0cintent_count\x18\x03 \x01(\x05\x12\x15\n\rexample_count\x18\x04 \x01(\x05\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\x19\n\x11\x64\x65\x66\x61ult_threshold\x18\x06 \x01(\x02\x12\x0f\n\x07scoring\x18\x07 \x01(\t\x12\x0f\n\x07version\x18\x08 \x01(\t\x12\x16\n\x0emax_text_chars\x18\t \x01(\x05\x12\x16\n\x0emax_batch_size\x18\n \x01(\x05\x12\x11\n\tmax_top_k\x18\x0b \x01(\x05\x12\x32\n\x0blast_reload\x18\x0c \x01(\x0b\x32\x1d.router.api.v1.ReloadResponse\x12\r\n\x05model\x18\r \x01(\t\x12\x18\n\x10threshold_source\x18\x0e \x01(\t\x12\x10\n\x08watching\x18\x0f \x01(\x08\x12\x15\n\rwatch_problem\x18\x10 \x01(\t\x12\x1a\n\x12reload_in_progress\x18\x11 \x01(\x08\x12\x15\n\rlint_findings\x18\x12 \x03(\t\"\x0f\n\rReloadRequest\"\xa5\x01\n\x0eReloadResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x0f\n\x07\x63hanged\x18\x03 \x01(\x08\x12\x0e\n\x06\x65rrors\x18\x04 \x03(\t\x12\x0f\n\x07trigger\x18\x05 \x01(\t\x12\x18\n\x10\x66inished_at_unix\x18\x06 \x01(\x01\x12\x13\n\x0b\x64uration_ms\x18\x07 \x01(\x01\x12\x14\n\x0cgate_results\x18\x08 \x03(\t\"\x16\n\x14ListRevisionsRequest\"\x8a\x01\n\x0fRevisionSummary\x12\x10\n\x08revision\x18\x01 \x01(\t\x12\x16\n\x0eloaded_at_unix\x18\x02 \x01(\x01\x12\x14\n\x0cintent_count\x18\x03 \x01(\x05\x12\x15\n\rexample_count\x18\x04 \x01(\x05\x12\x0f\n\x07serving\x18\x05 \x01(\x08\x12\x0f\n\x07trigger\x18\x06 \x01(\t\"J\n\x15ListRevisionsResponse\x12\x31\n\trevisions\x18\x01 \x03(\x0b\x32\x1e.router.api.v1.RevisionSummary\"#\n\x0fRollbackRequest\x12\x10\n\x08revision\x18\x01 \x01(\t\"@\n\x10RollbackResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\t\x12\x0e\n\x06\x65rrors\x18\x03 \x03(\t2\xa1\x05\n\x0cIntentRouter\x12K\n\x08\x43lassify\x12\x1e.router.api.v1.ClassifyRequest\x1a\x1f.router.api.v1.ClassifyResponse\x12Z\n\rClassifyBatch\x12#.router.api.v1.ClassifyBatchRequest\x1a$.router.api.v1.ClassifyBatchResponse\x12T\n\x0bListIntents\x12!.router.api.v1.ListIntentsRequest\x1a\".router.api.v1.ListIntentsResponse\x12?\n\x04Info\x12\x1a.router.api.v1.InfoRequest\x1a\x1b.router.api.v1.InfoResponse\x12\x45\n\x06Reload\x12\x1c.router.api.v1.ReloadRequest\x1a\x1d.router.api.v1.ReloadResponse\x12\x61\n\x0e\x43lassifyStream\x12$.router.api.v1.ClassifyStreamRequest\x1a%.router.api.v1.ClassifyStreamResponse(\x01\x30\x01\x12Z\n\rListRevisions\x12#.router.api.v1.ListRevisionsRequest\x1a$.router.api.v1.ListRevisionsResponse\x12K\n\x08Rollback\x12\x1e.router.api.v1.RollbackRequest\x1a\x1f.router.api.v1.RollbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,39 +44,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVIDENCE']._serialized_start=720
   _globals['_EVIDENCE']._serialized_end=787
   _globals['_NEGATION']._serialized_start=790
-  _globals['_NEGATION']._serialized_end=921
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=923
-  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=1015
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=1017
-  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=1120
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=1122
-  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1222
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=1225
-  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=1357
-  _globals['_LISTINTENTSREQUEST']._serialized_start=1359
-  _globals['_LISTINTENTSREQUEST']._serialized_end=1379
-  _globals['_INTENTSUMMARY']._serialized_start=1381
-  _globals['_INTENTSUMMARY']._serialized_end=1473
-  _globals['_LISTINTENTSRESPONSE']._serialized_start=1475
-  _globals['_LISTINTENTSRESPONSE']._serialized_end=1561
-  _globals['_INFOREQUEST']._serialized_start=1563
-  _globals['_INFOREQUEST']._serialized_end=1576
-  _globals['_INFORESPONSE']._serialized_start=1579
-  _globals['_INFORESPONSE']._serialized_end=2006
-  _globals['_RELOADREQUEST']._serialized_start=2008
-  _globals['_RELOADREQUEST']._serialized_end=2023
-  _globals['_RELOADRESPONSE']._serialized_start=2026
-  _globals['_RELOADRESPONSE']._serialized_end=2191
-  _globals['_LISTREVISIONSREQUEST']._serialized_start=2193
-  _globals['_LISTREVISIONSREQUEST']._serialized_end=2215
-  _globals['_REVISIONSUMMARY']._serialized_start=2218
-  _globals['_REVISIONSUMMARY']._serialized_end=2356
-  _globals['_LISTREVISIONSRESPONSE']._serialized_start=2358
-  _globals['_LISTREVISIONSRESPONSE']._serialized_end=2432
-  _globals['_ROLLBACKREQUEST']._serialized_start=2434
-  _globals['_ROLLBACKREQUEST']._serialized_end=2469
-  _globals['_ROLLBACKRESPONSE']._serialized_start=2471
-  _globals['_ROLLBACKRESPONSE']._serialized_end=2535
-  _globals['_INTENTROUTER']._serialized_start=2538
-  _globals['_INTENTROUTER']._serialized_end=3211
+  _globals['_NEGATION']._serialized_end=976
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_start=978
+  _globals['_CLASSIFYBATCHREQUEST']._serialized_end=1070
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_start=1072
+  _globals['_CLASSIFYSTREAMREQUEST']._serialized_end=1175
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_start=1177
+  _globals['_CLASSIFYSTREAMRESPONSE']._serialized_end=1277
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_start=1280
+  _globals['_CLASSIFYBATCHRESPONSE']._serialized_end=1412
+  _globals['_LISTINTENTSREQUEST']._serialized_start=1414
+  _globals['_LISTINTENTSREQUEST']._serialized_end=1434
+  _globals['_INTENTSUMMARY']._serialized_start=1436
+  _globals['_INTENTSUMMARY']._serialized_end=1528
+  _globals['_LISTINTENTSRESPONSE']._serialized_start=1530
+  _globals['_LISTINTENTSRESPONSE']._serialized_end=1616
+  _globals['_INFOREQUEST']._serialized_start=1618
+  _globals['_INFOREQUEST']._serialized_end=1631
+  _globals['_INFORESPONSE']._serialized_start=1634
+  _globals['_INFORESPONSE']._serialized_end=2061
+  _globals['_RELOADREQUEST']._serialized_start=2063
+  _globals['_RELOADREQUEST']._serialized_end=2078
+  _globals['_RELOADRESPONSE']._serialized_start=2081
+  _globals['_RELOADRESPONSE']._serialized_end=2246
+  _globals['_LISTREVISIONSREQUEST']._serialized_start=2248
+  _globals['_LISTREVISIONSREQUEST']._serialized_end=2270
+  _globals['_REVISIONSUMMARY']._serialized_start=2273
+  _globals['_REVISIONSUMMARY']._serialized_end=2411
+  _globals['_LISTREVISIONSRESPONSE']._serialized_start=2413
+  _globals['_LISTREVISIONSRESPONSE']._serialized_end=2487
+  _globals['_ROLLBACKREQUEST']._serialized_start=2489
+  _globals['_ROLLBACKREQUEST']._serialized_end=2524
+  _globals['_ROLLBACKRESPONSE']._serialized_start=2526
+  _globals['_ROLLBACKRESPONSE']._serialized_end=2590
+  _globals['_INTENTROUTER']._serialized_start=2593
+  _globals['_INTENTROUTER']._serialized_end=3266
 # @@protoc_insertion_point(module_scope)

@@ -91,7 +91,7 @@ class Evidence(_message.Message):
     def __init__(self, text: _Optional[str] = ..., start: _Optional[int] = ..., end: _Optional[int] = ..., field: _Optional[str] = ...) -> None: ...
 
 class Negation(_message.Message):
-    __slots__ = ("cue", "scope", "cue_start", "cue_end", "scope_start", "scope_end", "refusal")
+    __slots__ = ("cue", "scope", "cue_start", "cue_end", "scope_start", "scope_end", "refusal", "topic", "topic_start", "topic_end")
     CUE_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     CUE_START_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,9 @@ class Negation(_message.Message):
     SCOPE_START_FIELD_NUMBER: _ClassVar[int]
     SCOPE_END_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_START_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_END_FIELD_NUMBER: _ClassVar[int]
     cue: str
     scope: str
     cue_start: int
@@ -106,7 +109,10 @@ class Negation(_message.Message):
     scope_start: int
     scope_end: int
     refusal: bool
-    def __init__(self, cue: _Optional[str] = ..., scope: _Optional[str] = ..., cue_start: _Optional[int] = ..., cue_end: _Optional[int] = ..., scope_start: _Optional[int] = ..., scope_end: _Optional[int] = ..., refusal: _Optional[bool] = ...) -> None: ...
+    topic: str
+    topic_start: int
+    topic_end: int
+    def __init__(self, cue: _Optional[str] = ..., scope: _Optional[str] = ..., cue_start: _Optional[int] = ..., cue_end: _Optional[int] = ..., scope_start: _Optional[int] = ..., scope_end: _Optional[int] = ..., refusal: _Optional[bool] = ..., topic: _Optional[str] = ..., topic_start: _Optional[int] = ..., topic_end: _Optional[int] = ...) -> None: ...
 
 class ClassifyBatchRequest(_message.Message):
     __slots__ = ("texts", "top_k", "multi_intent", "subjects")
