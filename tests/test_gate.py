@@ -8,6 +8,7 @@ bundled intents with the real model.
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -156,6 +157,19 @@ def test_bad_rows_in_the_gate_data_name_their_line(tmp_path: Path) -> None:
     with pytest.raises(GateError) as refused:
         load_gate(directory / GATE_FILE)
     assert refused.value.lines == (f"{data}:9: intent: required: a string",)
+
+
+def test_a_gate_row_longer_than_a_caller_may_send_is_refused(tmp_path: Path) -> None:
+    from router.routing.gate import MAX_ROW_CHARS
+
+    directory = intents_dir(tmp_path)
+    data = directory / "eval" / "gate.jsonl"
+    long = json.dumps({"text": "refund " * (MAX_ROW_CHARS // 7 + 1), "intent": "unknown"})
+    data.write_text(DATA + "\n" + long + "\n")
+    with pytest.raises(GateError) as refused:
+        load_gate(directory / GATE_FILE)
+    (line,) = refused.value.lines
+    assert line.startswith(f"{data}:9: text: 20,006 characters, over the 20,000")
 
 
 def test_a_bound_the_data_cannot_measure_is_refused(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from router.routing.scorecard import FIGURES, Row, Scorecard, figures, load_labe
 __all__ = [
     "GATE_FILE",
     "MAX_DATA_BYTES",
+    "MAX_ROW_CHARS",
     "Bound",
     "Gate",
     "GateResult",
@@ -51,6 +52,9 @@ __all__ = [
 
 #: A gate's data file larger than this is refused unread (it is read at every reload).
 MAX_DATA_BYTES = 16 * 1024 * 1024
+#: A gate row longer than this is an error: the server refuses such texts from callers
+#: (``serve --max-text-chars``' default), and measuring one costs memory at every reload.
+MAX_ROW_CHARS = 20_000
 #: Two figures this close count as equal (0.92 - 0.02 is 0.9000000000000001).
 _TOLERANCE = 1e-9
 _KINDS = ("min", "max_drop")
@@ -282,6 +286,14 @@ def _data(path: Path, node: Node, at: _Positions, problems: list[str]) -> tuple[
         rows = load_labelled(path)
     except DataError as exc:
         problems.extend(str(p) for p in exc.problems)
+        return [], ""
+    long = [r for r in rows if len(r.text) > MAX_ROW_CHARS]
+    if long:
+        problems.extend(
+            f"{path}:{r.line}: text: {len(r.text):,} characters, over the {MAX_ROW_CHARS:,} a "
+            "caller may send (a gate measures what the server answers)"
+            for r in long
+        )
         return [], ""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     return rows, digest
