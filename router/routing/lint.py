@@ -73,7 +73,8 @@ def lint_snapshot(
     findings += [
         Finding(
             "too_few",
-            f"{i.name} has {len(i.examples)} examples; {min_examples} or more route better",
+            f"{i.name} has {len(i.examples)} example{'' if len(i.examples) == 1 else 's'}; "
+            f"{min_examples} or more route better",
             (i.name,),
             where[i.name],
         )
@@ -167,7 +168,8 @@ def _neighbours(
         best = scores.argmax(1)
         mine = labels[start:stop]
         # another intent only when clearly closer: near ties are the model's noise
-        clear = scores[rows, best] - scores[rows, mine] > MARGIN
+        with np.errstate(invalid="ignore"):  # -inf - -inf: an intent with no other example
+            clear = scores[rows, best] - scores[rows, mine] > MARGIN
         routed[start:stop] = np.where(clear, best, mine)
         close = np.argwhere(sims >= NEAR)
         for row, col in close.tolist():
