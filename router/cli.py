@@ -423,7 +423,12 @@ def _classify(args: argparse.Namespace) -> int:
             "reason": str(p.reason),
             "refused": list(p.refused),
             "negations": [
-                {"cue": a.text[n.cue[0] : n.cue[1]], "scope": n.text(a.text), "refusal": n.refusal}
+                {
+                    "cue": a.text[n.cue[0] : n.cue[1]],
+                    "scope": a.text[n.scope[0] : n.scope[1]],
+                    "topic": a.text[n.topic[0] : n.topic[1]] if n.topic else "",
+                    "refusal": n.refusal,
+                }
                 for n in a.spans
             ],
             "revision": result.revision,
@@ -862,6 +867,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
     if predictions is not None:
         if predictions.is_dir():
             raise UsageError(f"--predictions {predictions}: a file is needed, not a directory")
+        if not predictions.parent.is_dir():
+            raise UsageError(f"--predictions {predictions}: no directory {predictions.parent}")
+        if predictions.exists() and predictions.samefile(args.data):
+            raise UsageError(f"--predictions {predictions} is the --data file: it would be lost")
         _check_writable(predictions, "--predictions")
 
 

@@ -73,7 +73,9 @@ def test_classify_prints_a_json_line_per_text_with_its_negations(fake_model: lis
         assert record["alternatives"][0]["intent"] == record["intent"] == "track_delivery"
         assert record["reason"] == "matched" and record["score"] >= record["threshold"]
     assert (plain["negations"], plain["refused"]) == ([], [])
-    assert negated["negations"] == [{"cue": "n't", "scope": "want a refund", "refusal": True}]
+    assert negated["negations"] == [
+        {"cue": "n't", "scope": "want a refund", "topic": "", "refusal": True}
+    ]
     assert negated["refused"] == ["request_refund"]
 
 
@@ -110,7 +112,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_run(
         (("--report", str(a_file / "sub")), "is not a directory this user can write"),
         (("--report", " "), "--report: an empty path"),
         (("--predictions", str(tmp_path)), "a file is needed, not a directory"),
-        (("--predictions", str(a_file / "p.jsonl")), "is not a directory this user can write"),
+        (("--predictions", str(a_file / "p.jsonl")), "no directory"),
+        (("--predictions", str(tmp_path / "nodir" / "p.jsonl")), "no directory"),
+        (("--predictions", str(data)), "is the --data file"),
         (("--negation", "compare", "--predictions", str(tmp_path / "p.jsonl")),
          "not written by --negation compare"),
     ):  # fmt: skip

@@ -194,6 +194,9 @@ def test_offsets_hold_after_a_character_whose_lower_case_is_longer() -> None:
         ("退款不要了，我要换货", ["退款了"]),  # a fronted thing no longer wanted, then a want
         ("退款就算了，给我换一个", ["退款就"]),  # forget the fronted thing, ask another
         ("先别取消，就是想把数量改成两件", ["取消"]),  # not now, and no hold: refused
+        ("先别取消订单了，我再等等", ["取消订单了"]),  # a hold is of sending, not of cancelling
+        ("暂时别注销账号了，我还要用", ["注销账号了"]),
+        ("不退了", ["退了"]),  # not returning it after all: nothing else asked
         ("甭退钱了，少发的充电器补寄过来就行", ["退钱了"]),
     ],
 )
@@ -217,7 +220,19 @@ def test_chinese_refusals_by_a_bare_bu_a_fronted_object_or_suan_le(
         "下周别送了，下下周再送",
         "暂时不要发了",
         "我算了一下运费",  # 算了 as "worked out"
-        "我打算了很久",
+        "我打算了，下周再买",
+        "价格我换算了，你们比别家贵",  # 换算, 别家: no cues
+        "订单已经结算了，我要开发票",
+        "换货算了，省得麻烦",  # X算了 without 就: let's just do X
+        "还是退款算了，不想等了",
+        "这周不要送了，我要暂停",  # a hold, then what it is
+        "这单我不要了，我要取消",  # the fronted thing is no service: a request to stop
+        "衣服不要了，我想退货",
+        "还不退款，我要投诉",  # the shop's refusal, complained of
+        "不退款我就投诉",
+        "不退款？那我去投诉了",
+        "不换了？",  # asks the shop
+        "不退运费，太坑了",
     ],
 )
 def test_chinese_holds_questions_and_stops_are_not_refusals(text: str) -> None:

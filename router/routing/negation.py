@@ -114,7 +114,8 @@ _ZH_NOT_CUES = (
     "无线", "无论", "无聊", "不同", "不错", "不少", "不久", "不过", "不断", "不仅", "不管",
     "不如", "不然", "不但", "不得不", "差不多", "要不要", "是不是", "能不能", "可不可以",
     "有没有", "会不会", "好不好", "行不行", "对不起", "了不起", "打算", "计算", "算了一下",
-    "算了算",
+    "算了算", "结算", "估算", "换算", "核算", "清算", "预算", "推算", "折算", "总算", "划算",
+    "别家", "别处",
 )  # fmt: skip
 #: "不退款，换货", "不换了，退款": a bare 不 before these verbs, at the head of a clause,
 #: refuses them when another clause follows or 了 closes the clause.
@@ -124,8 +125,19 @@ _ZH_HOLD = ("先", "暂时")
 _ZH_WHEN = re.compile(r"(?:这|下|本|上)(?:周|个?星期|个?月|次|期|回)|下(?:一|两|几)期|今天|明天")
 #: The next clause asks for something: "..., 我要换货", "...，只想退款".
 _ZH_WANT_NEXT = re.compile(r"[\s,.;!?，。；！？、]*(?:我们|我)?(?:只|还是|就)?(?:要|想|需要)")
+#: ... or names what to do instead: "不退款，换货", "不换了，直接退款".
+_ZH_ALTERNATIVE = re.compile(
+    r"[\s,.;!?，。；！？、]+(?:我们|我)?(?:只|还是|就|直接)?(?:要|想|需要|换|退|改|给我|帮我)"
+)
+#: Words before a bare 不 that leave it at the head of its clause; not 还/也/就/都, which
+#: make it the shop's refusal ("还不退款").
+_ZH_HEAD_FILLER = re.compile(r"^(?:我|我们|并|真的|其实)*")
+#: What a hold stops: sending, charging ("这周先别送了", "下个月先不扣了").
+_ZH_HOLD_VERBS = ("送", "发", "寄", "派", "配", "扣", "续")
+#: "还是退款算了": rather do it, not forget it.
+_ZH_RATHER = ("还是", "干脆", "不如", "要不")
 #: Question endings: "不退款吗？" asks.
-_ZH_QUESTION = ("吗", "么", "呢", "?", "？")
+_ZH_QUESTION = ("吗", "么", "呢")
 #: Words before a cue that leave it at the head of its clause ("我并不是想...").
 _ZH_LEAD_FILLER = re.compile(r"^(?:我|我们|并|也|都|还|就|真的|其实|暂时|先)*")
 _ZH_CONTRAST = ("但是", "但", "只是", "而是", "就", "只想", "只要", "可是", "不过", "我想", "我要")
@@ -339,24 +351,36 @@ def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexico
     cue = lower[start:end]
     scope = lower[end:scope_end]
     lead = _clause_lead(lower, start)[1].strip()
-    then = _continues(lower, scope_end)
-    if cue == "算了":  # "退款就算了，给我换一个": forget the fronted thing, ask another
-        return then and _zh_topic(lower, start) is not None and scope.strip() in ("", "吧")
-    if cue in ("不要", "不想") and _ZH_DISCONTINUE.fullmatch(scope.strip()):
-        # 不要了 / 不想用了: wants to stop, a request ("这单我不要了，帮我取消"); "退款不要
-        # 了，我要换货" refuses the fronted refund for the want that follows
-        wants = _ZH_WANT_NEXT.match(lower, scope_end)
-        return wants is not None and _zh_topic(lower, start) is not None
     held = lead.endswith(_ZH_HOLD) or _ZH_WHEN.search(lead) is not None
-    if held and cue in ("别", "不", "不要") and scope.rstrip().endswith("了"):
-        return False  # 这周先别送了, 下周别送了: a hold, a request (pause); 先别取消，... refuses
+    stops = scope.startswith(_ZH_HOLD_VERBS) and scope.rstrip().endswith("了")
+    if held and stops and cue in ("别", "不", "不要"):
+        return False  # 这周先别送了, 下周别送了: a hold, a request (pause)
+    if cue == "算了":  # "退款就算了，给我换一个": forget the fronted thing, ask another
+        topic = _zh_topic(lower, start)
+        told = lead.endswith("就") and not lead.startswith(_ZH_RATHER)  # 还是退款算了: do it
+        return told and topic is not None and _continues(lower, scope_end)
+    if cue in ("不要", "不想") and _ZH_DISCONTINUE.fullmatch(scope.strip()):
+        # 不要了 / 不想用了: wants to stop, a request ("这单我不要了，我要取消"); "退款不要
+        # 了，我要换货" refuses the fronted service for the want that follows
+        topic = _zh_topic(lower, start)
+        service = topic is not None and any(v in lower[topic[0] : topic[1]] for v in "退换修补")
+        return service and _ZH_WANT_NEXT.match(lower, scope_end) is not None
     if cue in _ZH_REFUSING:
         return True
     nxt = lower[end : end + 2]
     if cue == "不" and nxt[:1] in _ZH_REFUSED_VERBS:
-        asks = scope.rstrip().endswith(_ZH_QUESTION)
-        head = not _ZH_LEAD_FILLER.sub("", lead)
-        return head and not asks and (then or scope.rstrip().endswith("了"))
+        # "不退款，换货", "不换了": refused; "还不退款，我要投诉", "不退款我就投诉",
+        # "不退款？", "不退运费，太坑了" complain that the shop will not
+        head = not _ZH_HEAD_FILLER.sub("", lead)
+        asks = scope.rstrip().endswith(_ZH_QUESTION) or lower[scope_end : scope_end + 1] in (
+            "?",
+            "？",
+        )
+        if not head or asks:
+            return False
+        if _ZH_ALTERNATIVE.match(lower, scope_end):
+            return True  # another clause asks for something else
+        return scope.rstrip().endswith("了") and not _continues(lower, scope_end)
     if cue == "不是":
         # "不是要退货", clause-initial "(我并)不是投诉": refused; "收到的不是我订的",
         # "不是我买的", "不是15的" state a fact
