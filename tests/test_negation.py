@@ -37,6 +37,9 @@ def states(text: str) -> list[str]:
         ("I don’t want a refund", ["want a refund"]),  # typographic apostrophe
         ("我不要退款，我想换大一号", ["退款"]),
         ("别取消我的订阅，暂停一个月就行", ["取消我的订阅"]),
+        ("forget the refund, just send me a replacement", ["the refund"]),
+        ("Forget about the refund, I want an exchange", ["the refund"]),
+        ("I didn't ask for a refund, I asked for a new one", ["ask for a refund"]),
     ],
 )
 def test_refusals_and_their_scope(text: str, expected: list[str]) -> None:
@@ -236,6 +239,22 @@ def test_chinese_refusals_by_a_bare_bu_a_fronted_object_or_suan_le(
     ],
 )
 def test_chinese_holds_questions_and_stops_are_not_refusals(text: str) -> None:
+    assert not analyse(text).refusals
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "forget my reservation for tonight",  # alone, forget X asks to cancel X
+        "forget it",
+        "I always forget the code, please send it again",  # not an imperative
+        "I forgot my password",
+        "don't forget to ship my order",
+        "please skip next week's box",  # skip is no cue: a pause
+        "is there anything i can't ask you",  # ask, but not "ask for"
+    ],
+)
+def test_forget_alone_and_skip_are_requests_not_refusals(text: str) -> None:
     assert not analyse(text).refusals
 
 

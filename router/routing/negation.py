@@ -39,7 +39,7 @@ __all__ = [
 # English -------------------------------------------------------------------------------
 _EN_CUES = (
     "not", "no", "never", "n't", "without", "nor", "neither", "none", "nothing",
-    "no longer", "cannot", "instead of", "rather than",
+    "no longer", "cannot", "instead of", "rather than", "forget", "forget about",
     # typed without the apostrophe, as chat often is ("I dont want a refund")
     "dont", "doesnt", "didnt", "cant", "wont", "isnt", "arent", "wasnt", "werent",
     "havent", "hasnt", "shouldnt", "wouldnt", "couldnt",
@@ -86,6 +86,11 @@ _EN_NO_X_CLOSE = re.compile(
     re.DOTALL,
 )
 _EN_NO_X_THEN = ("i'd rather", "i would rather", "rather", "instead")
+#: The next clause asks for something else: "forget the refund, just send a new one".
+_EN_ALTERNATIVE_NEXT = re.compile(
+    r"\s*[,;.!?]+\s*(?:(?:i|we)\s*(?:'d|would)\s+(?:like|rather|prefer)|(?:i|we)\s+(?:want|need)"
+    r"|just|please|send|give|instead|rather)\b"
+)
 #: ... nor when X is missing ("no refund yet") or to stop ("no more emails please").
 _EN_NO_X_STILL = (
     "yet", "still", "received", "arrived", "showing", "shown", "working", "more", "longer",
@@ -411,11 +416,20 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
         return _is_zh_refusal(lower, start, end, scope_end, lex)
     if cue in ("instead of", "rather than"):
         return True
+    if cue in ("forget", "forget about"):
+        # "forget the refund, just send a new one": at the head of a clause, an imperative
+        # dropping X for what the next clause asks; alone ("forget my reservation") it
+        # asks to cancel X, a request ("skip" is no cue: "skip next week's box" pauses)
+        lead = _WORD.findall(lower[_clause_lead(lower, start)[0] : start])
+        head = not [w for w in lead if w not in ("please", "just", "oh", "ok", "okay")]
+        return head and _EN_ALTERNATIVE_NEXT.match(lower, scope_end) is not None
     if cue == "no longer" or _DISCONTINUE.search(lower, end, scope_end + 12):
         return False
     words = _WORD.findall(lower[end:scope_end])[:3]
     if words and words[0] in _EN_STATIVE:
         return False
+    if words[:2] in (["ask", "for"], ["asked", "for"]):
+        return True  # "I didn't ask for a refund"; "what can't I ask you" is no refusal
     if words and words[0] in lex.refusal:
         return True
     if cue == "no" and words and words[0] in ("need", "thanks", "problem", "issue"):
