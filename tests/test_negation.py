@@ -155,6 +155,9 @@ def test_negation_typed_without_a_straight_apostrophe_reads_as_with_one(
         ("no refund please, I want a replacement", True, False),
         ("no refund, I'd rather have a replacement", True, False),
         ("no refund, send a new one instead", True, False),
+        ("no refund, I want an exchange", True, False),  # a service, then a want
+        ("No exchanges, just refund me", True, False),
+        ("no return label, I need one", False, False),  # a thing missing, not the service
         # a missing thing, not a refusal of it
         ("no refund yet", False, False),
         ("no refund yet please", False, False),

@@ -86,6 +86,11 @@ _EN_NO_X_CLOSE = re.compile(
     re.DOTALL,
 )
 _EN_NO_X_THEN = ("i'd rather", "i would rather", "rather", "instead")
+#: What a shop does for a customer, which "no X" refuses when a want follows.
+_EN_SERVICES = (
+    "refund", "exchange", "replacement", "repair", "cancellation", "return", "credit",
+    "voucher", "callback",
+)  # fmt: skip
 #: The next clause asks for something else: "forget the refund, just send a new one".
 _EN_ALTERNATIVE_NEXT = re.compile(
     r"\s*[,;.!?]+\s*(?:(?:i|we)\s*(?:'d|would)\s+(?:like|rather|prefer)|(?:i|we)\s+(?:want|need)"
@@ -445,6 +450,9 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
         asks = _alternation(_EN_NO_X_THEN).search(lower, scope_end)
         if (closed or asks) and len(named) <= 3 and not set(named) & set(_EN_NO_X_STILL):
             return True  # "no refund please", "no refund, I'd rather have a new one"
+        service = len(named) == 1 and named[0].removesuffix("s") in _EN_SERVICES
+        if service and _EN_ALTERNATIVE_NEXT.match(lower, scope_end):
+            return True  # "no refund, I want an exchange" ("no package, I want ..." reports)
     # A denied category: "not a complaint", "it's not about a refund", "that isn't the problem"
     if words and words[0] in _DENIED:
         if cue == "not" and not lead:
