@@ -277,6 +277,10 @@ async def test_chinese_messages_route_over_grpc_with_the_multilingual_model(
             assert (reply.intent, reply.reason, list(reply.refused_intents)) == (
                 UNKNOWN, "nothing_wanted", [],
             ), text  # fmt: skip
+        run_on = await stub.Classify(  # two requests, no punctuation between them
+            pb.ClassifyRequest(text="我要退款另外收货地址改成上海", multi_intent=True)
+        )
+        assert {m.intent for m in run_on.matches} == {"request_refund", "change_delivery_address"}
         empty = await stub.Classify(pb.ClassifyRequest(text="", subject="Re:", multi_intent=True))
         assert (empty.intent, empty.reason) == (UNKNOWN, "nothing_wanted")  # "Re:" cleaned away
 

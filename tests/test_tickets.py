@@ -10,6 +10,7 @@ from router.routing.tickets import (
     estimate_tokens,
     kept_regions,
     passages,
+    sentences,
 )
 
 TICKET = """Hi team,
@@ -98,6 +99,22 @@ def test_chinese_is_split_and_cleaned() -> None:
         "我上周买的耳机坏了，左边没有声音。我想退货！",
         "我想退货！另外能帮我改一下收货地址吗？谢谢",
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我要退款另外收货地址改成上海", ["我要退款", "另外收货地址改成上海"]),
+        ("我的订单还没到顺便问一下发票怎么开", ["我的订单还没到", "顺便问一下发票怎么开"]),
+        ("我要换另外一个颜色", ["我要换另外一个颜色"]),  # 另外 as "another"
+        ("还有货吗", ["还有货吗"]),  # 还有 as "still have"
+        ("另外我想改地址", ["另外我想改地址"]),  # already at the start
+    ],
+)
+def test_a_chinese_sentence_is_cut_before_a_word_opening_another_request(
+    text: str, expected: list[str]
+) -> None:
+    assert [text[s:e] for s, e in sentences(text)] == expected
 
 
 def test_short_sentences_join_a_neighbour() -> None:

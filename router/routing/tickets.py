@@ -21,6 +21,7 @@ What is removed, and why (each would otherwise route as a request of its own):
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -193,6 +194,10 @@ _SENTENCE_END = re.compile(
 )
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+#: Chinese words that open another request inside a sentence typed without punctuation
+#: ("我要退款另外收货地址改成上海"): the sentence is cut before them. Not 另外 as
+#: "another" ("换另外一个颜色"), nor 还有 (also "still have": "还有货吗").
+_ZH_NEXT_REQUEST = re.compile(r"另外(?![一个的两几些种件款色双条])|顺便|此外|再就是")
 
 
 def estimate_tokens(text: str) -> int:
@@ -247,10 +252,17 @@ def sentences(text: str, regions: list[tuple[int, int]] | None = None) -> list[t
     for para_start, para_end in _paragraphs(text, regions if regions is not None else _lines(text)):
         start = para_start
         for match in _SENTENCE_END.finditer(text, para_start, para_end):
-            spans.append(_trimmed(text, start, match.end()))
+            spans.extend(_requests(text, *_trimmed(text, start, match.end())))
             start = match.end()
-        spans.append(_trimmed(text, start, para_end))
+        spans.extend(_requests(text, *_trimmed(text, start, para_end)))
     return [(s, e) for s, e in spans if e > s and any(c.isalnum() for c in text[s:e])]
+
+
+def _requests(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """A sentence cut before each Chinese word that opens another request in it."""
+    cuts = [m.start() for m in _ZH_NEXT_REQUEST.finditer(text, start, end) if m.start() > start]
+    bounds = [start, *cuts, end]
+    return [_trimmed(text, a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def _cut(text: str, start: int, end: int, max_tokens: int) -> list[tuple[int, int]]:
