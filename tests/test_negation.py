@@ -158,6 +158,9 @@ def test_negation_typed_without_a_straight_apostrophe_reads_as_with_one(
         ("no refund, I want an exchange", True, False),  # a service, then a want
         ("No exchanges, just refund me", True, False),
         ("no return label, I need one", False, False),  # a thing missing, not the service
+        ("No refund!! Please refund me now", False, False),  # the same service, demanded
+        ("No refund, I want my money back now", False, False),
+        ("no exchange, please just tell me the status", False, False),
         # a missing thing, not a refusal of it
         ("no refund yet", False, False),
         ("no refund yet please", False, False),
@@ -255,10 +258,21 @@ def test_chinese_holds_questions_and_stops_are_not_refusals(text: str) -> None:
         "don't forget to ship my order",
         "please skip next week's box",  # skip is no cue: a pause
         "is there anything i can't ask you",  # ask, but not "ask for"
+        "forget my reservation, please",
+        "forget the old address, please send it to 12 Main Street",  # no service forgotten
+        "forget my old password, please send a new reset link",
+        "I haven't asked for a refund yet, can I still get one?",  # not yet: no refusal
+        "I never asked for a refund before, how do I do it?",
+        "You never asked for my order number, here it is: 5512",
+        "didn't I ask for a refund?",
     ],
 )
 def test_forget_alone_and_skip_are_requests_not_refusals(text: str) -> None:
     assert not analyse(text).refusals
+
+
+def test_a_request_to_forget_does_not_hide_a_refusal_after_it() -> None:
+    assert refused("actually forget that i don't need it") == ["need it"]
 
 
 def test_a_text_with_no_letter_or_digit_wants_nothing() -> None:

@@ -91,11 +91,8 @@ _EN_SERVICES = (
     "refund", "exchange", "replacement", "repair", "cancellation", "return", "credit",
     "voucher", "callback",
 )  # fmt: skip
-#: The next clause asks for something else: "forget the refund, just send a new one".
-_EN_ALTERNATIVE_NEXT = re.compile(
-    r"\s*[,;.!?]+\s*(?:(?:i|we)\s*(?:'d|would)\s+(?:like|rather|prefer)|(?:i|we)\s+(?:want|need)"
-    r"|just|please|send|give|instead|rather)\b"
-)
+#: What the next clause names when it asks for another service instead.
+_EN_OTHER = ("new one", "replace", "instead")
 #: ... nor when X is missing ("no refund yet") or to stop ("no more emails please").
 _EN_NO_X_STILL = (
     "yet", "still", "received", "arrived", "showing", "shown", "working", "more", "longer",
@@ -279,8 +276,9 @@ def analyse(text: str, lexicon: Lexicon | None = None) -> Analysis:
     cues = _find_cues(lower, lex)
     spans: list[NegatedSpan] = []
     for start, end in cues:
-        if spans and start < spans[-1].scope[1]:
-            continue  # already inside an earlier cue's scope
+        last = spans[-1] if spans else None
+        if last and start < last.scope[1] and (last.refusal or not _forgets(lower, last)):
+            continue  # already inside an earlier cue's scope (a request to forget reads on)
         scope_end = _clause_end(lower, end, lex)
         while scope_end > end and lower[scope_end - 1].isspace():
             scope_end -= 1
@@ -406,6 +404,37 @@ def _continues(lower: str, scope_end: int) -> bool:
     return any(ch.isalnum() for ch in lower[scope_end:])
 
 
+def _forgets(lower: str, span: NegatedSpan) -> bool:
+    return lower[span.cue[0] : span.cue[1]] in ("forget", "forget about")
+
+
+def _service_swap(lower: str, named: list[str], scope_end: int) -> bool:
+    """``named`` ends with a service (refund, exchange, ...) and the next clause, after a
+    comma or semicolon, asks for another one: "no refund, I want an exchange", "forget
+    the refund, just send a replacement". Not "No refund! Please refund me", "forget my
+    old address, please send it to ...", "forget my reservation, please"."""
+    if not named or named[-1].removesuffix("s") not in _EN_SERVICES:
+        return False
+    rest = lower[scope_end:].lstrip()
+    if not rest.startswith((",", ";")):
+        return False
+    clause = re.split(r"[.!?;]", rest[1:], maxsplit=1)[0]
+    others = {w.removesuffix("s") for w in _WORD.findall(clause)} & set(_EN_SERVICES)
+    return bool(others - {named[-1].removesuffix("s")}) or any(o in clause for o in _EN_OTHER)
+
+
+def _did_not_ask(lower: str, start: int, cue: str, end: int) -> bool:
+    """ "I didn't ask for X" / "we don't ask for X": a refusal; not "haven't asked for
+    it yet", "never asked before", a question, or someone else who did not ask."""
+    before = _WORD.findall(lower[:start])
+    did = cue in ("didnt", "dont") or (cue == "n't" and before[-1:] in (["did"], ["do"]))
+    subject = before[-2:-1] if cue == "n't" else before[-1:]
+    tail = _WORD.findall(lower[end:])
+    clause_end = next((i for i, ch in enumerate(lower[end:]) if ch in _PUNCT), len(lower) - end)
+    asks = lower[end + clause_end : end + clause_end + 1] == "?"
+    return did and subject in (["i"], ["we"]) and not {"yet", "before"} & set(tail) and not asks
+
+
 def _zh_topic(lower: str, start: int) -> tuple[int, int] | None:
     """A short object fronted before a Chinese refusal cue ("地址不用改了"), or None."""
     lead = _clause_lead(lower, start)[1]
@@ -427,14 +456,14 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
         # asks to cancel X, a request ("skip" is no cue: "skip next week's box" pauses)
         lead = _WORD.findall(lower[_clause_lead(lower, start)[0] : start])
         head = not [w for w in lead if w not in ("please", "just", "oh", "ok", "okay")]
-        return head and _EN_ALTERNATIVE_NEXT.match(lower, scope_end) is not None
+        return head and _service_swap(lower, _WORD.findall(lower[end:scope_end]), scope_end)
     if cue == "no longer" or _DISCONTINUE.search(lower, end, scope_end + 12):
         return False
     words = _WORD.findall(lower[end:scope_end])[:3]
     if words and words[0] in _EN_STATIVE:
         return False
-    if words[:2] in (["ask", "for"], ["asked", "for"]):
-        return True  # "I didn't ask for a refund"; "what can't I ask you" is no refusal
+    if words[:2] in (["ask", "for"], ["asked", "for"]) and _did_not_ask(lower, start, cue, end):
+        return True  # "I didn't ask for a refund"; not "I haven't asked for it yet"
     if words and words[0] in lex.refusal:
         return True
     if cue == "no" and words and words[0] in ("need", "thanks", "problem", "issue"):
@@ -450,9 +479,8 @@ def _is_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexicon) 
         asks = _alternation(_EN_NO_X_THEN).search(lower, scope_end)
         if (closed or asks) and len(named) <= 3 and not set(named) & set(_EN_NO_X_STILL):
             return True  # "no refund please", "no refund, I'd rather have a new one"
-        service = len(named) == 1 and named[0].removesuffix("s") in _EN_SERVICES
-        if service and _EN_ALTERNATIVE_NEXT.match(lower, scope_end):
-            return True  # "no refund, I want an exchange" ("no package, I want ..." reports)
+        if len(named) == 1 and _service_swap(lower, named, scope_end):
+            return True  # "no refund, I want an exchange" (not "no refund, I want my money")
     # A denied category: "not a complaint", "it's not about a refund", "that isn't the problem"
     if words and words[0] in _DENIED:
         if cue == "not" and not lead:

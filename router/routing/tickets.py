@@ -195,9 +195,15 @@ _SENTENCE_END = re.compile(
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 #: Chinese words that open another request inside a sentence typed without punctuation
-#: ("我要退款另外收货地址改成上海"): the sentence is cut before them. Not 另外 as
-#: "another" ("换另外一个颜色"), nor 还有 (also "still have": "还有货吗").
-_ZH_NEXT_REQUEST = re.compile(r"另外(?![一个的两几些种件款色双条])|顺便|此外|再就是")
+#: ("我要退款另外收货地址改成上海"): the sentence is cut before them. Not after a
+#: negation, a modal, a request or a pronoun, where they modify the verb that follows
+#: ("我不需要你们顺便寄发票", "运费需要另外付吗"); not 另外 as "another" ("换另外一个颜色",
+#: "另外2件"); not 此外 inside 因此/如此/除此 ("因此外壳要换"); never 还有 ("还有货吗").
+_ZH_NEXT_REQUEST = re.compile(
+    r"(?<![不没要用需别想以能请们我你他她它求该得])"
+    r"(?:另外(?![一二两三四五六七八九十几半个的些种件款色双条那这\d０-９])"
+    r"|顺便|(?<![因如除彼在])此外|再就是)"
+)
 
 
 def estimate_tokens(text: str) -> int:
