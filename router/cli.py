@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from router import __version__
 from router.errors import RouterError, UsageError
 from router.extras import require
+from router.limits import MAX_TEXT_CHARS, MAX_TOP_K
 from router.model.catalogue import CATALOGUE, DEFAULT_MODEL
 from router.routing.index import IndexSettings, Scoring
 from router.routing.intents import IntentsLimits
@@ -109,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         "--port", type=_port, default=50051, help="port, 0-65535 (0 picks a free one)"
     )
     serve.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
-    serve.add_argument("--max-text-chars", type=int, default=20_000)
+    serve.add_argument("--max-text-chars", type=int, default=MAX_TEXT_CHARS)
     serve.add_argument("--max-batch-size", type=int, default=512, help="texts per ClassifyBatch")
     serve.add_argument(
         "--max-request-chars", type=int, default=200_000,
@@ -398,10 +399,9 @@ def _classify(args: argparse.Namespace) -> int:
     from router.routing.engine import Engine
     from router.routing.folding import without_lone_surrogates
     from router.routing.intents import load_intents
-    from router.serving.service import Limits
 
-    if not 1 <= args.top_k <= Limits().max_top_k:
-        raise UsageError(f"--top-k must be in [1, {Limits().max_top_k}], got {args.top_k}")
+    if not 1 <= args.top_k <= MAX_TOP_K:
+        raise UsageError(f"--top-k must be in [1, {MAX_TOP_K}], got {args.top_k}")
     texts = [without_lone_surrogates(t) for t in args.texts]  # undecodable bytes in argv
     blank = [i for i, text in enumerate(texts, start=1) if is_blank(text)]
     if blank:

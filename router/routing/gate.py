@@ -31,6 +31,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from router.errors import DataError, GateError, Problem
+from router.limits import MAX_TEXT_CHARS
 from router.routing.engine import BuildAbandoned, Engine, Snapshot
 from router.routing.intents import GATE_FILE, UNKNOWN, IntentSet, YamlLoader
 from router.routing.scorecard import FIGURES, Row, Scorecard, figures, load_labelled
@@ -54,7 +55,7 @@ __all__ = [
 MAX_DATA_BYTES = 16 * 1024 * 1024
 #: A gate row longer than this is an error: the server refuses such texts from callers
 #: (``serve --max-text-chars``' default), and measuring one costs memory at every reload.
-MAX_ROW_CHARS = 20_000
+MAX_ROW_CHARS = MAX_TEXT_CHARS
 #: Two figures this close count as equal (0.92 - 0.02 is 0.9000000000000001).
 _TOLERANCE = 1e-9
 _KINDS = ("min", "max_drop")

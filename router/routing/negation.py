@@ -366,7 +366,7 @@ def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexico
     if cue == "算了":  # "退款就算了，给我换一个": forget the fronted thing, ask another
         topic = _zh_topic(lower, start)
         told = lead.endswith("就") and not lead.startswith(_ZH_RATHER)  # 还是退款算了: do it
-        return told and topic is not None and _continues(lower, scope_end)
+        return told and topic is not None and _words_follow(lower, scope_end)
     if cue in ("不要", "不想") and _ZH_DISCONTINUE.fullmatch(scope.strip()):
         # 不要了 / 不想用了: wants to stop, a request ("这单我不要了，我要取消"); "退款不要
         # 了，我要换货" refuses the fronted service for the want that follows
@@ -388,7 +388,7 @@ def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexico
             return False
         if _ZH_ALTERNATIVE.match(lower, scope_end):
             return True  # another clause asks for something else
-        return scope.rstrip().endswith("了") and not _continues(lower, scope_end)
+        return scope.rstrip().endswith("了") and not _words_follow(lower, scope_end)
     if cue == "不是":
         # "不是要退货", clause-initial "(我并)不是投诉": refused; "收到的不是我订的",
         # "不是我买的", "不是15的" state a fact
@@ -399,7 +399,7 @@ def _is_zh_refusal(lower: str, start: int, end: int, scope_end: int, lex: Lexico
     return any(nxt.startswith(w) for w in lex.refusal if _is_cjk(w[0]))
 
 
-def _continues(lower: str, scope_end: int) -> bool:
+def _words_follow(lower: str, scope_end: int) -> bool:
     """Whether words follow the clause that ends at ``scope_end``."""
     return any(ch.isalnum() for ch in lower[scope_end:])
 

@@ -30,6 +30,7 @@ from router.errors import (
     OverloadedError,
     RouterError,
 )
+from router.limits import MAX_TEXT_CHARS, MAX_TOP_K
 from router.routing.blank import is_blank
 from router.routing.engine import Engine, Snapshot, Timings
 from router.routing.index import Prediction
@@ -49,9 +50,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_text_chars: int = 20_000
+    max_text_chars: int = MAX_TEXT_CHARS
     max_batch_size: int = 512
-    max_top_k: int = 20
+    max_top_k: int = MAX_TOP_K
     default_top_k: int = 3
     #: Characters in all the texts of one call: bounds one request's memory and model
     #: time (README "Operations" has the peak RSS measured at this limit).

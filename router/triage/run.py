@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from router.errors import DataError, Problem
+from router.limits import MAX_TEXT_CHARS
 from router.routing.intents import UNKNOWN
 from router.triage.progress import Progress
 from router.triage.reading import BadRow, Fields, InputFormat, Ticket, read_tickets
@@ -55,7 +56,7 @@ EMPTY_REASON = "empty"
 DEFAULT_BATCH = 32
 #: The longest ticket routed by default (subject and text, characters): ``serve``'s
 #: ``--max-text-chars`` default, so that a file reads the same in process and remotely.
-DEFAULT_MAX_TEXT_CHARS = 20_000
+DEFAULT_MAX_TEXT_CHARS = MAX_TEXT_CHARS
 
 
 class BadRowPolicy(enum.StrEnum):
