@@ -5,7 +5,7 @@ inside functions, under ``TYPE_CHECKING``) is checked against what its layer may
 At run time: a fresh interpreter imports a layer's modules and must not have loaded the
 heavy libraries (or the router packages) that layer keeps out.
 
-    base      router, errors, vectors, memory: no other router module
+    base      router, errors, vectors, memory, limits: no other router module
     extras    router.extras (the optional-dependency check, used by model.pull and
               quality): base only
     model     base, extras, model; never grpc; contract and encoder never pull/graph,
@@ -50,7 +50,9 @@ class Layer:
 
 
 LAYERS: dict[str, Layer] = {
-    "base": Layer(("router", "router.errors", "router.vectors", "router.memory"), ()),
+    "base": Layer(
+        ("router", "router.errors", "router.vectors", "router.memory", "router.limits"), ()
+    ),
     "extras": Layer(("router.extras",), ("base",)),
     "model": Layer(
         ("router.model.*",),
